@@ -1,0 +1,222 @@
+"""Desired job runs as frozen dataclasses (DESIGN.md §3).
+
+These are what the planner reasons about. They are built only by
+`controller.model.loader` from documents the JSON Schema already accepted,
+so they carry no validation of their own beyond what the types say. ECS-shaped
+parts (taskDefinition, RunTask pass-through fields) stay as JSON-like mappings
+in the API's own field names: they are handed to ECS as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+API_VERSION = "ecs-job-controller/v1"
+
+JsonObject = Mapping[str, Any]
+
+#: RunTask request members a manifest passes through unchanged (DESIGN.md §3).
+RUN_TASK_PASS_THROUGH = (
+    "launchType",
+    "capacityProviderStrategy",
+    "platformVersion",
+    "networkConfiguration",
+    "placementConstraints",
+    "placementStrategy",
+    "overrides",
+    "propagateTags",
+    "enableExecuteCommand",
+    "enableECSManagedTags",
+    "group",
+    "tags",
+)
+
+
+class Kind(StrEnum):
+    """The manifest kinds of our apiVersion."""
+
+    JOB_RUN = "JobRun"
+    CRON_JOB = "CronJob"
+
+
+class ConcurrencyPolicy(StrEnum):
+    """What a CronJob does when an occurrence is due while another runs."""
+
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+@dataclass(frozen=True, order=True)
+class RunKey:
+    """Identity of one desired run: `NAME/RUN_ID`."""
+
+    name: str
+    run_id: str
+
+    def __str__(self) -> str:
+        return f"{self.name}/{self.run_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> RunKey:
+        """Parse `NAME/RUN_ID` (the run id may itself contain no slash)."""
+        name, _, run_id = text.partition("/")
+        return cls(name, run_id)
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a document came from, for `PATH:LINE:` messages."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """A manifest's `metadata`."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def prune_protected(self) -> bool:
+        """True when `ecs-job-controller/prune: "false"` protects the family."""
+        return self.annotations.get("ecs-job-controller/prune", "true").lower() == "false"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before attempt n+1: initial * 2^(n-1), capped at max."""
+
+    initial_seconds: int = 10
+    max_seconds: int = 600
+
+    def delay(self, failed_attempts: int) -> int:
+        """Seconds to wait after the `failed_attempts`-th failure (1-based)."""
+        if failed_attempts < 1:
+            return 0
+        exponent = min(failed_attempts - 1, 32)
+        return int(min(self.max_seconds, self.initial_seconds * (2**exponent)))
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Where to add capacity when tasks cannot be placed."""
+
+    auto_scaling_group: str | None = None
+    max_pending_seconds: int = 900
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What one run executes: a JobRun's spec, or a CronJob's jobTemplate."""
+
+    cluster: str
+    task_definition: JsonObject | None = None
+    task_definition_ref: str | None = None
+    run_task: JsonObject = field(default_factory=dict)
+    count: int = 1
+    backoff_limit: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
+    active_deadline_seconds: int | None = None
+    success_containers: tuple[str, ...] = ()
+    capacity: Capacity = field(default_factory=Capacity)
+    suspend: bool = False
+    #: The spec exactly as written (minus runId/suspend): frozen into the ledger
+    #: when the first attempt starts, and hashed to detect drift afterwards.
+    raw: JsonObject = field(default_factory=dict, compare=False)
+
+    @property
+    def family(self) -> str | None:
+        """The task-definition family this spec registers into, if any."""
+        if self.task_definition is None:
+            return None
+        family = self.task_definition.get("family")
+        return str(family) if family is not None else None
+
+    @property
+    def digest(self) -> str:
+        """A stable hash of the spec as written, used to report drift."""
+        return spec_digest(self.raw)
+
+
+def spec_digest(raw: JsonObject) -> str:
+    """SHA-256 over the sorted-key JSON of a spec as written."""
+    import json  # local: keeps module import light for the hot loader path
+
+    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """A one-off desired run."""
+
+    metadata: Metadata
+    spec: JobSpec
+    run_id: str
+    source: SourceLocation
+
+    kind = Kind.JOB_RUN
+
+    @property
+    def name(self) -> str:
+        """The manifest's metadata.name."""
+        return self.metadata.name
+
+    @property
+    def key(self) -> RunKey:
+        """The run key NAME/RUN_ID."""
+        return RunKey(self.metadata.name, self.run_id)
+
+
+@dataclass(frozen=True)
+class CronJob:
+    """A schedule of runs; each occurrence is the run NAME/YYYYMMDDTHHMMZ."""
+
+    metadata: Metadata
+    schedule: str
+    time_zone: str
+    concurrency_policy: ConcurrencyPolicy
+    starting_deadline_seconds: int | None
+    suspend: bool
+    successful_runs_history_limit: int
+    failed_runs_history_limit: int
+    job_template: JobSpec
+    source: SourceLocation
+
+    kind = Kind.CRON_JOB
+
+    @property
+    def name(self) -> str:
+        """The manifest's metadata.name."""
+        return self.metadata.name
+
+
+Manifest = JobRun | CronJob
+
+
+@dataclass(frozen=True)
+class DesiredSet:
+    """Every valid manifest of one source snapshot, by kind and name."""
+
+    job_runs: Mapping[str, JobRun] = field(default_factory=dict)
+    cron_jobs: Mapping[str, CronJob] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.job_runs) + len(self.cron_jobs)
+
+    def manifests(self) -> list[Manifest]:
+        """All manifests, JobRuns first, each kind sorted by name."""
+        runs: list[Manifest] = [self.job_runs[n] for n in sorted(self.job_runs)]
+        crons: list[Manifest] = [self.cron_jobs[n] for n in sorted(self.cron_jobs)]
+        return runs + crons
