@@ -1,0 +1,223 @@
+"""What the controller remembers about runs: phases, attempts, tasks (DESIGN.md §4, §9).
+
+These records are the ledger's vocabulary and the planner's input. They are
+pure values; `controller.state` persists them and `controller.plan` computes
+the next ones. ECS forgets a stopped task after about an hour; these records
+are why `status` can still tell what happened last night.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from controller.model.manifest import Kind, RunKey
+
+
+class Phase(StrEnum):
+    """A run's phase; Succeeded and Failed are terminal."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        """True for Succeeded and Failed."""
+        return self in (Phase.SUCCEEDED, Phase.FAILED)
+
+
+class Reason(StrEnum):
+    """Why a run is in its phase (shown by `status`)."""
+
+    WAITING = "Waiting"
+    SUSPENDED = "Suspended"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    BACKOFF = "Backoff"
+    UNSCHEDULABLE = "Unschedulable"
+    SCALING_OUT = "ScalingOut"
+    COMPLETED = "Completed"
+    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    INFRASTRUCTURE_FAILURES = "InfrastructureFailures"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    TASK_DEFINITION_ERROR = "TaskDefinitionError"
+    RUN_TASK_ERROR = "RunTaskError"
+    ORPHANED = "Orphaned"
+    MISSED = "Missed"
+    CANCELLED = "Cancelled"
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt ended; None on the record while it is in flight."""
+
+    SUCCEEDED = "Succeeded"
+    #: a success container exited non-zero: counts against backoffLimit
+    APPLICATION_FAILURE = "ApplicationFailure"
+    #: the platform failed the task (TaskFailedToStart, Spot, vanished):
+    #: retried on its own budget
+    INFRASTRUCTURE_FAILURE = "InfrastructureFailure"
+    #: stopped by the controller (deadline, orphan, replace)
+    STOPPED = "Stopped"
+    #: RunTask was refused for good (bad task definition, missing cluster)
+    REJECTED = "Rejected"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One ECS task of an attempt, as last observed."""
+
+    arn: str
+    last_status: str = "PROVISIONING"
+    exit_codes: Mapping[str, int | None] = field(default_factory=dict)
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    #: True once ECS no longer knows the task (aged out or never existed)
+    missing: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        """True when ECS reports the task STOPPED (or it vanished)."""
+        return self.last_status == "STOPPED" or self.missing
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One RunTask for a run: the intent first, then what ECS did with it."""
+
+    number: int
+    client_token: str
+    task_definition_arn: str
+    #: the exact RunTask parameters, frozen with the intent so a repeat is
+    #: byte-for-byte the same request (ECS rejects a reused token otherwise)
+    request: Mapping[str, Any]
+    intent_at: datetime
+    tasks: tuple[TaskRecord, ...] = ()
+    #: RunTask answered; False means a crash may have cut the call short
+    submitted: bool = False
+    placement_failures: tuple[str, ...] = ()
+    outcome: AttemptOutcome | None = None
+    message: str = ""
+    finished_at: datetime | None = None
+
+    @property
+    def task_arns(self) -> tuple[str, ...]:
+        """The ARNs of the attempt's tasks."""
+        return tuple(t.arn for t in self.tasks)
+
+    @property
+    def finished(self) -> bool:
+        """True once the attempt has an outcome."""
+        return self.outcome is not None
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the first task started, else when the intent was recorded."""
+        starts = [t.started_at for t in self.tasks if t.started_at is not None]
+        return min(starts) if starts else None
+
+    @property
+    def stopped_at(self) -> datetime | None:
+        """When the last task stopped, once all have."""
+        if not self.tasks or not all(t.stopped for t in self.tasks):
+            return None
+        stops = [t.stopped_at for t in self.tasks if t.stopped_at is not None]
+        return max(stops) if stops else self.finished_at
+
+    @property
+    def exit_codes(self) -> dict[str, int | None]:
+        """Per container, the exit code; with several tasks the first non-zero wins."""
+        merged: dict[str, int | None] = {}
+        for task in self.tasks:
+            for name, code in task.exit_codes.items():
+                if name not in merged or (code not in (0, None) and merged[name] in (0, None)):
+                    merged[name] = code
+        return merged
+
+    @property
+    def stop_code(self) -> str | None:
+        """The stop code of the first task that has one."""
+        return next((t.stop_code for t in self.tasks if t.stop_code), None)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The ledger's memory of one run."""
+
+    key: RunKey
+    kind: Kind
+    phase: Phase
+    reason: Reason
+    message: str
+    created_at: datetime
+    updated_at: datetime
+    #: digest of the spec as written when last seen (drift detection)
+    spec_digest: str
+    #: the spec frozen when the first attempt started; None before that
+    frozen_spec: Mapping[str, Any] | None = None
+    task_definition_arn: str | None = None
+    attempts: tuple[AttemptRecord, ...] = ()
+    #: earliest time the next attempt may start (backoff, capacity retry)
+    not_before: datetime | None = None
+    #: when the run first waited for capacity (maxPendingSeconds)
+    pending_since: datetime | None = None
+    finished_at: datetime | None = None
+    #: optimistic-concurrency version; the ledger bumps it on every save
+    version: int = 0
+
+    @property
+    def started(self) -> bool:
+        """True once an attempt intent was recorded (the spec is frozen)."""
+        return bool(self.attempts)
+
+    @property
+    def current_attempt(self) -> AttemptRecord | None:
+        """The newest attempt, if any."""
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def first_started_at(self) -> datetime | None:
+        """When the first attempt's intent was recorded."""
+        return self.attempts[0].intent_at if self.attempts else None
+
+    def with_attempt(self, attempt: AttemptRecord) -> RunRecord:
+        """A copy with `attempt` replacing the one of the same number (or appended)."""
+        others = [a for a in self.attempts if a.number != attempt.number]
+        attempts = tuple(sorted([*others, attempt], key=lambda a: a.number))
+        return replace(self, attempts=attempts)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the append-only event log."""
+
+    at: datetime
+    run: RunKey | None
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RevisionRecord:
+    """What the controller learnt about one task-definition revision (immutable in ECS)."""
+
+    arn: str
+    family: str
+    revision: int
+    spec_hash: str
+    #: the `ecs-job-controller/owner` tag, if any
+    owner: str | None
+    status: str = "ACTIVE"
+
+
+def client_token(owner: str, key: RunKey, attempt: int) -> str:
+    """The deterministic RunTask clientToken: sha256("<owner>/<name>/<runId>/<attempt>")."""
+    text = f"{owner}/{key.name}/{key.run_id}/{attempt}"
+    return hashlib.sha256(text.encode()).hexdigest()
