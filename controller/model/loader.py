@@ -1,0 +1,438 @@
+"""From manifest bytes to validated models, judging each file and document alone.
+
+Pure: the source (a directory, an S3 prefix) hands over `{path: bytes}`; this
+module decodes, parses, validates against the JSON Schemas, applies the
+semantic checks the schema cannot express, and builds the frozen models of
+`controller.model.manifest`. Every problem becomes a `ManifestError`
+(`PATH:LINE: message`) and excludes only the document it is about.
+
+`ManifestLoader` keeps two memories between passes of a long-running loop:
+a parse cache keyed by (path, content hash), so unchanged files cost a hash
+and a dictionary lookup; and the last known good manifests, so an invalid
+edit keeps the previous version instead of looking like a deletion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.protocols import Validator
+
+from controller.model.manifest import (
+    API_VERSION,
+    RUN_TASK_PASS_THROUGH,
+    Backoff,
+    Capacity,
+    ConcurrencyPolicy,
+    CronJob,
+    DesiredSet,
+    JobRun,
+    JobSpec,
+    Kind,
+    Manifest,
+    Metadata,
+    SourceLocation,
+)
+from controller.model.problems import ManifestError
+from controller.model.yamldoc import YamlDocument, parse_yaml_documents
+
+#: Files larger than this are refused unread (DESIGN.md §3).
+MAX_FILE_BYTES = 1024 * 1024
+
+#: cron macros mapped to the five-field expressions they abbreviate.
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+_FARGATE_PROVIDERS = {"FARGATE", "FARGATE_SPOT"}
+
+
+def cron_expression(schedule: str) -> str:
+    """The five-field form of a schedule (macros expanded)."""
+    text = schedule.strip()
+    return CRON_MACROS.get(text.lower(), text)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one file yielded: its manifests and its problems."""
+
+    manifests: tuple[Manifest, ...] = ()
+    errors: tuple[ManifestError, ...] = ()
+    #: (kind, name) of documents that were ours but invalid, when the name
+    #: could be read: their runs are "invalid", never "deleted"
+    invalid_names: frozenset[tuple[str, str]] = frozenset()
+    #: True when the file could not be read at all (syntax error, encoding...)
+    unreadable: bool = False
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One source snapshot, loaded."""
+
+    desired: DesiredSet
+    errors: tuple[ManifestError, ...]
+    #: names whose current document is invalid (kept from last known good
+    #: where there was one): never orphan these
+    invalid_names: frozenset[tuple[str, str]] = frozenset()
+    #: some file could not be parsed at all: the set of names is not trustworthy
+    incomplete: bool = False
+    files: int = 0
+    cache_hits: int = 0
+
+
+@dataclass
+class ManifestLoader:
+    """Loads snapshots, remembering parses and last known good manifests."""
+
+    validators: Mapping[Kind, Validator]
+    _cache: dict[tuple[str, str], FileResult] = field(default_factory=dict)
+    _last_good: dict[str, FileResult] = field(default_factory=dict)
+
+    def load(
+        self, files: Mapping[str, bytes], extra_errors: Iterable[ManifestError] = ()
+    ) -> LoadResult:
+        """Load every file of a snapshot; bad documents are reported and skipped."""
+        results: dict[str, FileResult] = {}
+        hits = 0
+        new_cache: dict[tuple[str, str], FileResult] = {}
+        for path in sorted(files):
+            data = files[path]
+            cache_key = (path, hashlib.sha256(data).hexdigest())
+            cached = self._cache.get(cache_key)
+            if cached is None:
+                cached = parse_file(path, data, self.validators)
+            else:
+                hits += 1
+            new_cache[cache_key] = cached
+            results[path] = cached
+        # Forget files that are gone, so the cache cannot grow without bound.
+        self._cache = new_cache
+        errors: list[ManifestError] = list(extra_errors)
+        unreadable_paths = {e.path for e in errors}
+        for result in results.values():
+            errors.extend(result.errors)
+        desired, dup_errors, invalid_names = _assemble(results, self._last_good)
+        errors.extend(dup_errors)
+        for path, result in results.items():
+            if not result.errors:
+                self._last_good[path] = result
+        for path in list(self._last_good):
+            if path not in results and path not in unreadable_paths:
+                del self._last_good[path]  # deleted for real: no longer known good
+        incomplete = bool(unreadable_paths) or any(r.unreadable for r in results.values())
+        return LoadResult(
+            desired=desired,
+            errors=tuple(sorted(set(errors))),
+            invalid_names=invalid_names,
+            incomplete=incomplete,
+            files=len(files),
+            cache_hits=hits,
+        )
+
+
+def _assemble(
+    results: Mapping[str, FileResult], last_good: Mapping[str, FileResult]
+) -> tuple[DesiredSet, list[ManifestError], frozenset[tuple[str, str]]]:
+    """Combine per-file results: detect duplicate names, fall back to last known good."""
+    by_name: dict[tuple[str, str], list[Manifest]] = {}
+    invalid: set[tuple[str, str]] = set()
+    for result in results.values():
+        invalid.update(result.invalid_names)
+        for manifest in result.manifests:
+            by_name.setdefault((manifest.kind.value, manifest.name), []).append(manifest)
+    errors: list[ManifestError] = []
+    chosen: dict[tuple[str, str], Manifest] = {}
+    for ident, manifests in by_name.items():
+        if len(manifests) == 1:
+            chosen[ident] = manifests[0]
+            continue
+        places = ", ".join(str(m.source) for m in manifests)
+        for m in manifests:
+            errors.append(
+                ManifestError(
+                    m.source.path,
+                    m.source.line,
+                    f"duplicate {ident[0]} metadata.name {ident[1]!r} (defined at {places})",
+                )
+            )
+        invalid.add(ident)
+    # Last known good: a file that is broken now keeps what it last yielded.
+    for path, result in results.items():
+        if not result.errors:
+            continue
+        previous = last_good.get(path)
+        if previous is None:
+            continue
+        for manifest in previous.manifests:
+            ident = (manifest.kind.value, manifest.name)
+            if ident not in chosen and ident not in by_name:
+                chosen[ident] = manifest
+                invalid.add(ident)
+    # Files that vanished because they became unreadable are also kept.
+    for path, previous in last_good.items():
+        if path in results:
+            continue
+        for manifest in previous.manifests:
+            ident = (manifest.kind.value, manifest.name)
+            if ident in invalid and ident not in chosen:
+                chosen[ident] = manifest
+    job_runs = {n: m for (k, n), m in chosen.items() if isinstance(m, JobRun)}
+    cron_jobs = {n: m for (k, n), m in chosen.items() if isinstance(m, CronJob)}
+    return DesiredSet(job_runs, cron_jobs), errors, frozenset(invalid)
+
+
+def parse_file(path: str, data: bytes, validators: Mapping[Kind, Validator]) -> FileResult:
+    """Parse one file's bytes into manifests and errors."""
+    if len(data) > MAX_FILE_BYTES:
+        return FileResult(
+            errors=(ManifestError(path, 1, f"file is larger than {MAX_FILE_BYTES} bytes"),),
+            unreadable=True,
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return FileResult(
+            errors=(ManifestError(path, line, f"not UTF-8 text: {exc.reason}"),),
+            unreadable=True,
+        )
+    manifests: list[Manifest] = []
+    errors: list[ManifestError] = []
+    invalid: set[tuple[str, str]] = set()
+    unreadable = False
+    for item in parse_yaml_documents(path, text):
+        if isinstance(item, ManifestError):
+            errors.append(item)
+            unreadable = True
+            continue
+        manifest, doc_errors = _parse_document(path, item, validators)
+        if manifest is not None:
+            manifests.append(manifest)
+        elif doc_errors:
+            ident = _best_effort_identity(item.value)
+            if ident is not None:
+                invalid.add(ident)
+        errors.extend(doc_errors)
+    return FileResult(tuple(manifests), tuple(errors), frozenset(invalid), unreadable)
+
+
+def _best_effort_identity(value: Any) -> tuple[str, str] | None:
+    """(kind, name) of an invalid document, when both can be read."""
+    if not isinstance(value, dict):
+        return None
+    kind, metadata = value.get("kind"), value.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if isinstance(kind, str) and isinstance(name, str):
+        return (kind, name)
+    return None
+
+
+def _parse_document(
+    path: str, doc: YamlDocument, validators: Mapping[Kind, Validator]
+) -> tuple[Manifest | None, list[ManifestError]]:
+    """Validate one document and build its model; (None, []) if it is not ours."""
+    value = doc.value
+    if not isinstance(value, dict) or value.get("apiVersion") != API_VERSION:
+        return None, []  # other YAML in the repository: not ours to judge
+    kind_text = value.get("kind")
+    try:
+        kind = Kind(kind_text)
+    except ValueError:
+        known = ", ".join(k.value for k in Kind)
+        line = doc.line_of(("kind",))
+        return None, [ManifestError(path, line, f"unknown kind {kind_text!r} (known: {known})")]
+    schema_errors = sorted(validators[kind].iter_errors(value), key=_error_sort_key)
+    if schema_errors:
+        return None, [_schema_error(path, doc, e) for e in schema_errors]
+    location = SourceLocation(path, doc.line)
+    semantic = _semantic_errors(kind, value)
+    if semantic:
+        return None, [
+            ManifestError(path, doc.line_of(pointer), f"{_pointer(pointer)}: {message}")
+            for pointer, message in semantic
+        ]
+    return _build(kind, value, location), []
+
+
+def _error_sort_key(error: ValidationError) -> tuple[str, str]:
+    return ("/".join(str(p) for p in error.absolute_path), error.message)
+
+
+def _pointer(parts: Iterable[str | int]) -> str:
+    """A JSON pointer (RFC 6901) for a path."""
+    escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
+    return "/" + "/".join(escaped) if escaped else "/"
+
+
+def _deepest(error: ValidationError) -> ValidationError:
+    """For anyOf/oneOf errors, the sub-error that names the real field.
+
+    Optional members accept null (`anyOf: [X, {type: null}]`); the null
+    branch's complaint is never the useful one, so it is set aside.
+    """
+    while error.context:
+        useful = [e for e in error.context if e.schema != {"type": "null"}]
+        best = best_match(useful or error.context)
+        if best is None:
+            break
+        error = best
+    return error
+
+
+def _schema_error(path: str, doc: YamlDocument, error: ValidationError) -> ManifestError:
+    """Turn a jsonschema error into `PATH:LINE: /json/pointer: reason`."""
+    error = _deepest(error)
+    parts: tuple[str | int, ...] = tuple(error.absolute_path)
+    line = doc.line_of(parts)
+    message = error.message
+    if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(
+        error.instance, dict
+    ):
+        # jsonschema names the unexpected keys only inside its message; point
+        # at the first of them (its key's line) rather than at the parent.
+        extra = sorted(k for k in error.instance if f"'{k}'" in error.message)
+        if extra:
+            parts = (*parts, extra[0])
+            line = doc.line_of(parts, key=True)
+            hint = ", ".join(repr(k) for k in extra)
+            message = f"unknown field(s) {hint} (not allowed here)"
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return ManifestError(path, line, f"{_pointer(parts)}: {message}")
+
+
+def _semantic_errors(kind: Kind, value: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Checks the JSON Schema cannot express, as (pointer, message) pairs."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    spec = value["spec"]
+    if kind is Kind.CRON_JOB:
+        found.extend(_schedule_errors(spec))
+        job = spec["jobTemplate"]
+        base: tuple[str | int, ...] = ("spec", "jobTemplate")
+    else:
+        job = spec
+        base = ("spec",)
+    found.extend(((*base, *p), m) for p, m in _job_spec_errors(job))
+    return found
+
+
+def _schedule_errors(spec: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    tz_name = spec.get("timeZone", "UTC")
+    try:
+        zone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        found.append((("spec", "timeZone"), f"unknown IANA time zone {tz_name!r}"))
+        zone = ZoneInfo("UTC")
+    try:
+        CronSim(cron_expression(spec["schedule"]), datetime(2026, 1, 1, tzinfo=UTC).astimezone(zone))
+    except CronSimError as exc:
+        found.append((("spec", "schedule"), f"invalid cron schedule {spec['schedule']!r}: {exc}"))
+    return found
+
+
+def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    has_td = job.get("taskDefinition") is not None
+    has_ref = job.get("taskDefinitionRef") is not None
+    if has_td == has_ref:
+        found.append(((), "exactly one of taskDefinition and taskDefinitionRef is required"))
+    strategy = job.get("capacityProviderStrategy") or []
+    fargate = job.get("launchType") == "FARGATE" or any(
+        isinstance(item, dict) and item.get("capacityProvider") in _FARGATE_PROVIDERS
+        for item in strategy
+    )
+    if fargate and not job.get("networkConfiguration"):
+        found.append(((), "FARGATE needs networkConfiguration (awsvpc subnets)"))
+    if job.get("launchType") and strategy:
+        found.append((("launchType",), "launchType and capacityProviderStrategy exclude each other"))
+    if has_td:
+        containers = {
+            c.get("name")
+            for c in job["taskDefinition"].get("containerDefinitions") or []
+            if isinstance(c, dict)
+        }
+        for i, name in enumerate(job.get("successContainers") or []):
+            if name not in containers:
+                found.append((("successContainers", i), f"no container named {name!r}"))
+        overrides = job.get("overrides") or {}
+        for i, override in enumerate(overrides.get("containerOverrides") or []):
+            name = override.get("name") if isinstance(override, dict) else None
+            if name is not None and name not in containers:
+                found.append(
+                    (("overrides", "containerOverrides", i, "name"), f"no container named {name!r}")
+                )
+    backoff = job.get("backoff") or {}
+    if backoff.get("initialSeconds", 10) > backoff.get("maxSeconds", 600):
+        found.append((("backoff",), "initialSeconds is larger than maxSeconds"))
+    return found
+
+
+def _build(kind: Kind, value: Mapping[str, Any], location: SourceLocation) -> Manifest:
+    meta = value["metadata"]
+    metadata = Metadata(
+        name=meta["name"],
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+    )
+    spec = value["spec"]
+    if kind is Kind.JOB_RUN:
+        return JobRun(
+            metadata=metadata,
+            spec=_job_spec(spec),
+            run_id=str(spec.get("runId", "1")),
+            source=location,
+        )
+    return CronJob(
+        metadata=metadata,
+        schedule=spec["schedule"],
+        time_zone=spec.get("timeZone", "UTC"),
+        concurrency_policy=ConcurrencyPolicy(spec.get("concurrencyPolicy", "Forbid")),
+        starting_deadline_seconds=spec.get("startingDeadlineSeconds"),
+        suspend=bool(spec.get("suspend", False)),
+        successful_runs_history_limit=int(spec.get("successfulRunsHistoryLimit", 3)),
+        failed_runs_history_limit=int(spec.get("failedRunsHistoryLimit", 3)),
+        job_template=_job_spec(spec["jobTemplate"]),
+        source=location,
+    )
+
+
+def _job_spec(spec: Mapping[str, Any]) -> JobSpec:
+    backoff = spec.get("backoff") or {}
+    capacity = spec.get("capacity") or {}
+    run_task = {k: spec[k] for k in RUN_TASK_PASS_THROUGH if spec.get(k) is not None}
+    raw = {k: v for k, v in spec.items() if k not in ("runId", "suspend")}
+    return JobSpec(
+        cluster=spec["cluster"],
+        task_definition=spec.get("taskDefinition"),
+        task_definition_ref=spec.get("taskDefinitionRef"),
+        run_task=run_task,
+        count=int(spec.get("count", 1)),
+        backoff_limit=int(spec.get("backoffLimit", 0)),
+        backoff=Backoff(
+            initial_seconds=int(backoff.get("initialSeconds", 10)),
+            max_seconds=int(backoff.get("maxSeconds", 600)),
+        ),
+        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
+        success_containers=tuple(spec.get("successContainers") or ()),
+        capacity=Capacity(
+            auto_scaling_group=capacity.get("autoScalingGroup"),
+            max_pending_seconds=int(capacity.get("maxPendingSeconds", 900)),
+        ),
+        suspend=bool(spec.get("suspend", False)),
+        raw=raw,
+    )

@@ -1,0 +1,138 @@
+"""A directory of manifests, usually a Git checkout (DESIGN.md §2 source).
+
+Reads every `*.yaml` / `*.yml` below the root, skipping dot-directories such
+as `.git/`. Refuses, with a `PATH:LINE:` error and without reading them,
+files over 1 MiB and symlinks that resolve outside the root (a checkout must
+not be able to make the controller read `/etc/...`). The revision is the Git
+commit when the root is in a work tree, else a digest of the contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from controller.errors import TransientError
+from controller.model.loader import MAX_FILE_BYTES
+from controller.model.problems import ManifestError
+from controller.sources.snapshot import Snapshot
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def read_tree(root: Path, display_root: str) -> tuple[dict[str, bytes], list[ManifestError]]:
+    """Read manifest files below `root`; paths are shown under `display_root`."""
+    real_root = root.resolve()
+    files: dict[str, bytes] = {}
+    errors: list[ManifestError] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
+        kept = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            target = (here / name).resolve()
+            if not _is_within(target, real_root):
+                shown = os.path.join(display_root, (here / name).relative_to(root))
+                errors.append(ManifestError(shown, 1, "symlink leaves the source root: skipped"))
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if not name.endswith(MANIFEST_SUFFIXES) or name.startswith("."):
+                continue
+            path = here / name
+            shown = os.path.join(display_root, path.relative_to(root))
+            problem = _refusal(path, real_root)
+            if problem is not None:
+                errors.append(ManifestError(shown, 1, problem))
+                continue
+            try:
+                files[shown] = path.read_bytes()
+            except OSError as exc:
+                errors.append(ManifestError(shown, 1, f"cannot read: {exc.strerror}"))
+    return files, errors
+
+
+def _refusal(path: Path, real_root: Path) -> str | None:
+    """Why a file must not be read, or None."""
+    try:
+        target = path.resolve(strict=True)
+        size = target.stat().st_size
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if not _is_within(target, real_root):
+        return "symlink leaves the source root: skipped"
+    if size > MAX_FILE_BYTES:
+        return f"file is larger than {MAX_FILE_BYTES} bytes ({size}): skipped"
+    return None
+
+
+def git_revision(root: Path) -> str | None:
+    """The checked-out commit when `root` is inside a Git work tree."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = done.stdout.strip()
+    return text if done.returncode == 0 and text else None
+
+
+class DirectorySource:
+    """Manifests from a local directory tree (a Git checkout)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.display_root = str(root)
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        """The directory path as given."""
+        return self.display_root
+
+    def snapshot(self) -> Snapshot:
+        """Read the tree; raise TransientError if the root itself is unreadable."""
+        if not self.root.is_dir():
+            raise TransientError(f"source directory {self.display_root!r} is not readable")
+        files, errors = read_tree(self.root, self.display_root)
+        revision = git_revision(self.root) or content_revision(files)
+        return Snapshot(revision=revision, files=files, errors=tuple(errors))
+
+
+def content_revision(files: dict[str, bytes]) -> str:
+    """A digest of the paths and contents: the revision of a tree outside Git."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.encode())
+        digest.update(hashlib.sha256(files[path]).digest())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def read_paths(paths: list[str]) -> tuple[dict[str, bytes], list[ManifestError]]:
+    """Read manifests from files and directories named on a command line."""
+    files: dict[str, bytes] = {}
+    errors: list[ManifestError] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            more, problems = read_tree(path, given)
+            files.update(more)
+            errors.extend(problems)
+            continue
+        problem = _refusal(path, path.resolve().parent)
+        if problem is not None:
+            errors.append(ManifestError(given, 1, problem))
+            continue
+        files[given] = path.read_bytes()
+    return files, errors

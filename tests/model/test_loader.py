@@ -1,0 +1,324 @@
+"""The loader judges each file and document alone and reports PATH:LINE: message."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from controller.model.loader import MAX_FILE_BYTES, ManifestLoader, parse_file
+from controller.model.manifest import ConcurrencyPolicy, CronJob, JobRun, RunKey
+from controller.schemas import validators
+from controller.sources.directory import DirectorySource, read_paths
+
+GOOD = textwrap.dedent(
+    """\
+    apiVersion: ecs-job-controller/v1
+    kind: JobRun
+    metadata: {name: good}
+    spec:
+      cluster: batch
+      taskDefinition:
+        family: good
+        containerDefinitions:
+          - {name: app, image: busybox, memory: 128}
+    """
+)
+
+
+def job(name: str, spec_extra: str = "") -> str:
+    """A valid JobRun document; `spec_extra` lines (two-space indented) join its spec."""
+    return (
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: JobRun\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n"
+        "  cluster: batch\n"
+        f"{spec_extra}"
+        "  taskDefinition:\n"
+        f"    family: {name}\n"
+        "    containerDefinitions:\n"
+        "      - {name: app, image: busybox, memory: 128}\n"
+    )
+
+
+def messages(files: dict[str, str | bytes]) -> list[str]:
+    loader = ManifestLoader(validators())
+    raw = {p: (c.encode() if isinstance(c, str) else c) for p, c in files.items()}
+    return [str(e) for e in loader.load(raw).errors]
+
+
+def test_valid_jobrun_builds_the_model() -> None:
+    result = ManifestLoader(validators()).load({"m/good.yaml": GOOD.encode()})
+    assert result.errors == ()
+    run = result.desired.job_runs["good"]
+    assert isinstance(run, JobRun)
+    assert run.key == RunKey("good", "1")
+    assert run.spec.cluster == "batch"
+    assert run.spec.family == "good"
+    assert run.source.path == "m/good.yaml"
+    assert run.source.line == 1
+
+
+def test_yaml_syntax_error_is_reported_with_its_line_and_other_files_still_load() -> None:
+    broken = "apiVersion: ecs-job-controller/v1\nkind: JobRun\nmetadata: {name: [x\n"
+    errors = messages({"a.yaml": broken, "b.yaml": GOOD})
+    assert len(errors) == 1
+    assert errors[0].startswith("a.yaml:")
+    assert "YAML syntax error" in errors[0]
+    result = ManifestLoader(validators()).load({"a.yaml": broken.encode(), "b.yaml": GOOD.encode()})
+    assert list(result.desired.job_runs) == ["good"]
+    assert result.incomplete
+
+
+def test_documents_before_a_syntax_error_still_load() -> None:
+    text = GOOD + "---\nfoo: [\n"
+    result = ManifestLoader(validators()).load({"a.yaml": text.encode()})
+    assert list(result.desired.job_runs) == ["good"]
+    assert len(result.errors) == 1
+    assert result.errors[0].line == 12
+
+
+def test_schema_violation_names_the_json_pointer_and_the_line() -> None:
+    text = job("typo", spec_extra="  backofLimit: 2\n")
+    errors = messages({"t.yaml": text})
+    assert len(errors) == 1
+    assert errors[0].startswith("t.yaml:6: /spec/backofLimit: ")
+    assert "backofLimit" in errors[0]
+
+
+def test_wrong_type_deep_in_the_task_definition_points_at_the_field() -> None:
+    text = textwrap.dedent(
+        """\
+        apiVersion: ecs-job-controller/v1
+        kind: JobRun
+        metadata: {name: deep}
+        spec:
+          cluster: batch
+          taskDefinition:
+            family: deep
+            containerDefinitions:
+              - name: app
+                image: busybox
+                portMappings:
+                  - containerPort: eighty
+        """
+    )
+    errors = messages({"d.yaml": text})
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "d.yaml:12: /spec/taskDefinition/containerDefinitions/0/portMappings/0/containerPort: "
+    )
+
+
+def test_each_document_of_a_file_is_judged_alone() -> None:
+    text = job("one") + "---\n" + job("two", spec_extra="  count: 99\n") + "---\n" + job("three")
+    result = ManifestLoader(validators()).load({"multi.yaml": text.encode()})
+    assert sorted(result.desired.job_runs) == ["one", "three"]
+    assert len(result.errors) == 1
+    assert "/spec/count" in str(result.errors[0])
+    assert ("JobRun", "two") in result.invalid_names
+
+
+def test_duplicate_names_of_the_same_kind_name_both_files() -> None:
+    errors = messages({"a.yaml": job("same"), "b.yaml": job("same"), "c.yaml": job("other")})
+    assert len(errors) == 2
+    assert all("duplicate JobRun metadata.name 'same'" in e for e in errors)
+    assert all("a.yaml:1" in e and "b.yaml:1" in e for e in errors)
+
+
+def test_same_name_in_different_kinds_is_allowed() -> None:
+    cron = textwrap.dedent(
+        """\
+        apiVersion: ecs-job-controller/v1
+        kind: CronJob
+        metadata: {name: same}
+        spec:
+          schedule: "@daily"
+          jobTemplate:
+            cluster: batch
+            taskDefinitionRef: same:1
+        """
+    )
+    loader = ManifestLoader(validators())
+    result = loader.load({"a.yaml": job("same").encode(), "b.yaml": cron.encode()})
+    assert result.errors == ()
+    assert "same" in result.desired.job_runs
+    assert "same" in result.desired.cron_jobs
+
+
+def test_non_utf8_file_is_reported_with_the_line_of_the_bad_byte() -> None:
+    data = GOOD.encode().replace(b"busybox", b"busy\xffbox")
+    errors = messages({"bad.yaml": data})
+    assert errors == ["bad.yaml:9: not UTF-8 text: invalid start byte"]
+
+
+def test_file_over_one_mebibyte_is_refused() -> None:
+    data = GOOD.encode() + b"#" * MAX_FILE_BYTES
+    result = parse_file("big.yaml", data, validators())
+    assert result.manifests == ()
+    assert "larger than" in str(result.errors[0])
+
+
+def test_billion_laughs_is_refused_without_expanding() -> None:
+    bomb = ["apiVersion: ecs-job-controller/v1", "kind: JobRun", 'a0: &a0 ["lol"]']
+    for i in range(1, 30):
+        prev = f"*a{i - 1}"
+        bomb.append(f"a{i}: &a{i} [{', '.join([prev] * 9)}]")
+    errors = messages({"bomb.yaml": "\n".join(bomb) + "\n"})
+    assert len(errors) == 1
+    assert "alias bomb" in errors[0]
+
+
+def test_recursive_alias_is_refused() -> None:
+    errors = messages({"r.yaml": "a: &x [*x]\n"})
+    assert len(errors) == 1
+    assert "recursive" in errors[0] or "alias" in errors[0]
+
+
+def test_small_aliases_are_fine() -> None:
+    text = job("aliased").replace(
+        "containerDefinitions:", "containerDefinitions: &c"
+    ) + "# end\n"
+    assert messages({"a.yaml": text}) == []
+
+
+def test_duplicate_mapping_keys_are_errors() -> None:
+    text = GOOD.replace("  cluster: batch\n", "  cluster: batch\n  cluster: other\n")
+    errors = messages({"k.yaml": text})
+    assert errors == ["k.yaml:6: duplicate key 'cluster' in a mapping"]
+
+
+def test_other_api_versions_and_non_mappings_are_ignored() -> None:
+    other = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n- a\n- b\n---\n"
+    result = ManifestLoader(validators()).load({"k8s.yaml": other.encode()})
+    assert result.errors == ()
+    assert len(result.desired) == 0
+
+
+def test_unknown_kind_with_our_api_version_is_an_error() -> None:
+    text = "apiVersion: ecs-job-controller/v1\nkind: Job\nmetadata: {name: x}\nspec: {}\n"
+    errors = messages({"u.yaml": text})
+    assert errors == ["u.yaml:2: unknown kind 'Job' (known: JobRun, CronJob)"]
+
+
+def test_task_definition_and_ref_together_or_neither_are_errors() -> None:
+    both = job("both", spec_extra="  taskDefinitionRef: both:3\n")
+    neither = "apiVersion: ecs-job-controller/v1\nkind: JobRun\nmetadata: {name: n}\nspec: {cluster: c}\n"
+    errs = messages({"both.yaml": both, "neither.yaml": neither})
+    assert len(errs) == 2
+    assert all("exactly one of taskDefinition and taskDefinitionRef" in e for e in errs)
+
+
+def test_fargate_without_network_configuration_is_an_error() -> None:
+    errs = messages({"f.yaml": job("f", spec_extra="  launchType: FARGATE\n")})
+    assert len(errs) == 1
+    assert "FARGATE needs networkConfiguration" in errs[0]
+    strategy = "  capacityProviderStrategy: [{capacityProvider: FARGATE_SPOT, weight: 1}]\n"
+    assert "FARGATE needs" in messages({"s.yaml": job("s", spec_extra=strategy)})[0]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "zone", "expected"),
+    [
+        ("61 * * * *", "UTC", "/spec/schedule: invalid cron schedule"),
+        ("* * *", "UTC", "/spec/schedule: invalid cron schedule"),
+        ("@daily", "Mars/Olympus", "/spec/timeZone: unknown IANA time zone 'Mars/Olympus'"),
+    ],
+)
+def test_unparseable_schedule_or_time_zone(schedule: str, zone: str, expected: str) -> None:
+    text = textwrap.dedent(
+        f"""\
+        apiVersion: ecs-job-controller/v1
+        kind: CronJob
+        metadata: {{name: c}}
+        spec:
+          schedule: "{schedule}"
+          timeZone: {zone}
+          jobTemplate:
+            cluster: batch
+            taskDefinitionRef: c
+        """
+    )
+    errs = messages({"c.yaml": text})
+    assert len(errs) == 1
+    assert expected in errs[0]
+
+
+def test_cron_job_model_has_defaults() -> None:
+    text = textwrap.dedent(
+        """\
+        apiVersion: ecs-job-controller/v1
+        kind: CronJob
+        metadata: {name: c}
+        spec:
+          schedule: "@hourly"
+          jobTemplate: {cluster: batch, taskDefinitionRef: c}
+        """
+    )
+    result = ManifestLoader(validators()).load({"c.yaml": text.encode()})
+    cron = result.desired.cron_jobs["c"]
+    assert isinstance(cron, CronJob)
+    assert cron.time_zone == "UTC"
+    assert cron.concurrency_policy is ConcurrencyPolicy.FORBID
+    assert cron.successful_runs_history_limit == 3
+
+
+def test_success_container_must_exist() -> None:
+    errs = messages({"s.yaml": job("s", spec_extra="  successContainers: [nope]\n")})
+    assert len(errs) == 1
+    assert "/spec/successContainers/0: no container named 'nope'" in errs[0]
+
+
+def test_unchanged_files_are_not_parsed_again() -> None:
+    loader = ManifestLoader(validators())
+    files = {f"m{i}.yaml": job(f"m{i}").encode() for i in range(5)}
+    first = loader.load(files)
+    assert first.cache_hits == 0
+    files["m0.yaml"] = job("m0", spec_extra="  count: 2\n").encode()
+    second = loader.load(files)
+    assert second.cache_hits == 4
+    assert second.desired.job_runs["m0"].spec.count == 2
+
+
+def test_an_invalid_edit_keeps_the_last_known_good_version() -> None:
+    loader = ManifestLoader(validators())
+    loader.load({"a.yaml": job("a").encode(), "b.yaml": job("b").encode()})
+    broken = loader.load({"a.yaml": b"apiVersion: [", "b.yaml": job("b").encode()})
+    assert sorted(broken.desired.job_runs) == ["a", "b"]
+    assert broken.errors
+    invalid = job("a", spec_extra="  count: 0\n").encode()
+    schema_broken = loader.load({"a.yaml": invalid, "b.yaml": job("b").encode()})
+    assert sorted(schema_broken.desired.job_runs) == ["a", "b"]
+    assert schema_broken.desired.job_runs["a"].spec.count == 1
+    deleted = loader.load({"b.yaml": job("b").encode()})
+    assert sorted(deleted.desired.job_runs) == ["b"]
+
+
+def test_directory_source_skips_dot_directories_and_refuses_escaping_symlinks(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "x.yaml").write_text("not: ours")
+    (root / "jobs").mkdir()
+    (root / "jobs" / "a.yaml").write_text(job("a"))
+    (root / "notes.txt").write_text("ignored")
+    outside = tmp_path / "secret.yaml"
+    outside.write_text(job("secret"))
+    (root / "link.yaml").symlink_to(outside)
+    (root / "inside.yml").symlink_to(root / "jobs" / "a.yaml")
+    snapshot = DirectorySource(root).snapshot()
+    assert sorted(snapshot.files) == [f"{root}/inside.yml", f"{root}/jobs/a.yaml"]
+    assert [e.message for e in snapshot.errors] == ["symlink leaves the source root: skipped"]
+    assert snapshot.errors[0].path == f"{root}/link.yaml"
+
+
+def test_read_paths_accepts_files_and_directories(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.yaml").write_text(job("a"))
+    (tmp_path / "b.yml").write_text(job("b"))
+    files, errors = read_paths([str(tmp_path / "d"), str(tmp_path / "b.yml")])
+    assert errors == []
+    assert len(files) == 2
