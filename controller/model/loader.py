@@ -250,7 +250,7 @@ def _parse_document(
         return None, []  # other YAML in the repository: not ours to judge
     kind_text = value.get("kind")
     try:
-        kind = Kind(kind_text)
+        kind = Kind(str(kind_text))
     except ValueError:
         known = ", ".join(k.value for k in Kind)
         line = doc.line_of(("kind",))

@@ -211,10 +211,15 @@ class RevisionRecord:
     arn: str
     family: str
     revision: int
+    #: hash of the canonical form of the described revision
     spec_hash: str
     #: the `ecs-job-controller/owner` tag, if any
     owner: str | None
     status: str = "ACTIVE"
+    #: the `ecs-job-controller/spec-hash` tag, if any: matched as well as
+    #: `spec_hash` (computed from the described form), so a revision we
+    #: registered is reused even where an emulator describes it imperfectly
+    tagged_hash: str | None = None
 
 
 def client_token(owner: str, key: RunKey, attempt: int) -> str:
