@@ -98,12 +98,13 @@ def canonical_task_definition(td: Mapping[str, Any]) -> dict[str, Any]:
             [_canonical_container(c, network_mode) for c in containers], "name"
         )
     if isinstance(volumes := out.get("volumes"), list):
+        # Containers mount volumes by name; their order carries no meaning.
         out["volumes"] = _sorted_by([_canonical_volume(v) for v in volumes], "name")
     if isinstance(tags := out.get("tags"), list):
         # Our own bookkeeping tags are not content (see OWN_TAG_PREFIX); tags
         # are a key-value set.
-        own = [t for t in tags if not _is_own_tag(t)]
-        out["tags"] = _sorted_by(own, "key")
+        user_tags = [t for t in tags if not _is_own_tag(t)]
+        out["tags"] = _sorted_by(user_tags, "key")
     if isinstance(compat := out.get("requiresCompatibilities"), list):
         # A set of launch types: ECS checks membership only.
         out["requiresCompatibilities"] = _sorted_by(compat)
