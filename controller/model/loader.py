@@ -393,7 +393,7 @@ def _build(kind: Kind, value: Mapping[str, Any], location: SourceLocation) -> Ma
     if kind is Kind.JOB_RUN:
         return JobRun(
             metadata=metadata,
-            spec=_job_spec(spec),
+            spec=job_spec_from_raw(spec),
             run_id=str(spec.get("runId", "1")),
             source=location,
         )
@@ -406,12 +406,13 @@ def _build(kind: Kind, value: Mapping[str, Any], location: SourceLocation) -> Ma
         suspend=bool(spec.get("suspend", False)),
         successful_runs_history_limit=int(spec.get("successfulRunsHistoryLimit", 3)),
         failed_runs_history_limit=int(spec.get("failedRunsHistoryLimit", 3)),
-        job_template=_job_spec(spec["jobTemplate"]),
+        job_template=job_spec_from_raw(spec["jobTemplate"]),
         source=location,
     )
 
 
-def _job_spec(spec: Mapping[str, Any]) -> JobSpec:
+def job_spec_from_raw(spec: Mapping[str, Any]) -> JobSpec:
+    """Build a JobSpec from a schema-valid spec mapping (also used for frozen specs)."""
     backoff = spec.get("backoff") or {}
     capacity = spec.get("capacity") or {}
     run_task = {k: spec[k] for k in RUN_TASK_PASS_THROUGH if spec.get(k) is not None}

@@ -66,6 +66,9 @@ class AttemptOutcome(StrEnum):
     STOPPED = "Stopped"
     #: RunTask was refused for good (bad task definition, missing cluster)
     REJECTED = "Rejected"
+    #: RunTask placed nothing for lack of capacity: retried until
+    #: capacity.maxPendingSeconds, on no other budget
+    UNPLACEABLE = "Unplaceable"
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,22 @@ class RunRecord:
         others = [a for a in self.attempts if a.number != attempt.number]
         attempts = tuple(sorted([*others, attempt], key=lambda a: a.number))
         return replace(self, attempts=attempts)
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """A consistent read of the ledger for one pass (the planner's input)."""
+
+    runs: Mapping[RunKey, RunRecord] = field(default_factory=dict)
+    #: CronJob name -> last scheduled occurrence already turned into a run
+    cron_last_scheduled: Mapping[str, datetime] = field(default_factory=dict)
+    revisions: Mapping[str, RevisionRecord] = field(default_factory=dict)
+
+    def runs_of(self, name: str) -> list[RunRecord]:
+        """Every run of one manifest name, oldest first."""
+        return sorted(
+            (r for r in self.runs.values() if r.key.name == name), key=lambda r: r.created_at
+        )
 
 
 @dataclass(frozen=True)

@@ -12,34 +12,18 @@ the intent of the same attempt — the exactly-once start protocol rests on it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from controller.errors import ControllerError
 from controller.model.manifest import RunKey
-from controller.model.run import Event, RevisionRecord, RunRecord
+from controller.model.run import Event, LedgerView, RevisionRecord, RunRecord
+
+__all__ = ["Ledger", "LedgerConflict", "LedgerView"]
 
 
 class LedgerConflict(ControllerError):
     """Someone else saved this run since we read it: re-read and re-plan."""
-
-
-@dataclass(frozen=True)
-class LedgerView:
-    """A consistent read of the ledger for one pass (the planner's input)."""
-
-    runs: Mapping[RunKey, RunRecord] = field(default_factory=dict)
-    #: CronJob name -> last scheduled occurrence already turned into a run
-    cron_last_scheduled: Mapping[str, datetime] = field(default_factory=dict)
-    revisions: Mapping[str, RevisionRecord] = field(default_factory=dict)
-
-    def runs_of(self, name: str) -> list[RunRecord]:
-        """Every run of one manifest name, oldest first."""
-        return sorted(
-            (r for r in self.runs.values() if r.key.name == name), key=lambda r: r.created_at
-        )
 
 
 class Ledger(Protocol):

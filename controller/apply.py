@@ -1,0 +1,204 @@
+"""Executes a Plan: the only place a pass writes to AWS (DESIGN.md §7 "apply").
+
+Each action is applied on its own; one failure is reported and the rest go
+on. The start protocol's order is enforced here: the intent is committed to
+the ledger before RunTask, and RunTask's answer is committed right after. A
+crash between any two steps leaves a state the next pass repairs without a
+second task (see `controller.plan.runs`).
+
+`checkpoint` is a test hook: end-to-end tests kill the process at each step
+boundary through it (CONTROLLER_TEST_CRASH_AT) to prove the protocol.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult
+from controller.clock import Clock
+from controller.errors import ControllerError, TerminalError
+from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
+from controller.model.run import Event, RunRecord, TaskRecord
+from controller.observe import revision_record
+from controller.plan.actions import (
+    Action,
+    Plan,
+    RecordRun,
+    RegisterTaskDefinition,
+    ResumeAttempt,
+    StartAttempt,
+    StopTasks,
+    describe,
+)
+from controller.plan.runs import with_run_task_result, with_stopped_tasks
+from controller.state.ledger import Ledger, LedgerConflict
+
+Checkpoint = Callable[[str], None]
+
+
+def no_checkpoint(_: str) -> None:
+    """The production checkpoint: does nothing."""
+
+
+@dataclass
+class ApplyResult:
+    """What a pass did, for exit codes, output and metrics."""
+
+    applied: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        """True when no action failed."""
+        return not self.failed
+
+
+class Executor:
+    """Applies plans through the ECS gateway and the ledger."""
+
+    def __init__(
+        self,
+        ecs: EcsGateway,
+        ledger: Ledger,
+        owner: str,
+        clock: Clock,
+        checkpoint: Checkpoint = no_checkpoint,
+    ) -> None:
+        self._ecs = ecs
+        self._ledger = ledger
+        self._owner = owner
+        self._clock = clock
+        self._checkpoint = checkpoint
+
+    def apply(self, plan: Plan) -> ApplyResult:
+        """Apply every action; failures are collected, not raised."""
+        result = ApplyResult()
+        registered: dict[str, str] = {}
+        failed_registrations: dict[str, str] = {}
+        for action in plan.actions:
+            try:
+                self._apply_one(action, registered, failed_registrations, result)
+            except LedgerConflict as exc:
+                result.conflicts.append(f"{describe(action)}: {exc}")
+            except ControllerError as exc:
+                result.failed.append(f"{describe(action)}: {exc}")
+        return result
+
+    def _apply_one(
+        self,
+        action: Action,
+        registered: dict[str, str],
+        failed_registrations: dict[str, str],
+        result: ApplyResult,
+    ) -> None:
+        match action:
+            case RegisterTaskDefinition():
+                try:
+                    arn = self._register(action)
+                except ControllerError as exc:
+                    failed_registrations[action.spec_hash] = str(exc)
+                    raise
+                registered[action.spec_hash] = arn
+            case StartAttempt():
+                self._start(action, registered, failed_registrations)
+            case ResumeAttempt():
+                attempt = next(a for a in action.record.attempts if a.number == action.attempt)
+                outcome = self._ecs.run_task(attempt.request)
+                self._checkpoint("after-run-task")
+                self._save_outcome(action.record, action.attempt, outcome)
+            case StopTasks():
+                stopped: dict[str, TaskRecord] = {}
+                for arn in action.task_arns:
+                    task = self._ecs.stop_task(action.cluster, arn, action.stop_reason)
+                    if task is not None:
+                        stopped[arn] = task.record
+                self._save(with_stopped_tasks(action.record, stopped), action.reason)
+            case RecordRun():
+                self._save(action.record, action.reason)
+        result.applied.append(describe(action))
+        result.counts[type(action).__name__] += 1
+
+    def _register(self, action: RegisterTaskDefinition) -> str:
+        tags = {TAG_OWNER: self._owner, TAG_SPEC_HASH: action.spec_hash}
+        described = self._ecs.register(action.task_definition, tags)
+        record = replace(revision_record(described), tagged_hash=action.spec_hash)
+        self._ledger.put_revision(record)
+        self._ledger.append_event(
+            Event(self._clock.now(), None, "Registered", f"{described.arn}: {action.reason}")
+        )
+        self._checkpoint("after-register")
+        return described.arn
+
+    def _start(
+        self,
+        action: StartAttempt,
+        registered: dict[str, str],
+        failed_registrations: dict[str, str],
+    ) -> None:
+        record = action.record
+        if action.pending_spec_hash is not None:
+            arn = registered.get(action.pending_spec_hash)
+            if arn is None:
+                why = failed_registrations.get(action.pending_spec_hash, "not registered")
+                raise TerminalError(f"no revision for {action.run}: {why}")
+            record = _pin_revision(record, action.attempt, arn)
+        # Step 1: the intent is durable before anything is sent to ECS.
+        saved = self._ledger.save(record)
+        self._checkpoint("after-intent")
+        attempt = next(a for a in saved.attempts if a.number == action.attempt)
+        # Step 2: RunTask with the recorded token and parameters.
+        outcome = self._ecs.run_task(attempt.request)
+        self._checkpoint("after-run-task")
+        # Step 3: what ECS answered.
+        self._save_outcome(saved, action.attempt, outcome)
+
+    def _save_outcome(self, record: RunRecord, attempt: int, outcome: RunTaskOutcome) -> None:
+        now = self._clock.now()
+        match outcome.result:
+            case RunTaskResult.PLACED:
+                updated = with_run_task_result(
+                    record, attempt, tasks=tuple(t.record for t in outcome.tasks), now=now
+                )
+            case RunTaskResult.UNPLACEABLE:
+                updated = with_run_task_result(
+                    record, attempt, unplaceable=outcome.reasons, now=now
+                )
+            case RunTaskResult.REJECTED:
+                updated = with_run_task_result(record, attempt, rejected=outcome.message, now=now)
+        self._save(updated, updated.message)
+        self._checkpoint("after-record")
+
+    def _save(self, record: RunRecord, why: str) -> RunRecord:
+        saved = self._ledger.save(record)
+        self._ledger.append_event(Event(self._clock.now(), record.key, str(record.reason), why))
+        return saved
+
+
+def _pin_revision(record: RunRecord, attempt_number: int, arn: str) -> RunRecord:
+    """The record with a freshly registered revision filled into the attempt's intent."""
+    attempt = next(a for a in record.attempts if a.number == attempt_number)
+    request = {**attempt.request, "taskDefinition": arn}
+    pinned = replace(attempt, task_definition_arn=arn, request=request)
+    return replace(record.with_attempt(pinned), task_definition_arn=arn)
+
+
+class DryRunExecutor:
+    """Prints what the plan would do; writes nothing anywhere."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self._echo = echo
+
+    def apply(self, plan: Plan) -> ApplyResult:
+        """Describe each action instead of applying it."""
+        result = ApplyResult()
+        for action in plan.actions:
+            line = describe(action)
+            self._echo(f"would {line}")
+            result.applied.append(line)
+            result.counts[type(action).__name__] += 1
+        return result
+

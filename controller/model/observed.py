@@ -1,0 +1,90 @@
+"""What a pass saw in AWS, as pure values (the planner's second input).
+
+`controller.observe` fills these in through the gateways; `controller.plan`
+reads them. Keeping them here, free of boto3, is what lets a planner test be
+a table of (desired, observed, ledger, now) with no AWS at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.model.manifest import RunKey
+from controller.model.run import RevisionRecord, TaskRecord
+
+#: Tag keys the controller puts on tasks and revisions (DESIGN.md §4).
+TAG_OWNER = "ecs-job-controller/owner"
+TAG_KIND = "ecs-job-controller/kind"
+TAG_RUN = "ecs-job-controller/run"
+TAG_RUN_ID = "ecs-job-controller/run-id"
+TAG_ATTEMPT = "ecs-job-controller/attempt"
+TAG_SPEC_HASH = "ecs-job-controller/spec-hash"
+
+
+def started_by(owner: str) -> str:
+    """The RunTask startedBy value of an owner (ECS allows 36 characters)."""
+    return f"ejc/{owner}"
+
+
+@dataclass(frozen=True)
+class ObservedTask:
+    """One ECS task as DescribeTasks reports it, with its tags."""
+
+    record: TaskRecord
+    cluster: str
+    task_definition_arn: str
+    started_by: str | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def arn(self) -> str:
+        """The task ARN."""
+        return self.record.arn
+
+    def attempt_of(self, owner: str) -> tuple[RunKey, int] | None:
+        """(run key, attempt) from our tags, if this owner started the task."""
+        if self.tags.get(TAG_OWNER) != owner:
+            return None
+        name, run_id, attempt = (
+            self.tags.get(TAG_RUN),
+            self.tags.get(TAG_RUN_ID),
+            self.tags.get(TAG_ATTEMPT),
+        )
+        if name is None or run_id is None or attempt is None or not attempt.isdigit():
+            return None
+        return RunKey(name, run_id), int(attempt)
+
+
+@dataclass(frozen=True)
+class ResolvedRef:
+    """A taskDefinitionRef resolved to a revision, or why it could not be."""
+
+    ref: str
+    arn: str | None
+    essential_containers: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """ECS as seen by one pass: only what the plan needs."""
+
+    #: tasks described this pass, by ARN
+    tasks: Mapping[str, ObservedTask] = field(default_factory=dict)
+    #: task ARNs ECS no longer knows (aged out, or never existed)
+    missing_tasks: frozenset[str] = frozenset()
+    #: family -> its ACTIVE revisions, for families with runs about to start
+    families: Mapping[str, tuple[RevisionRecord, ...]] = field(default_factory=dict)
+    #: taskDefinitionRef -> the revision it names
+    refs: Mapping[str, ResolvedRef] = field(default_factory=dict)
+    #: clusters whose task list could not be read this pass: no conclusions
+    #: about their tasks may be drawn (a vanished task is not a failure)
+    unreadable_clusters: frozenset[str] = frozenset()
+    #: described task-definition inputs of revisions, for changed-field reports
+    revision_bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def tasks_of_attempt(self, owner: str, key: RunKey, attempt: int) -> list[ObservedTask]:
+        """Tasks tagged with this run key and attempt (crash recovery)."""
+        return [t for t in self.tasks.values() if t.attempt_of(owner) == (key, attempt)]

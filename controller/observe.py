@@ -1,0 +1,181 @@
+"""Read ECS for one pass -> ObservedState (read-only; DESIGN.md §7 "observe").
+
+The cost of a pass must not grow with the number of finished runs: per
+cluster in play we list only the RUNNING tasks this owner started (one
+ListTasks page per 100), and describe only tasks whose outcome the ledger
+does not know yet — running ones, and ledger attempts that left the RUNNING
+list since the last pass. Stopped tasks are listed only while an intent
+without a task ARN (a crash) needs resolving.
+
+Task definitions are read only for runs about to start. Described revisions
+are remembered in the ledger (they are immutable), so a later process does
+not describe them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from controller.aws.ecs import DescribedRevision, EcsGateway
+from controller.errors import ControllerError, TerminalError, TransientError
+from controller.model.observed import (
+    TAG_OWNER,
+    TAG_SPEC_HASH,
+    ObservedState,
+    ObservedTask,
+    ResolvedRef,
+    started_by,
+)
+from controller.model.run import LedgerView, RevisionRecord, RunRecord
+from controller.model.taskdef import spec_hash
+from controller.plan.reconcile import Needs
+from controller.plan.request import essential_containers
+from controller.state.ledger import Ledger
+
+
+@dataclass
+class ObserveReport:
+    """Problems met while observing (each one a transient error of the pass)."""
+
+    errors: list[str] = field(default_factory=list)
+
+
+def revision_record(described: DescribedRevision) -> RevisionRecord:
+    """What we remember of a described revision: its hashes and owner."""
+    body = dict(described.task_definition)
+    user_tags = [{"key": k, "value": v} for k, v in sorted(described.tags.items())]
+    if user_tags:
+        body["tags"] = user_tags
+    return RevisionRecord(
+        arn=described.arn,
+        family=described.family,
+        revision=described.revision,
+        spec_hash=spec_hash(body),
+        owner=described.tags.get(TAG_OWNER),
+        status=described.status,
+        tagged_hash=described.tags.get(TAG_SPEC_HASH),
+    )
+
+
+def _open_task_arns(runs: Iterable[RunRecord]) -> dict[str, set[str]]:
+    """cluster -> ARNs of tasks whose end the ledger has not recorded."""
+    by_cluster: dict[str, set[str]] = {}
+    for record in runs:
+        if record.phase.terminal and all(t.stopped for a in record.attempts for t in a.tasks):
+            continue
+        for attempt in record.attempts:
+            cluster = str(attempt.request.get("cluster", ""))
+            for task in attempt.tasks:
+                if not task.stopped:
+                    by_cluster.setdefault(cluster, set()).add(task.arn)
+    return by_cluster
+
+
+def _clusters_with_open_intents(runs: Iterable[RunRecord]) -> set[str]:
+    return {
+        str(a.request.get("cluster", ""))
+        for r in runs
+        if not r.phase.terminal
+        for a in r.attempts
+        if not a.submitted and not a.finished
+    }
+
+
+def observe(
+    ecs: EcsGateway,
+    needs: Needs,
+    view: LedgerView,
+    ledger: Ledger,
+    owner: str,
+    report: ObserveReport,
+) -> ObservedState:
+    """Read what the plan needs from ECS."""
+    tasks: dict[str, ObservedTask] = {}
+    missing: set[str] = set()
+    unreadable: set[str] = set()
+    open_arns = _open_task_arns(view.runs.values())
+    intent_clusters = _clusters_with_open_intents(view.runs.values())
+    for cluster in sorted(needs.clusters | set(open_arns)):
+        known_open = open_arns.get(cluster, set())
+        try:
+            running = ecs.list_tasks(cluster, started_by(owner), "RUNNING")
+            stopped: list[str] = []
+            if cluster in intent_clusters:
+                stopped = ecs.list_tasks(cluster, started_by(owner), "STOPPED")
+            # Running tasks, plus ledger tasks that left the RUNNING list, plus
+            # (only after a crash) recently stopped ones to find tagged tasks.
+            wanted = sorted(set(running) | known_open | set(stopped))
+            found, gone = ecs.describe_tasks(cluster, wanted) if wanted else ([], [])
+        except (TransientError, TerminalError) as exc:
+            unreadable.add(cluster)
+            report.errors.append(f"cluster {cluster}: {exc}")
+            continue
+        tasks.update((t.arn, t) for t in found)
+        missing.update(gone)
+        # A ledger task that is neither described nor reported missing is
+        # unknown to ECS as well (ECS drops failures for foreign ARNs at times).
+        missing.update(a for a in known_open if a not in tasks)
+
+    families: dict[str, tuple[RevisionRecord, ...]] = {}
+    bodies: dict[str, dict[str, object]] = {}
+    for family in sorted(needs.families):
+        try:
+            families[family], newest = _family_revisions(ecs, family, view, ledger)
+        except ControllerError as exc:
+            report.errors.append(f"task-definition family {family}: {exc}")
+            continue
+        if newest is not None:
+            bodies[newest.arn] = dict(newest.task_definition)
+
+    refs: dict[str, ResolvedRef] = {}
+    for ref in sorted(needs.refs):
+        try:
+            described = ecs.describe_revision(ref)
+        except TerminalError as exc:
+            refs[ref] = ResolvedRef(ref=ref, arn=None, error=f"taskDefinitionRef {ref}: {exc}")
+            continue
+        except TransientError as exc:
+            report.errors.append(f"taskDefinitionRef {ref}: {exc}")
+            continue
+        if described.status != "ACTIVE":
+            refs[ref] = ResolvedRef(
+                ref=ref, arn=None, error=f"{described.arn} is {described.status}"
+            )
+            continue
+        refs[ref] = ResolvedRef(
+            ref=ref,
+            arn=described.arn,
+            essential_containers=essential_containers(described.task_definition),
+        )
+    return ObservedState(
+        tasks=tasks,
+        missing_tasks=frozenset(missing - set(tasks)),
+        families=families,
+        refs=refs,
+        unreadable_clusters=frozenset(unreadable),
+        revision_bodies=bodies,
+    )
+
+
+def _family_revisions(
+    ecs: EcsGateway, family: str, view: LedgerView, ledger: Ledger
+) -> tuple[tuple[RevisionRecord, ...], DescribedRevision | None]:
+    """The family's ACTIVE revisions (described once per revision, ever) and the newest one."""
+    records: list[RevisionRecord] = []
+    for arn in ecs.list_active_revisions(family):
+        cached = view.revisions.get(arn)
+        if cached is None:
+            record = revision_record(ecs.describe_revision(arn))
+            ledger.put_revision(record)
+            records.append(record)
+        else:
+            records.append(cached)
+    newest: DescribedRevision | None = None
+    if records:
+        newest_record = max(records, key=lambda r: r.revision)
+        try:
+            newest = ecs.describe_revision(newest_record.arn)
+        except ControllerError:
+            newest = None  # only used to explain a change; not worth failing for
+    return tuple(records), newest

@@ -1,0 +1,125 @@
+"""The plan is data: frozen actions the executor dispatches on by type.
+
+A dry run prints the same objects the real executor applies, so `diff` can
+never disagree with `reconcile`. Each action carries `reason`, the planner's
+own words for why it wants it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.model.manifest import RunKey
+from controller.model.run import RunRecord
+
+
+@dataclass(frozen=True)
+class RegisterTaskDefinition:
+    """Register a new revision of a family for a spec hash no revision has."""
+
+    family: str
+    spec_hash: str
+    #: the RegisterTaskDefinition input, as the manifest wrote it (nulls stripped)
+    task_definition: Mapping[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class StartAttempt:
+    """Record the intent of an attempt, then RunTask (DESIGN.md §4 start protocol).
+
+    `record` already holds the new attempt; when the revision is registered
+    in this same pass its ARN is not known yet and `pending_spec_hash` says
+    which registration supplies it.
+    """
+
+    run: RunKey
+    record: RunRecord
+    attempt: int
+    pending_spec_hash: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResumeAttempt:
+    """Repeat the RunTask of an intent that has no answer and no tagged task."""
+
+    run: RunKey
+    record: RunRecord
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StopTasks:
+    """Stop an attempt's running tasks, then save `record`."""
+
+    run: RunKey
+    cluster: str
+    task_arns: tuple[str, ...]
+    stop_reason: str
+    record: RunRecord
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordRun:
+    """Save a run's new state in the ledger (no AWS write)."""
+
+    run: RunKey
+    record: RunRecord
+    reason: str
+
+
+Action = RegisterTaskDefinition | StartAttempt | ResumeAttempt | StopTasks | RecordRun
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one pass intends to do, in execution order."""
+
+    actions: tuple[Action, ...] = ()
+    #: problems the plan found but cannot act on (shown by diff/reconcile)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to do."""
+        return not self.actions
+
+
+def describe(action: Action) -> str:
+    """One line for humans: what and why."""
+    match action:
+        case RegisterTaskDefinition(family=family, spec_hash=spec_hash, reason=reason):
+            return f"RegisterTaskDefinition {family} (spec {spec_hash[:12]}): {reason}"
+        case StartAttempt(run=run, attempt=attempt, reason=reason):
+            return f"RunTask {run} attempt {attempt}: {reason}"
+        case ResumeAttempt(run=run, attempt=attempt, reason=reason):
+            return f"RunTask {run} attempt {attempt} (same client token): {reason}"
+        case StopTasks(run=run, task_arns=arns, reason=reason):
+            return f"StopTask {run} ({len(arns)} task(s)): {reason}"
+        case RecordRun(run=run, record=record, reason=reason):
+            return f"Record {run} {record.phase}/{record.reason}: {reason}"
+
+
+def kind_of(action: Action) -> str:
+    """The action's type name, for JSON output."""
+    return type(action).__name__
+
+
+def as_json(action: Action) -> dict[str, Any]:
+    """A JSON-ready summary of an action (for `-o json`)."""
+    base: dict[str, Any] = {"action": kind_of(action), "reason": action.reason}
+    match action:
+        case RegisterTaskDefinition(family=family, spec_hash=spec_hash):
+            base.update(family=family, specHash=spec_hash)
+        case StartAttempt(run=run, attempt=attempt) | ResumeAttempt(run=run, attempt=attempt):
+            base.update(run=str(run), attempt=attempt)
+        case StopTasks(run=run, task_arns=arns):
+            base.update(run=str(run), taskArns=list(arns))
+        case RecordRun(run=run, record=record):
+            base.update(run=str(run), phase=str(record.phase), phaseReason=str(record.reason))
+    return base

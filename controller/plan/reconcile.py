@@ -1,0 +1,190 @@
+"""The whole pass's plan: task definitions first, then every run (pure).
+
+`make_plan(desired, observed, ledger, now, ...)` is the level-triggered
+heart: it recomputes everything from its inputs, so running it twice on the
+same inputs gives the same plan, and an interrupted pass is repaired by the
+next one. `needs(...)` tells the observer what to read for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from controller.model.manifest import DesiredSet, Kind, RunKey
+from controller.model.observed import ObservedState
+from controller.model.run import LedgerView, Reason, RunRecord
+from controller.model.taskdef import spec_hash
+from controller.plan.actions import Action, Plan, RegisterTaskDefinition
+from controller.plan.runs import DesiredRun, RunContext, effective_spec, plan_run
+from controller.plan.taskdefs import TaskDefinitionChoice, choose_revision
+
+DEFAULT_MAX_ORPHAN_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class DesiredInput:
+    """The source's wishes for this pass."""
+
+    runs: Mapping[RunKey, DesiredRun] = field(default_factory=dict)
+    #: (kind, name) of manifests present but invalid now: their runs go on
+    #: under their frozen spec and are never orphaned
+    invalid_names: frozenset[tuple[str, str]] = frozenset()
+    #: False when the source could not be read completely: nothing may be
+    #: concluded from a manifest's absence
+    complete: bool = True
+
+
+def desired_runs(desired: DesiredSet) -> dict[RunKey, DesiredRun]:
+    """The runs the manifests ask for (JobRuns; CronJob occurrences are scheduled elsewhere)."""
+    runs: dict[RunKey, DesiredRun] = {}
+    for job in desired.job_runs.values():
+        runs[job.key] = DesiredRun(
+            key=job.key,
+            kind=Kind.JOB_RUN,
+            spec=job.spec,
+            suspend=job.spec.suspend,
+            digest=job.spec.digest,
+        )
+    return runs
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the observer must read for this pass."""
+
+    clusters: frozenset[str]
+    families: frozenset[str]
+    refs: frozenset[str]
+
+
+def _about_to_start(run: DesiredRun, record: RunRecord | None) -> bool:
+    return not run.suspend and (
+        record is None or (not record.started and not record.phase.terminal)
+    )
+
+
+def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
+    """Clusters, families and refs in play: only what runs about to start require."""
+    clusters = {r.spec.cluster for r in desired.runs.values()}
+    families: set[str] = set()
+    refs: set[str] = set()
+    for key, run in desired.runs.items():
+        if not _about_to_start(run, ledger.runs.get(key)):
+            continue
+        if run.spec.family is not None:
+            families.add(run.spec.family)
+        if run.spec.task_definition_ref is not None:
+            refs.add(run.spec.task_definition_ref)
+    for record in ledger.runs.values():
+        if not record.phase.terminal and record.attempts:
+            cluster = record.attempts[-1].request.get("cluster")
+            if cluster:
+                clusters.add(str(cluster))
+    return Needs(frozenset(clusters), frozenset(families), frozenset(refs))
+
+
+def make_plan(
+    desired: DesiredInput,
+    observed: ObservedState,
+    ledger: LedgerView,
+    now: datetime,
+    owner: str,
+    max_orphan_fraction: float = DEFAULT_MAX_ORPHAN_FRACTION,
+) -> Plan:
+    """Everything to do this pass, registrations first."""
+    warnings: list[str] = []
+    spec_hashes: dict[RunKey, str] = {}
+    choices: dict[str, TaskDefinitionChoice] = {}
+    registers: dict[tuple[str, str], RegisterTaskDefinition] = {}
+    for key, candidate in sorted(desired.runs.items()):
+        td = candidate.spec.task_definition
+        if td is None or not _about_to_start(candidate, ledger.runs.get(key)):
+            continue
+        family = str(td.get("family"))
+        if family not in observed.families:
+            continue  # not listed this pass (unreadable): wait, do not register blindly
+        digest = spec_hash(td)
+        spec_hashes[key] = digest
+        if digest not in choices:
+            choice = choose_revision(td, observed.families[family], owner, observed.revision_bodies)
+            choices[digest] = choice
+            if choice.register is not None:
+                registers[(family, digest)] = choice.register
+
+    ctx = RunContext(
+        owner=owner, now=now, observed=observed, choices=choices, spec_hashes=spec_hashes
+    )
+    gone = _gone_runs(desired, ledger)
+    orphan_guard = _orphan_guard(desired, ledger, gone, max_orphan_fraction)
+    if orphan_guard:
+        warnings.append(orphan_guard)
+
+    run_actions: list[Action] = []
+    keys = sorted(set(desired.runs) | {k for k, r in ledger.runs.items() if not r.phase.terminal})
+    for key in keys:
+        record = ledger.runs.get(key)
+        wanted = desired.runs.get(key)
+        if wanted is not None:
+            run_actions.extend(plan_run(wanted, record, ctx))
+            continue
+        if record is None:
+            continue
+        verdict = gone.get(key)
+        if verdict is None or orphan_guard:
+            held = _held_run(record)
+            if held is not None:
+                run_actions.extend(plan_run(held, record, ctx))
+            continue
+        reason, message = verdict
+        run_actions.extend(plan_run(None, record, ctx, gone_reason=reason, gone_message=message))
+    return Plan(actions=(*registers.values(), *run_actions), warnings=tuple(warnings))
+
+
+def _gone_runs(desired: DesiredInput, ledger: LedgerView) -> dict[RunKey, tuple[Reason, str]]:
+    """Non-terminal runs the source no longer asks for, with why."""
+    current_ids: dict[str, str] = {k.name: k.run_id for k in desired.runs}
+    invalid = {name for _, name in desired.invalid_names}
+    gone: dict[RunKey, tuple[Reason, str]] = {}
+    for key, record in ledger.runs.items():
+        if record.phase.terminal or key in desired.runs or key.name in invalid:
+            continue
+        if key.name in current_ids:
+            gone[key] = (Reason.CANCELLED, f"superseded by runId {current_ids[key.name]!r}")
+        elif desired.complete:
+            gone[key] = (Reason.ORPHANED, "manifest removed from the source")
+    return gone
+
+
+def _orphan_guard(
+    desired: DesiredInput,
+    ledger: LedgerView,
+    gone: Mapping[RunKey, tuple[Reason, str]],
+    max_fraction: float,
+) -> str | None:
+    """Why orphan handling is off this pass, or None (DESIGN.md §4 safety guard)."""
+    orphans = [k for k, (reason, _) in gone.items() if reason is Reason.ORPHANED]
+    if not orphans:
+        return None
+    active = [r for r in ledger.runs.values() if not r.phase.terminal]
+    if not desired.runs:
+        return f"source is empty: {len(orphans)} run(s) not treated as orphaned"
+    if active and len(orphans) / len(active) > max_fraction:
+        return (
+            f"{len(orphans)} of {len(active)} active runs would be orphaned "
+            f"(> --max-orphan-fraction {max_fraction}): nothing orphaned this pass"
+        )
+    return None
+
+
+def _held_run(record: RunRecord) -> DesiredRun | None:
+    """A started run whose manifest is invalid or unknowable: continue under its frozen spec."""
+    if record.frozen_spec is None:
+        return None
+    spec = effective_spec(None, record)
+    if spec is None:
+        return None
+    return DesiredRun(
+        key=record.key, kind=record.kind, spec=spec, suspend=False, digest=record.spec_digest
+    )

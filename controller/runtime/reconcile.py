@@ -1,0 +1,85 @@
+"""One level-triggered pass: read everything, decide, then write.
+
+    desired  = load(source.snapshot())          what the user wants
+    observed = observe(ecs, needs, ledger)      what exists
+    plan     = make_plan(desired, observed, ledger, now)
+    result   = executor.apply(plan)             the only writes
+
+`reconcile --once`, `diff` and the `run` loop all call `reconcile_once`;
+they differ only in the executor they pass (real or dry-run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from controller.apply import ApplyResult
+from controller.aws.ecs import EcsGateway
+from controller.clock import Clock
+from controller.model.loader import LoadResult, ManifestLoader
+from controller.observe import ObserveReport, observe
+from controller.plan.actions import Plan
+from controller.plan.reconcile import DesiredInput, desired_runs, make_plan, needs
+from controller.sources.snapshot import Snapshot, Source
+from controller.state.ledger import Ledger
+
+
+class PlanExecutor(Protocol):
+    """Anything that can carry out a plan (the real executor or a dry run)."""
+
+    def apply(self, plan: Plan) -> ApplyResult:
+        """Carry out the plan."""
+        ...
+
+
+@dataclass
+class PassContext:
+    """The collaborators of a pass, built once by the CLI or the loop."""
+
+    source: Source
+    loader: ManifestLoader
+    ecs: EcsGateway
+    ledger: Ledger
+    executor: PlanExecutor
+    clock: Clock
+    owner: str
+    max_orphan_fraction: float = 0.5
+
+
+@dataclass
+class PassResult:
+    """Everything a pass learnt and did."""
+
+    snapshot: Snapshot
+    loaded: LoadResult
+    plan: Plan
+    applied: ApplyResult
+    observe_errors: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """True when every manifest was valid and every action succeeded."""
+        return (
+            not self.loaded.errors
+            and self.applied.ok
+            and not self.observe_errors
+            and not self.plan.warnings
+        )
+
+
+def reconcile_once(ctx: PassContext) -> PassResult:
+    """One level-triggered pass: read everything, decide, then write."""
+    snapshot = ctx.source.snapshot()
+    loaded = ctx.loader.load(snapshot.files, snapshot.errors)
+    desired = DesiredInput(
+        runs=desired_runs(loaded.desired),
+        invalid_names=loaded.invalid_names,
+        complete=not loaded.incomplete,
+    )
+    view = ctx.ledger.view()
+    report = ObserveReport()
+    observed = observe(ctx.ecs, needs(desired, view), view, ctx.ledger, ctx.owner, report)
+    plan = make_plan(desired, observed, view, ctx.clock.now(), ctx.owner, ctx.max_orphan_fraction)
+    applied = ctx.executor.apply(plan)
+    return PassResult(snapshot, loaded, plan, applied, report.errors)
