@@ -86,6 +86,8 @@ class Executor:
                 result.conflicts.append(f"{describe(action)}: {exc}")
             except ControllerError as exc:
                 result.failed.append(f"{describe(action)}: {exc}")
+            except Exception as exc:
+                result.failed.append(f"{describe(action)}: unexpected {type(exc).__name__}: {exc}")
         return result
 
     def _apply_one(
@@ -201,4 +203,3 @@ class DryRunExecutor:
             result.applied.append(line)
             result.counts[type(action).__name__] += 1
         return result
-

@@ -10,32 +10,30 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 
 from controller import __version__
+from controller.errors import TerminalError, UsageError
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind
+from controller.report import report_pass, status_json, status_table
 from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
+from controller.state import open_ledger
+from controller.wiring import Settings, build_pass, make_clock
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The global options, after environment variables and defaults."""
-
-    source: str
-    state: str
-    owner: str
-    region: str | None
-
-
 def _check_owner(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     if not _OWNER_RE.match(value):
-        raise click.BadParameter("must match [a-z0-9-]{1,32} (it goes into startedBy 'ejc/<owner>')")
+        raise click.BadParameter(
+            "must match [a-z0-9-]{1,32} (it goes into startedBy 'ejc/<owner>')"
+        )
     return value
 
 
@@ -95,7 +93,9 @@ def validate(settings: Settings, paths: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("kind", required=False, type=click.Choice(["jobrun", "cronjob"], case_sensitive=False))
+@click.argument(
+    "kind", required=False, type=click.Choice(["jobrun", "cronjob"], case_sensitive=False)
+)
 def schema(kind: str | None) -> None:
     """Print the JSON Schema of a kind (both, as one JSON object, without KIND)."""
     kinds = {"jobrun": Kind.JOB_RUN, "cronjob": Kind.CRON_JOB}
@@ -104,6 +104,116 @@ def schema(kind: str | None) -> None:
         return
     both = {k.value: load_schema(k) for k in Kind}
     click.echo(json.dumps(both, indent=2, sort_keys=True))
+
+
+# -- reconcile / diff / status ------------------------------------------------
+
+_OUTPUT = click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+
+
+def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """The options shared by `reconcile` and `run` (one pass, same knobs)."""
+    options = [
+        click.option("--stop-orphans", is_flag=True, help="Stop the tasks of orphaned runs."),
+        click.option(
+            "--max-orphan-fraction",
+            type=click.FloatRange(0.0, 1.0),
+            default=0.5,
+            show_default=True,
+            help="Refuse to orphan more than this fraction of active runs in one pass.",
+        ),
+        click.option(
+            "--keep-revisions",
+            type=click.IntRange(1),
+            default=5,
+            show_default=True,
+            help="Newest owned ACTIVE revisions kept per family when pruning.",
+        ),
+        click.option("--no-prune", is_flag=True, help="Do not deregister stale revisions."),
+        click.option(
+            "--delete-inactive", is_flag=True, help="Also delete this owner's INACTIVE revisions."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Do one pass and exit (required: see `controller run`).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@_OUTPUT
+@_pass_options
+@click.pass_obj
+def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **knobs: Any) -> None:
+    """One full pass: load, observe, plan, apply (exit 0 clean, 1 problems, 2 setup)."""
+    if not once:
+        raise click.UsageError("reconcile needs --once; the long-running loop is `controller run`")
+    with _setup_errors():
+        wiring = build_pass(settings, dry_run=dry_run, knobs=knobs)
+    with wiring:
+        result = wiring.reconcile()
+    report_pass(result, output, dry_run=dry_run)
+    sys.exit(0 if result.clean else 1)
+
+
+@cli.command(name="diff")
+@_OUTPUT
+@click.pass_obj
+def diff_command(settings: Settings, output: str) -> None:
+    """One pass without writes; prints the actions (exit 0 none, 1 pending, 2 error)."""
+    _diff(settings, output)
+
+
+@cli.command(name="plan")
+@_OUTPUT
+@click.pass_obj
+def plan_command(settings: Settings, output: str) -> None:
+    """Same as `diff`."""
+    _diff(settings, output)
+
+
+def _diff(settings: Settings, output: str) -> None:
+    with _setup_errors():
+        wiring = build_pass(settings, dry_run=True, knobs={})
+    with wiring:
+        result = wiring.reconcile()
+    report_pass(result, output, dry_run=True)
+    if result.observe_errors:
+        sys.exit(2)
+    sys.exit(1 if result.plan.actions else 0)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@_OUTPUT
+@click.pass_obj
+def status(settings: Settings, name: str | None, output: str) -> None:
+    """Runs, phases, attempts, exit codes and ages, from the ledger."""
+    with _setup_errors():
+        ledger = open_ledger(settings.state)
+    try:
+        view = ledger.view()
+    finally:
+        ledger.close()
+    records = [r for r in view.runs.values() if name is None or r.key.name == name]
+    records.sort(key=lambda r: (r.key.name, r.created_at, r.key.run_id))
+    if output == "json":
+        click.echo(json.dumps(status_json(records), indent=2))
+        return
+    click.echo(status_table(records, make_clock().now()))
+
+
+@contextmanager
+def _setup_errors() -> Iterator[None]:
+    """Setup problems (bad URL, unreadable ledger) exit 2 with a one-line message."""
+    try:
+        yield
+    except (UsageError, TerminalError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 def main() -> None:

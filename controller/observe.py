@@ -59,7 +59,7 @@ def revision_record(described: DescribedRevision) -> RevisionRecord:
 
 
 def _open_task_arns(runs: Iterable[RunRecord]) -> dict[str, set[str]]:
-    """cluster -> ARNs of tasks whose end the ledger has not recorded."""
+    """Cluster -> ARNs of tasks whose end the ledger has not recorded."""
     by_cluster: dict[str, set[str]] = {}
     for record in runs:
         if record.phase.terminal and all(t.stopped for a in record.attempts for t in a.tasks):

@@ -1,0 +1,1 @@
+"""Pure model: manifests, run records, observed state, canonical task definitions."""

@@ -339,7 +339,9 @@ def _schedule_errors(spec: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...
         found.append((("spec", "timeZone"), f"unknown IANA time zone {tz_name!r}"))
         zone = ZoneInfo("UTC")
     try:
-        CronSim(cron_expression(spec["schedule"]), datetime(2026, 1, 1, tzinfo=UTC).astimezone(zone))
+        CronSim(
+            cron_expression(spec["schedule"]), datetime(2026, 1, 1, tzinfo=UTC).astimezone(zone)
+        )
     except CronSimError as exc:
         found.append((("spec", "schedule"), f"invalid cron schedule {spec['schedule']!r}: {exc}"))
     return found
@@ -359,7 +361,9 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
     if fargate and not job.get("networkConfiguration"):
         found.append(((), "FARGATE needs networkConfiguration (awsvpc subnets)"))
     if job.get("launchType") and strategy:
-        found.append((("launchType",), "launchType and capacityProviderStrategy exclude each other"))
+        found.append(
+            (("launchType",), "launchType and capacityProviderStrategy exclude each other")
+        )
     if has_td:
         containers = {
             c.get("name")

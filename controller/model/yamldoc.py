@@ -45,9 +45,12 @@ class YamlDocument:
                     if isinstance(k, yaml.ScalarNode) and k.value == str(part):
                         key_node, child = k, v
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    child = node.value[part]
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
+                child = node.value[part]
             if child is None:
                 return line
             node = child

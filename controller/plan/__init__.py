@@ -1,0 +1,1 @@
+"""Pure planning: from (desired, observed, ledger, now) to a Plan of frozen actions."""

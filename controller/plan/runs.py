@@ -198,9 +198,7 @@ def plan_run(
 
     if fresh or _changed(before, record):
         record = replace(record, updated_at=ctx.now)
-        actions.append(
-            RecordRun(record.key, record, f"{record.phase}/{record.reason}: {record.message}")
-        )
+        actions.append(RecordRun(record.key, record, record.message))
     return actions
 
 
@@ -321,7 +319,8 @@ def _count(record: RunRecord, outcome: AttemptOutcome) -> int:
 
 def _after_attempt(record: RunRecord, spec: JobSpec, ctx: RunContext) -> RunRecord:
     attempt = record.current_attempt
-    assert attempt is not None and attempt.outcome is not None
+    if attempt is None or attempt.outcome is None:
+        return record
     finished_at = attempt.finished_at or ctx.now
     match attempt.outcome:
         case AttemptOutcome.SUCCEEDED:
@@ -333,7 +332,8 @@ def _after_attempt(record: RunRecord, spec: JobSpec, ctx: RunContext) -> RunReco
         case AttemptOutcome.APPLICATION_FAILURE:
             failures = _count(record, AttemptOutcome.APPLICATION_FAILURE)
             if failures > spec.backoff_limit:
-                message = f"{attempt.message}; {failures} failed attempt(s), backoffLimit {spec.backoff_limit}"
+                limit = spec.backoff_limit
+                message = f"{attempt.message}; {failures} failed attempt(s), backoffLimit {limit}"
                 return _finish(record, Phase.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED, message, ctx)
             delay = spec.backoff.delay(failures)
             return _wait(

@@ -1,0 +1,1 @@
+"""The pass and the loop that runs it."""

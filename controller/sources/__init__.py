@@ -1,0 +1,1 @@
+"""Where manifests come from: a directory (Git checkout) or an S3 prefix."""

@@ -39,7 +39,7 @@ def read_tree(root: Path, display_root: str) -> tuple[dict[str, bytes], list[Man
                 continue
             target = (here / name).resolve()
             if not _is_within(target, real_root):
-                shown = os.path.join(display_root, (here / name).relative_to(root))
+                shown = str(Path(display_root) / (here / name).relative_to(root))
                 errors.append(ManifestError(shown, 1, "symlink leaves the source root: skipped"))
                 continue
             kept.append(name)
@@ -48,7 +48,7 @@ def read_tree(root: Path, display_root: str) -> tuple[dict[str, bytes], list[Man
             if not name.endswith(MANIFEST_SUFFIXES) or name.startswith("."):
                 continue
             path = here / name
-            shown = os.path.join(display_root, path.relative_to(root))
+            shown = str(Path(display_root) / path.relative_to(root))
             problem = _refusal(path, real_root)
             if problem is not None:
                 errors.append(ManifestError(shown, 1, problem))

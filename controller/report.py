@@ -1,0 +1,131 @@
+"""What the CLI prints: pass reports and the status table / JSON (DESIGN.md §8).
+
+`status -o json` is a contract other tools parse:
+`{"runs": [{"kind", "name", "runId", "phase", "reason", "message",
+"taskDefinitionArn", "attempts": [{"number", "taskArns", "exitCodes",
+"stopCode", "startedAt", "stoppedAt"}]}]}`, times ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from controller.model.run import AttemptRecord, RunRecord
+from controller.plan.actions import as_json, describe
+from controller.runtime.reconcile import PassResult
+
+
+def iso(at: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, or None."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
+    """One attempt in the status JSON shape."""
+    return {
+        "number": attempt.number,
+        "taskArns": list(attempt.task_arns),
+        "exitCodes": attempt.exit_codes,
+        "stopCode": attempt.stop_code,
+        "startedAt": iso(attempt.started_at),
+        "stoppedAt": iso(attempt.stopped_at),
+    }
+
+
+def run_json(record: RunRecord) -> dict[str, Any]:
+    """One run in the status JSON shape."""
+    return {
+        "kind": record.kind.value,
+        "name": record.key.name,
+        "runId": record.key.run_id,
+        "phase": record.phase.value,
+        "reason": record.reason.value,
+        "message": record.message,
+        "taskDefinitionArn": record.task_definition_arn,
+        "attempts": [attempt_json(a) for a in record.attempts],
+    }
+
+
+def status_json(records: Sequence[RunRecord]) -> dict[str, Any]:
+    """The whole `status -o json` document."""
+    return {"runs": [run_json(r) for r in records]}
+
+
+def _age(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "-"
+    seconds = max(0, int((now - at).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _exit_codes(record: RunRecord) -> str:
+    attempt = record.current_attempt
+    if attempt is None or not attempt.exit_codes:
+        return "-"
+    return ",".join(f"{k}={'-' if v is None else v}" for k, v in sorted(attempt.exit_codes.items()))
+
+
+def status_table(records: Sequence[RunRecord], now: datetime) -> str:
+    """A fixed-width table of runs for humans."""
+    if not records:
+        return "no runs recorded yet"
+    header = ("NAME", "RUN-ID", "KIND", "PHASE", "REASON", "ATTEMPTS", "EXIT", "AGE", "MESSAGE")
+    rows = [
+        (
+            r.key.name,
+            r.key.run_id,
+            r.kind.value,
+            r.phase.value,
+            r.reason.value,
+            str(len(r.attempts)),
+            _exit_codes(r),
+            _age(r.created_at, now),
+            r.message if len(r.message) <= 70 else r.message[:67] + "...",
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
+    """Print a pass's outcome: actions, failures, warnings, manifest errors."""
+    for error in result.loaded.errors:
+        click.echo(str(error), err=True)
+    for problem in result.observe_errors:
+        click.echo(f"error: {problem}", err=True)
+    for warning in result.plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for failure in result.applied.failed:
+        click.echo(f"failed: {failure}", err=True)
+    if output == "json":
+        document = {
+            "revision": result.snapshot.revision,
+            "dryRun": dry_run,
+            "actions": [as_json(a) for a in result.plan.actions],
+            "failed": result.applied.failed,
+            "conflicts": result.applied.conflicts,
+            "warnings": list(result.plan.warnings),
+            "errors": [str(e) for e in result.loaded.errors] + result.observe_errors,
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    verb = "would" if dry_run else "did"
+    for action in result.plan.actions:
+        click.echo(f"{verb}: {describe(action)}")
+    if not result.plan.actions:
+        click.echo(f"nothing to do (source {result.snapshot.revision})")

@@ -1,0 +1,707 @@
+"""The SQLite ledger: the default store, one local file and zero setup (DESIGN.md §9).
+
+Why SQLite: a single controller needs durable, transactional memory of its
+runs and nothing else to install. Why these choices:
+
+* **WAL with `synchronous=FULL`.** WAL lets the metrics thread read while the
+  loop writes. FULL (not NORMAL) because an attempt's intent must survive a
+  power loss once `save` has returned: the start protocol (DESIGN.md §4) sends
+  RunTask right after, and an intent lost to a rolled-back WAL frame would let
+  a restarted controller start the same attempt under a token it no longer
+  remembers. The price is one fsync per commit, a few per pass.
+* **`BEGIN IMMEDIATE` for every write.** The version check and the write happen
+  under SQLite's single write lock, so two ledgers on one file (two processes
+  by mistake, or a test) can never both claim an attempt; a deferred
+  transaction could read, then fail to upgrade with SQLITE_BUSY mid-way.
+* **One connection behind a lock.** The loop thread writes and a metrics
+  thread reads; serialising them on one connection (`check_same_thread=False`)
+  is simpler than a connection per thread, whose connections could only be
+  closed by their own threads. Every operation is short, so the wait is too.
+* **Normal tables, not JSON blobs, for runs, attempts and tasks,** so that
+  `sqlite3 state.db` answers "which run owns this task ARN" or "which intents
+  were never submitted" without code. Only values that ECS defines (the
+  RunTask request, the frozen spec, exit codes by container) are JSON.
+* **Datetimes as fixed-width ISO 8601 UTC text** (`...T12:00:00.000001+00:00`):
+  readable, exact to the microsecond, and sorted as text in time order.
+* **`view()` decodes only what changed.** The loop reads the whole ledger
+  every pass; every save bumps a run's version, so a run whose version is
+  unchanged since the last view is reused instead of decoded again.
+* **Versioned schema.** `PRAGMA user_version` is the number of migration steps
+  applied; `MIGRATIONS` lists the steps in order and is applied on open, in one
+  transaction. A file written by a newer controller is refused, not guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from controller.errors import TerminalError, TransientError
+from controller.model.manifest import Kind, RunKey
+from controller.model.run import (
+    AttemptOutcome,
+    AttemptRecord,
+    Event,
+    Phase,
+    Reason,
+    RevisionRecord,
+    RunRecord,
+    TaskRecord,
+)
+from controller.state.ledger import LedgerConflict, LedgerView
+
+#: One schema step, from version N to N+1; runs inside the migration transaction.
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _schema_v1(db: sqlite3.Connection) -> None:
+    """Create the first schema: runs, attempts, tasks, events, schedules, revisions."""
+    statements = (
+        """
+        CREATE TABLE runs (
+            name                TEXT NOT NULL,
+            run_id              TEXT NOT NULL,
+            kind                TEXT NOT NULL,
+            phase               TEXT NOT NULL,
+            reason              TEXT NOT NULL,
+            message             TEXT NOT NULL,
+            created_at          TEXT NOT NULL,
+            updated_at          TEXT NOT NULL,
+            spec_digest         TEXT NOT NULL,
+            frozen_spec         TEXT,              -- JSON object; NULL until the first attempt
+            task_definition_arn TEXT,
+            not_before          TEXT,
+            pending_since       TEXT,
+            finished_at         TEXT,
+            version             INTEGER NOT NULL CHECK (version > 0),
+            PRIMARY KEY (name, run_id)
+        )
+        """,
+        """
+        CREATE TABLE attempts (
+            name                TEXT NOT NULL,
+            run_id              TEXT NOT NULL,
+            number              INTEGER NOT NULL,
+            client_token        TEXT NOT NULL,
+            task_definition_arn TEXT NOT NULL,
+            request             TEXT NOT NULL,     -- JSON: the exact RunTask parameters
+            intent_at           TEXT NOT NULL,
+            submitted           INTEGER NOT NULL CHECK (submitted IN (0, 1)),
+            placement_failures  TEXT NOT NULL,     -- JSON array of strings
+            outcome             TEXT,
+            message             TEXT NOT NULL,
+            finished_at         TEXT,
+            PRIMARY KEY (name, run_id, number),
+            FOREIGN KEY (name, run_id) REFERENCES runs (name, run_id) ON DELETE CASCADE
+        )
+        """,
+        """
+        CREATE TABLE tasks (
+            name           TEXT NOT NULL,
+            run_id         TEXT NOT NULL,
+            number         INTEGER NOT NULL,
+            position       INTEGER NOT NULL,       -- order within the attempt
+            arn            TEXT NOT NULL,
+            last_status    TEXT NOT NULL,
+            exit_codes     TEXT NOT NULL,          -- JSON object: container -> code or null
+            stop_code      TEXT,
+            stopped_reason TEXT,
+            started_at     TEXT,
+            stopped_at     TEXT,
+            missing        INTEGER NOT NULL CHECK (missing IN (0, 1)),
+            PRIMARY KEY (name, run_id, number, position),
+            FOREIGN KEY (name, run_id, number)
+                REFERENCES attempts (name, run_id, number) ON DELETE CASCADE
+        )
+        """,
+        # Adopting a task found in ECS starts from its ARN.
+        "CREATE INDEX tasks_by_arn ON tasks (arn)",
+        """
+        CREATE TABLE events (
+            id      INTEGER PRIMARY KEY AUTOINCREMENT,  -- log order, never reused
+            at      TEXT NOT NULL,
+            name    TEXT,
+            run_id  TEXT,
+            reason  TEXT NOT NULL,
+            message TEXT NOT NULL,
+            CHECK ((name IS NULL) = (run_id IS NULL))
+        )
+        """,
+        # `status NAME/RUN_ID` reads the newest events of one run.
+        "CREATE INDEX events_by_run ON events (name, run_id, id)",
+        """
+        CREATE TABLE cron_schedules (
+            name           TEXT PRIMARY KEY,
+            last_scheduled TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE revisions (
+            arn       TEXT PRIMARY KEY,
+            family    TEXT NOT NULL,
+            revision  INTEGER NOT NULL,
+            spec_hash TEXT NOT NULL,
+            owner     TEXT,
+            status    TEXT NOT NULL,
+            tagged_hash TEXT
+        )
+        """,
+        # Pruning works family by family.
+        "CREATE INDEX revisions_by_family ON revisions (family, revision)",
+    )
+    for statement in statements:
+        db.execute(statement)
+
+
+#: Schema steps in order: entry i takes a file from version i to i+1. Append
+#: new steps; never edit a released one (files in the field already ran it).
+#: A step runs inside the migration transaction, so it must not commit (no
+#: executescript): all pending steps and the new user_version land together.
+MIGRATIONS: tuple[Migration, ...] = (_schema_v1,)
+
+
+class SchemaVersionError(TerminalError):
+    """The ledger file was written by a newer controller (or is not a ledger at all)."""
+
+
+_DEFAULT_BUSY_TIMEOUT_SECONDS: Final = 10.0
+#: Beyond this many changed runs, view() decodes the whole table at once.
+_DECODE_ALL_ABOVE: Final = 500
+#: How often to retry switching a file that another connection is switching to WAL.
+_WAL_RETRY_SECONDS: Final = 0.005
+
+_RUN_COLUMNS: Final = (
+    "name, run_id, kind, phase, reason, message, created_at, updated_at, spec_digest,"
+    " frozen_spec, task_definition_arn, not_before, pending_since, finished_at, version"
+)
+_ATTEMPT_COLUMNS: Final = (
+    "name, run_id, number, client_token, task_definition_arn, request, intent_at,"
+    " submitted, placement_failures, outcome, message, finished_at"
+)
+_TASK_COLUMNS: Final = (
+    "name, run_id, number, position, arn, last_status, exit_codes, stop_code,"
+    " stopped_reason, started_at, stopped_at, missing"
+)
+_EVENT_COLUMNS: Final = "at, name, run_id, reason, message"
+
+# The queries are built once from the constant column lists above; nothing
+# here ever comes from input (values are always bound as parameters).
+_SELECT_RUNS: Final = f"SELECT {_RUN_COLUMNS} FROM runs"  # noqa: S608
+_SELECT_ATTEMPTS: Final = f"SELECT {_ATTEMPT_COLUMNS} FROM attempts"  # noqa: S608
+_SELECT_TASKS: Final = f"SELECT {_TASK_COLUMNS} FROM tasks"  # noqa: S608
+_ONE_RUN: Final = " WHERE name = ? AND run_id = ?"
+_INSERT_RUN: Final = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})"  # noqa: S608
+_UPDATE_RUN: Final = (
+    "UPDATE runs SET kind = ?, phase = ?, reason = ?, message = ?, created_at = ?,"
+    " updated_at = ?, spec_digest = ?, frozen_spec = ?, task_definition_arn = ?,"
+    " not_before = ?, pending_since = ?, finished_at = ?, version = ?"
+    " WHERE name = ? AND run_id = ?"
+)
+_INSERT_ATTEMPT: Final = f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+_INSERT_TASK: Final = f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+_NEWEST_EVENTS: Final = f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT ?"  # noqa: S608
+_NEWEST_EVENTS_OF_RUN: Final = (
+    f"SELECT {_EVENT_COLUMNS} FROM events"  # noqa: S608
+    " WHERE name = ? AND run_id = ? ORDER BY id DESC LIMIT ?"
+)
+
+
+class SqliteLedger:
+    """The `Ledger` on one SQLite file in WAL mode; safe to share between threads."""
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = _DEFAULT_BUSY_TIMEOUT_SECONDS
+    ) -> None:
+        """Open (creating it and its directories if needed) and migrate the ledger at `path`.
+
+        `busy_timeout` is how many seconds to wait for another connection's
+        write lock before giving up with a TransientError.
+        """
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._closed = False
+        #: The runs the last view() decoded, reused while their version is
+        #: unchanged (see view); guarded by _lock like the connection.
+        self._decoded: dict[RunKey, RunRecord] = {}
+        # isolation_level=None: the sqlite3 module must not open transactions
+        # behind our back; every transaction here is an explicit BEGIN.
+        self._db = sqlite3.connect(
+            self.path,
+            timeout=busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            self._configure(busy_timeout)
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- opening -----------------------------------------------------------
+
+    def _configure(self, busy_timeout: float) -> None:
+        """Set the per-connection pragmas; the journal mode is stored in the file."""
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        mode = self._enter_wal(busy_timeout)
+        if mode != "wal":
+            # WAL needs shared memory, so network file systems refuse it;
+            # without it readers would block the loop's writes.
+            raise TerminalError(
+                f"{self.path}: SQLite refused WAL mode (journal_mode={mode});"
+                " put the ledger on a local file system"
+            )
+        db.execute("PRAGMA synchronous = FULL")  # see the module docstring
+        db.execute("PRAGMA foreign_keys = ON")
+
+    def _enter_wal(self, busy_timeout: float) -> str:
+        """Switch the file to WAL (a no-op once it is) and return the journal mode."""
+        # Switching needs an exclusive lock, and SQLite reports a concurrent
+        # switch (two controllers creating the file at once) as busy without
+        # calling the busy handler; so wait here, as the handler would have.
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                return str(self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            except sqlite3.DatabaseError as error:
+                if getattr(error, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                    raise SchemaVersionError(
+                        f"{self.path} is not a ledger database: {error}"
+                    ) from error
+                if not (isinstance(error, sqlite3.OperationalError) and _is_busy(error)):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise TransientError(
+                        f"the ledger {self.path} is locked by another connection: {error}"
+                    ) from error
+                time.sleep(_WAL_RETRY_SECONDS)
+
+    def _migrate(self) -> None:
+        """Bring the schema to len(MIGRATIONS), or refuse a file from a newer controller."""
+        known = len(MIGRATIONS)
+        found = self._user_version()
+        if found == known:
+            return  # the usual open: no write lock needed
+        self._refuse_newer(found, known)
+        # Under the write lock, so two processes opening a fresh file do not
+        # both run a step; re-read, as the other one may have just finished.
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            found = self._user_version()
+            self._refuse_newer(found, known)
+            for version in range(found, known):
+                MIGRATIONS[version](db)
+            # The header write is part of the transaction: all steps or none.
+            db.execute(f"PRAGMA user_version = {known}")
+
+    def _user_version(self) -> int:
+        """Return the number of migration steps already applied to the file."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _refuse_newer(self, found: int, known: int) -> None:
+        """Raise SchemaVersionError if the file's schema is newer than this code."""
+        if found > known:
+            raise SchemaVersionError(
+                f"{self.path} has ledger schema version {found}, but this controller"
+                f" knows versions up to {known}: upgrade the controller to use this ledger"
+            )
+
+    # -- transactions ------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        """Run a block in one transaction under the thread lock; roll back on any error."""
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError(f"the ledger {self.path} is closed")
+            db = self._db
+            try:
+                db.execute(begin)
+                yield db
+                db.execute("COMMIT")
+            except BaseException as error:
+                # COMMIT itself can fail (busy, disk full) and leave the
+                # transaction open; never leave it open for the next caller.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                if isinstance(error, sqlite3.OperationalError) and _is_busy(error):
+                    raise TransientError(
+                        f"the ledger {self.path} is locked by another connection: {error}"
+                    ) from error
+                raise
+
+    # -- the Ledger protocol -----------------------------------------------
+
+    def view(self) -> LedgerView:
+        """Read every run, CronJob schedule and revision in one snapshot."""
+        with self._transaction("BEGIN") as db:
+            runs = self._current_runs(db)
+            cron = {
+                name: _from_text(at)
+                for name, at in db.execute("SELECT name, last_scheduled FROM cron_schedules")
+            }
+            revisions = {
+                row[0]: RevisionRecord(
+                    arn=row[0],
+                    family=row[1],
+                    revision=row[2],
+                    spec_hash=row[3],
+                    owner=row[4],
+                    status=row[5],
+                    tagged_hash=row[6],
+                )
+                for row in db.execute(
+                    "SELECT arn, family, revision, spec_hash, owner, status, tagged_hash"
+                    " FROM revisions"
+                )
+            }
+        return LedgerView(runs=runs, cron_last_scheduled=cron, revisions=revisions)
+
+    def _current_runs(self, db: sqlite3.Connection) -> dict[RunKey, RunRecord]:
+        """Return every run, decoding only those saved since the last view.
+
+        The loop calls view() every pass, and decoding 10,000 runs costs
+        about half a second; a pass changes a few. Every save bumps the
+        version, so a run whose version is unchanged is the record decoded
+        last time (records are immutable, so sharing them is safe). Records
+        are only ever cached as read back, never as passed to save().
+        """
+        versions = {
+            RunKey(name, run_id): version
+            for name, run_id, version in db.execute("SELECT name, run_id, version FROM runs")
+        }
+        decoded = self._decoded
+        stale = {key for key, version in versions.items() if _version(decoded, key) != version}
+        if len(stale) > _DECODE_ALL_ABOVE:
+            runs = _load_runs(db, None)  # one pass beats thousands of small queries
+        else:
+            runs = {key: decoded[key] for key in versions if key not in stale}
+            for key in stale:
+                runs.update(_load_runs(db, key))
+        # Runs deleted since (none today) drop out with the old dict.
+        self._decoded = runs
+        return runs
+
+    def get(self, key: RunKey) -> RunRecord | None:
+        """Return one run with its attempts and tasks, or None."""
+        with self._transaction("BEGIN") as db:
+            return _load_runs(db, key).get(key)
+
+    def save(self, run: RunRecord) -> RunRecord:
+        """Store `run` whole if the stored version is `run.version`; return it with version + 1."""
+        # Encode first: a value the ledger cannot store (a naive datetime, a
+        # request that is not JSON) fails before the write lock is taken.
+        key = (run.key.name, run.key.run_id)
+        new_version = run.version + 1
+        values = _run_values(run)
+        attempt_rows = [(*key, *_attempt_values(a)) for a in run.attempts]
+        task_rows = [
+            (*key, attempt.number, position, *_task_values(task))
+            for attempt in run.attempts
+            for position, task in enumerate(attempt.tasks)
+        ]
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            row = db.execute(
+                "SELECT version FROM runs WHERE name = ? AND run_id = ?", key
+            ).fetchone()
+            stored = 0 if row is None else int(row[0])
+            if stored != run.version:
+                raise LedgerConflict(_conflict_message(run, stored))
+            if row is None:
+                db.execute(_INSERT_RUN, (*key, *values, new_version))
+            else:
+                db.execute(_UPDATE_RUN, (*values, new_version, *key))
+            # The record is saved whole: its attempts and tasks replace the old ones.
+            db.execute("DELETE FROM tasks WHERE name = ? AND run_id = ?", key)
+            db.execute("DELETE FROM attempts WHERE name = ? AND run_id = ?", key)
+            db.executemany(_INSERT_ATTEMPT, attempt_rows)
+            db.executemany(_INSERT_TASK, task_rows)
+        return replace(run, version=new_version)
+
+    def append_event(self, event: Event) -> None:
+        """Add one event to the end of the log."""
+        name, run_id = (event.run.name, event.run.run_id) if event.run else (None, None)
+        row = (_to_text(event.at), name, run_id, event.reason, event.message)
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT INTO events (at, name, run_id, reason, message) VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+    def events(self, key: RunKey | None = None, limit: int = 100) -> list[Event]:
+        """Return the newest `limit` events (of one run, if given), oldest first."""
+        if limit <= 0:
+            return []  # SQLite reads a negative LIMIT as "no limit"
+        with self._transaction("BEGIN") as db:
+            if key is None:
+                rows = db.execute(_NEWEST_EVENTS, (limit,)).fetchall()
+            else:
+                rows = db.execute(_NEWEST_EVENTS_OF_RUN, (key.name, key.run_id, limit)).fetchall()
+        return [
+            Event(
+                at=_from_text(at),
+                run=None if name is None else RunKey(name, run_id),
+                reason=reason,
+                message=message,
+            )
+            for at, name, run_id, reason, message in reversed(rows)
+        ]
+
+    def set_cron_last_scheduled(self, name: str, at: datetime) -> None:
+        """Remember the newest occurrence of a CronJob already handled."""
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT INTO cron_schedules (name, last_scheduled) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET last_scheduled = excluded.last_scheduled",
+                (name, _to_text(at)),
+            )
+
+    def put_revision(self, revision: RevisionRecord) -> None:
+        """Remember a described revision, replacing what was known under its ARN."""
+        row = (
+            revision.arn,
+            revision.family,
+            revision.revision,
+            revision.spec_hash,
+            revision.owner,
+            revision.status,
+            revision.tagged_hash,
+        )
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO revisions"
+                " (arn, family, revision, spec_hash, owner, status, tagged_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+    def forget_revision(self, arn: str) -> None:
+        """Drop a revision that was deleted; forgetting an unknown one does nothing."""
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute("DELETE FROM revisions WHERE arn = ?", (arn,))
+
+    def close(self) -> None:
+        """Close the file; closing twice is harmless."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    def __enter__(self) -> SqliteLedger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteLedger({str(self.path)!r})"
+
+
+# -- encoding ----------------------------------------------------------------
+
+
+def _to_text(at: datetime) -> str:
+    """Encode a datetime as fixed-width ISO 8601 UTC text with microseconds."""
+    if at.utcoffset() is None:
+        # A naive datetime names no instant; guessing local time would shift
+        # deadlines and backoffs by the host's UTC offset.
+        raise ValueError(f"the ledger stores timezone-aware datetimes only, got naive {at!r}")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _optional_text(at: datetime | None) -> str | None:
+    """Encode like `_to_text`, passing None through."""
+    return None if at is None else _to_text(at)
+
+
+def _from_text(text: str) -> datetime:
+    """Decode the timezone-aware UTC datetime stored by `_to_text`."""
+    return datetime.fromisoformat(text)
+
+
+def _optional_datetime(text: str | None) -> datetime | None:
+    """Decode like `_from_text`, passing None through."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+#: Decodes the compact JSON `_to_json` writes; raw_decode skips json.loads'
+#: whitespace regexes, a third of view()'s time with 10,000 runs.
+_JSON: Final = json.JSONDecoder()
+
+
+def _from_json(text: str) -> Any:
+    """Decode JSON written by `_to_json`."""
+    return _JSON.raw_decode(text)[0]
+
+
+def _to_json(value: object) -> str:
+    """Encode compact JSON; NaN and infinities are refused, as no AWS API accepts them."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def _run_values(run: RunRecord) -> tuple[Any, ...]:
+    """Encode the `runs` columns after (name, run_id) and before version."""
+    return (
+        run.kind.value,
+        run.phase.value,
+        run.reason.value,
+        run.message,
+        _to_text(run.created_at),
+        _to_text(run.updated_at),
+        run.spec_digest,
+        None if run.frozen_spec is None else _to_json(run.frozen_spec),
+        run.task_definition_arn,
+        _optional_text(run.not_before),
+        _optional_text(run.pending_since),
+        _optional_text(run.finished_at),
+    )
+
+
+def _attempt_values(attempt: AttemptRecord) -> tuple[Any, ...]:
+    """Encode the `attempts` columns after (name, run_id)."""
+    return (
+        attempt.number,
+        attempt.client_token,
+        attempt.task_definition_arn,
+        _to_json(attempt.request),
+        _to_text(attempt.intent_at),
+        int(attempt.submitted),
+        _to_json(list(attempt.placement_failures)),
+        None if attempt.outcome is None else attempt.outcome.value,
+        attempt.message,
+        _optional_text(attempt.finished_at),
+    )
+
+
+def _task_values(task: TaskRecord) -> tuple[Any, ...]:
+    """Encode the `tasks` columns after (name, run_id, number, position)."""
+    return (
+        task.arn,
+        task.last_status,
+        _to_json(dict(task.exit_codes)),
+        task.stop_code,
+        task.stopped_reason,
+        _optional_text(task.started_at),
+        _optional_text(task.stopped_at),
+        int(task.missing),
+    )
+
+
+def _conflict_message(run: RunRecord, stored: int) -> str:
+    """Explain why a save was refused, in words an operator can act on."""
+    if run.version == 0:
+        return f"run {run.key} already exists (version {stored}): it was saved by someone else"
+    if stored == 0:
+        return f"run {run.key} is not stored, but the record has version {run.version}"
+    return (
+        f"run {run.key} was saved by someone else (stored version {stored},"
+        f" the record has {run.version}): re-read it and plan again"
+    )
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """Tell whether another connection held a lock for longer than busy_timeout."""
+    name = str(getattr(error, "sqlite_errorname", ""))
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))  # with extended codes
+
+
+# -- decoding ----------------------------------------------------------------
+
+
+def _version(runs: Mapping[RunKey, RunRecord], key: RunKey) -> int | None:
+    """Return the version of `key` in `runs`, or None if it is not there."""
+    run = runs.get(key)
+    return None if run is None else run.version
+
+
+def _load_runs(db: sqlite3.Connection, key: RunKey | None) -> dict[RunKey, RunRecord]:
+    """Every run (or the one of `key`) with attempts and tasks; call inside a transaction."""
+    where, params = ("", ()) if key is None else (_ONE_RUN, (key.name, key.run_id))
+
+    # Three flat queries grouped in Python beat a join here: a join would
+    # repeat every run's large JSON columns once per task.
+    tasks: defaultdict[tuple[str, str, int], list[TaskRecord]] = defaultdict(list)
+    for row in db.execute(
+        _SELECT_TASKS + where + " ORDER BY name, run_id, number, position", params
+    ):
+        tasks[(row[0], row[1], row[2])].append(_task(row))
+
+    attempts: defaultdict[tuple[str, str], list[AttemptRecord]] = defaultdict(list)
+    for row in db.execute(_SELECT_ATTEMPTS + where + " ORDER BY name, run_id, number", params):
+        attempt_tasks = tasks.get((row[0], row[1], row[2]), ())
+        attempts[(row[0], row[1])].append(_attempt(row, tuple(attempt_tasks)))
+
+    runs: dict[RunKey, RunRecord] = {}
+    for row in db.execute(_SELECT_RUNS + where, params):
+        run = _run(row, tuple(attempts.get((row[0], row[1]), ())))
+        runs[run.key] = run
+    return runs
+
+
+def _task(row: Sequence[Any]) -> TaskRecord:
+    """Decode a TaskRecord from a `tasks` row."""
+    exit_codes: Mapping[str, int | None] = _from_json(row[6])
+    return TaskRecord(
+        arn=row[4],
+        last_status=row[5],
+        exit_codes=exit_codes,
+        stop_code=row[7],
+        stopped_reason=row[8],
+        started_at=_optional_datetime(row[9]),
+        stopped_at=_optional_datetime(row[10]),
+        missing=bool(row[11]),
+    )
+
+
+def _attempt(row: Sequence[Any], tasks: tuple[TaskRecord, ...]) -> AttemptRecord:
+    """Decode an AttemptRecord from an `attempts` row and its tasks."""
+    return AttemptRecord(
+        number=row[2],
+        client_token=row[3],
+        task_definition_arn=row[4],
+        request=_from_json(row[5]),
+        intent_at=_from_text(row[6]),
+        tasks=tasks,
+        submitted=bool(row[7]),
+        placement_failures=tuple(_from_json(row[8])),
+        outcome=None if row[9] is None else AttemptOutcome(row[9]),
+        message=row[10],
+        finished_at=_optional_datetime(row[11]),
+    )
+
+
+def _run(row: Sequence[Any], attempts: tuple[AttemptRecord, ...]) -> RunRecord:
+    """Decode a RunRecord from a `runs` row and its attempts."""
+    return RunRecord(
+        key=RunKey(row[0], row[1]),
+        kind=Kind(row[2]),
+        phase=Phase(row[3]),
+        reason=Reason(row[4]),
+        message=row[5],
+        created_at=_from_text(row[6]),
+        updated_at=_from_text(row[7]),
+        spec_digest=row[8],
+        frozen_spec=None if row[9] is None else _from_json(row[9]),
+        task_definition_arn=row[10],
+        attempts=attempts,
+        not_before=_optional_datetime(row[11]),
+        pending_since=_optional_datetime(row[12]),
+        finished_at=_optional_datetime(row[13]),
+        version=row[14],
+    )

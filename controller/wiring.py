@@ -1,0 +1,169 @@
+"""Builds a pass's collaborators from the global options (used by the CLI and the loop).
+
+Also home of the two test hooks the end-to-end tests drive through the real
+CLI, documented here because they are part of how the product is proven:
+
+* `CONTROLLER_TEST_NOW` (ISO 8601): the controller's clock reads this fixed
+  time instead of the wall clock, so a test that advances the sandbox's fake
+  clock can move the controller's with it. Never set it in production.
+* `CONTROLLER_TEST_CRASH_AT` (`after-intent`, `after-run-task`,
+  `after-record`, `after-register`): the process SIGKILLs itself at that
+  step boundary of the start protocol, to prove a crash never yields a second
+  task for one attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from controller.apply import Checkpoint, DryRunExecutor, Executor, no_checkpoint
+from controller.aws.ecs import EcsGateway
+from controller.aws.session import AwsSession
+from controller.clock import Clock, SystemClock
+from controller.errors import UsageError
+from controller.model.loader import ManifestLoader
+from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
+from controller.schemas import validators
+from controller.sources.directory import DirectorySource
+from controller.sources.snapshot import Source
+from controller.state import open_ledger
+from controller.state.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The global options, after environment variables and defaults."""
+
+    source: str
+    state: str
+    owner: str
+    region: str | None
+
+
+class FixedClock:
+    """A clock stuck at one instant (the CONTROLLER_TEST_NOW hook)."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = at
+
+    def now(self) -> datetime:
+        """The fixed instant."""
+        return self._at
+
+    def sleep(self, seconds: float) -> None:
+        """Sleeping does not move a fixed clock."""
+        del seconds
+
+
+def test_now() -> datetime | None:
+    """The instant CONTROLLER_TEST_NOW sets, if any."""
+    text = os.environ.get("CONTROLLER_TEST_NOW")
+    if not text:
+        return None
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def make_clock() -> Clock:
+    """The system clock, unless a test pinned the time."""
+    pinned = test_now()
+    return FixedClock(pinned) if pinned is not None else SystemClock()
+
+
+def make_checkpoint() -> Checkpoint:
+    """The crash hook of CONTROLLER_TEST_CRASH_AT, or a no-op."""
+    target = os.environ.get("CONTROLLER_TEST_CRASH_AT")
+    if not target:
+        return no_checkpoint
+
+    def crash(step: str) -> None:
+        if step == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
+
+
+def make_source(spec: str) -> Source:
+    """The source a --source value names."""
+    if spec.startswith("s3://"):
+        raise UsageError("S3 sources are not available yet; use a directory")
+    return DirectorySource(spec)
+
+
+class ReadOnlyLedger:
+    """A ledger view for dry runs: reads pass through, writes are dropped."""
+
+    def __init__(self, inner: Ledger) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("save", "append_event", "set_cron_last_scheduled", "forget_revision"):
+            raise AttributeError(f"dry run: {name} is not allowed")
+        return getattr(self._inner, name)
+
+    def put_revision(self, revision: Any) -> None:
+        """Dry runs do not even fill the revision cache."""
+        del revision
+
+
+@dataclass
+class PassWiring:
+    """A ready-to-run pass and the resources to release afterwards."""
+
+    context: PassContext
+    ledger: Ledger
+    session: AwsSession
+
+    def reconcile(self) -> PassResult:
+        """Run one pass."""
+        return reconcile_once(self.context)
+
+    def __enter__(self) -> PassWiring:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.ledger.close()
+
+
+def build_pass(
+    settings: Settings,
+    *,
+    dry_run: bool,
+    knobs: dict[str, Any],
+    echo: Any = None,
+) -> PassWiring:
+    """Wire source, loader, gateways, ledger and executor for `settings`."""
+    source = make_source(settings.source)
+    ledger = open_ledger(settings.state)
+    session = AwsSession(settings.region)
+    ecs = EcsGateway(session)
+    clock = make_clock()
+    executor: Executor | DryRunExecutor
+    pass_ledger: Any
+    if dry_run:
+        executor = DryRunExecutor(echo or (lambda _line: None))
+        pass_ledger = ReadOnlyLedger(ledger)
+    else:
+        executor = Executor(ecs, ledger, settings.owner, clock, make_checkpoint())
+        pass_ledger = ledger
+    context = PassContext(
+        source=source,
+        loader=ManifestLoader(validators()),
+        ecs=ecs,
+        ledger=pass_ledger,
+        executor=executor,
+        clock=clock,
+        owner=settings.owner,
+        max_orphan_fraction=float(knobs.get("max_orphan_fraction", 0.5)),
+    )
+    return PassWiring(context=context, ledger=ledger, session=session)
