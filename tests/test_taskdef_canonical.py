@@ -519,10 +519,20 @@ def test_fault_injection_false_equals_missing() -> None:
     assert not same(td(app(), enableFaultInjection=True), td(app()))
 
 
-def test_network_mode_missing_is_not_bridge() -> None:
-    # DescribeTaskDefinition omits networkMode when none was registered
-    # (taskdefs-real/058), and on Windows "missing" means NAT, not bridge.
-    assert not same(td(app()), td(app(), networkMode="bridge"))
+def test_network_mode_missing_is_bridge_on_linux_only() -> None:
+    # Some answers omit networkMode when none was registered (taskdefs-real/058),
+    # others spell out "bridge": on Linux both mean bridge. On Windows
+    # "missing" means the default NAT mode, not bridge.
+    assert same(td(app()), td(app(), networkMode="bridge"))
+    linux = {"operatingSystemFamily": "LINUX"}
+    assert same(
+        td(app(), runtimePlatform=linux), td(app(), networkMode="bridge", runtimePlatform=linux)
+    )
+    windows = {"operatingSystemFamily": "WINDOWS_SERVER_2022_CORE"}
+    assert not same(
+        td(app(), runtimePlatform=windows), td(app(), networkMode="bridge", runtimePlatform=windows)
+    )
+    assert not same(td(app()), td(app(), networkMode="awsvpc"))
 
 
 # --- shapes of input ------------------------------------------------------------------

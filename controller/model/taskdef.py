@@ -84,6 +84,14 @@ def canonical_task_definition(td: Mapping[str, Any]) -> dict[str, Any]:
     # Response-only fields are ECS's bookkeeping, not content.
     fields = {k: v for k, v in body.items() if k not in RESPONSE_ONLY_FIELDS}
     out: dict[str, Any] = _prune(fields)
+    # On Linux an unset networkMode *is* bridge (the API reference: "the
+    # default Docker network mode is bridge"); some answers omit it, others
+    # (moto) spell it out. On Windows an unset mode means "default" (NAT),
+    # which is not bridge, so it stays unset there.
+    platform = out.get("runtimePlatform")
+    family = platform.get("operatingSystemFamily", "") if isinstance(platform, Mapping) else ""
+    if "networkMode" not in out and not str(family).upper().startswith("WINDOWS"):
+        out["networkMode"] = "bridge"
     network_mode = out.get("networkMode")
 
     # Task cpu/memory are strings in the API; ECS answers "1 vCPU" with "1024".

@@ -1,0 +1,230 @@
+"""Whole passes against moto in-process: gateway, observe, plan and apply together.
+
+These tests exercise AWS behaviour through moto (never a mock of our own
+gateway): revisions registered once and reused, RunTask requests carrying the
+start protocol's token, tags and startedBy, and the API-call cost of passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from controller.apply import Executor
+from controller.aws.ecs import EcsGateway
+from controller.aws.session import AwsSession
+from controller.clock import FakeClock
+from controller.model.loader import ManifestLoader
+from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
+from controller.model.run import Phase, client_token
+from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
+from controller.schemas import validators
+from controller.sources.snapshot import Snapshot
+from controller.state.sqlite import SqliteLedger
+
+OWNER = "team-a"
+
+
+class StaticSource:
+    """A source whose files the test sets directly."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(revision="test", files=dict(self.files))
+
+    def describe(self) -> str:
+        return "static"
+
+
+def job(name: str, family: str, image: str = "busybox:1", run_id: str = "1") -> bytes:
+    return (
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: JobRun\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n"
+        "  cluster: batch\n"
+        f"  runId: '{run_id}'\n"
+        "  launchType: EC2\n"
+        "  tags: [{key: team, value: data}]\n"
+        "  taskDefinition:\n"
+        f"    family: {family}\n"
+        "    cpu: 0.25 vCPU\n"
+        "    memory: 0.5 GB\n"
+        "    containerDefinitions:\n"
+        f"      - {{name: app, image: '{image}', memory: 16, cpu: 8}}\n"
+    ).encode()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    with mock_aws():
+        boto3.client("ecs").create_cluster(clusterName="batch")
+        # Plain moto places EC2 tasks on registered container instances only.
+        ec2: Any = boto3.client("ec2")
+        for instance in ec2.run_instances(
+            ImageId="ami-12345678", MinCount=4, MaxCount=4, InstanceType="m5.4xlarge"
+        )["Instances"]:
+            boto3.client("ecs").register_container_instance(
+                cluster="batch",
+                instanceIdentityDocument=json.dumps({"instanceId": instance["InstanceId"]}),
+            )
+        yield
+
+
+class Harness:
+    """One controller process: its gateway, ledger and clock persist across passes."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.source = StaticSource()
+        self.session = AwsSession("us-east-1")
+        self.ecs = EcsGateway(self.session)
+        self.ledger = SqliteLedger(tmp / "state.db")
+        self.clock = FakeClock()
+        self.loader = ManifestLoader(validators())
+
+    def reconcile(self) -> PassResult:
+        ctx = PassContext(
+            source=self.source,
+            loader=self.loader,
+            ecs=self.ecs,
+            ledger=self.ledger,
+            executor=Executor(self.ecs, self.ledger, OWNER, self.clock),
+            clock=self.clock,
+            owner=OWNER,
+        )
+        before = self.session.calls.copy()
+        result = reconcile_once(ctx)
+        self.last_calls = self.session.calls - before
+        return result
+
+
+@pytest.fixture
+def harness(aws: None, tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    yield h
+    h.ledger.close()
+
+
+def revisions(family: str) -> list[str]:
+    arns: list[str] = boto3.client("ecs").list_task_definitions(familyPrefix=family)[
+        "taskDefinitionArns"
+    ]
+    return arns
+
+
+def test_hundred_runs_sharing_three_specs_register_exactly_three_revisions(
+    harness: Harness,
+) -> None:
+    for i in range(100):
+        harness.source.files[f"j{i}.yaml"] = job(f"j{i}", family=f"fam{i % 3}")
+    first = harness.reconcile()
+    assert first.clean, (first.applied.failed, first.observe_errors)
+    assert all(r.attempts[0].task_arns for r in harness.ledger.view().runs.values())
+    assert harness.last_calls[("ecs", "RegisterTaskDefinition")] == 3
+    assert harness.last_calls[("ecs", "RunTask")] == 100
+    assert [len(revisions(f"fam{i}")) for i in range(3)] == [1, 1, 1]
+
+    second = harness.reconcile()
+    assert second.clean
+    assert harness.last_calls[("ecs", "RegisterTaskDefinition")] == 0
+    assert harness.last_calls[("ecs", "DescribeTaskDefinition")] == 0
+    assert harness.last_calls[("ecs", "RunTask")] == 0
+
+    # Changing one image for new runs registers exactly one revision.
+    harness.source.files["new.yaml"] = job("new", family="fam0", image="busybox:2")
+    harness.reconcile()
+    assert harness.last_calls[("ecs", "RegisterTaskDefinition")] == 1
+    assert len(revisions("fam0")) == 2
+
+
+def test_registered_revision_is_tagged_and_reused_by_a_fresh_process(
+    harness: Harness, tmp_path: Path
+) -> None:
+    harness.source.files["a.yaml"] = job("a", family="fam")
+    harness.reconcile()
+    [arn] = revisions("fam")
+    tags = boto3.client("ecs").list_tags_for_resource(resourceArn=arn)["tags"]
+    tag_map = {t["key"]: t["value"] for t in tags}
+    assert tag_map[TAG_OWNER] == OWNER
+    assert len(tag_map[TAG_SPEC_HASH]) == 64
+
+    # Another process with an empty ledger: same content -> reuse, no registration.
+    other = Harness(tmp_path / "other")
+    other.source.files["b.yaml"] = job("b", family="fam")
+    result = other.reconcile()
+    assert result.clean
+    assert other.last_calls[("ecs", "RegisterTaskDefinition")] == 0
+    record = other.ledger.get(next(iter(other.ledger.view().runs)))
+    assert record is not None
+    assert record.task_definition_arn == arn
+    other.ledger.close()
+
+
+def test_revision_registered_by_hand_is_adopted(harness: Harness) -> None:
+    # Registered by someone else, spelled the way the API answers it.
+    boto3.client("ecs").register_task_definition(
+        family="fam",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {"name": "app", "image": "busybox:1", "memory": 16, "cpu": 8, "essential": True}
+        ],
+    )
+    harness.source.files["a.yaml"] = job("a", family="fam")
+    result = harness.reconcile()
+    assert result.clean
+    assert harness.last_calls[("ecs", "RegisterTaskDefinition")] == 0
+    assert len(revisions("fam")) == 1
+
+
+def test_run_task_carries_token_started_by_and_tags(harness: Harness) -> None:
+    harness.source.files["a.yaml"] = job("nightly", family="fam", run_id="7")
+    harness.reconcile()
+    ecs: Any = boto3.client("ecs")
+    arns = ecs.list_tasks(cluster="batch", startedBy=f"ejc/{OWNER}")["taskArns"]
+    assert len(arns) == 1
+    task = ecs.describe_tasks(cluster="batch", tasks=arns, include=["TAGS"])["tasks"][0]
+    tags = {t["key"]: t["value"] for t in task["tags"]}
+    assert tags == {
+        "ecs-job-controller/owner": OWNER,
+        "ecs-job-controller/kind": "JobRun",
+        "ecs-job-controller/run": "nightly",
+        "ecs-job-controller/run-id": "7",
+        "ecs-job-controller/attempt": "1",
+        "team": "data",
+    }
+    assert task["startedBy"] == f"ejc/{OWNER}"
+    [record] = harness.ledger.view().runs.values()
+    attempt = record.attempts[0]
+    assert attempt.client_token == client_token(OWNER, record.key, 1)
+    assert attempt.request["clientToken"] == attempt.client_token
+    assert attempt.task_arns == tuple(arns)
+
+
+def test_steady_state_pass_costs_only_the_task_listing(harness: Harness) -> None:
+    for i in range(30):
+        harness.source.files[f"j{i}.yaml"] = job(f"j{i}", family="fam")
+    harness.reconcile()
+    # Let ECS finish every task (moto moves tasks one state per read).
+    ecs: Any = boto3.client("ecs")
+    for arn in ecs.list_tasks(cluster="batch")["taskArns"]:
+        ecs.stop_task(cluster="batch", task=arn, reason="done")
+    harness.reconcile()
+    runs = harness.ledger.view().runs.values()
+    assert all(r.phase.terminal for r in runs)
+    harness.reconcile()
+    assert set(harness.last_calls) == {("ecs", "ListTasks")}
+    assert harness.last_calls[("ecs", "ListTasks")] == 1
