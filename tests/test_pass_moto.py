@@ -23,7 +23,7 @@ from controller.aws.session import AwsSession
 from controller.clock import FakeClock
 from controller.model.loader import ManifestLoader
 from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
-from controller.model.run import Phase, client_token
+from controller.model.run import client_token
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.snapshot import Snapshot

@@ -178,9 +178,7 @@ def test_recursive_alias_is_refused() -> None:
 
 
 def test_small_aliases_are_fine() -> None:
-    text = job("aliased").replace(
-        "containerDefinitions:", "containerDefinitions: &c"
-    ) + "# end\n"
+    text = job("aliased").replace("containerDefinitions:", "containerDefinitions: &c") + "# end\n"
     assert messages({"a.yaml": text}) == []
 
 
@@ -205,7 +203,9 @@ def test_unknown_kind_with_our_api_version_is_an_error() -> None:
 
 def test_task_definition_and_ref_together_or_neither_are_errors() -> None:
     both = job("both", spec_extra="  taskDefinitionRef: both:3\n")
-    neither = "apiVersion: ecs-job-controller/v1\nkind: JobRun\nmetadata: {name: n}\nspec: {cluster: c}\n"
+    neither = (
+        "apiVersion: ecs-job-controller/v1\nkind: JobRun\nmetadata: {name: n}\nspec: {cluster: c}\n"
+    )
     errs = messages({"both.yaml": both, "neither.yaml": neither})
     assert len(errs) == 2
     assert all("exactly one of taskDefinition and taskDefinitionRef" in e for e in errs)
