@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -204,6 +205,24 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         click.echo(json.dumps(status_json(records), indent=2))
         return
     click.echo(status_table(records, make_clock().now()))
+
+
+@cli.command()
+@click.option(
+    "--examples",
+    type=click.Path(exists=True, file_okay=False),
+    default="manifests/examples",
+    show_default=True,
+    help="Directory of example manifests to run.",
+)
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds at most.")
+def demo(examples: str, timeout: float) -> None:
+    """Run the examples against the local sandbox; exit 0 when each ended as its file says."""
+    from controller.demo import run_demo  # the sandbox (moto) is loaded only for the demo
+
+    click.echo(f"sandbox: running {examples} (ledger in a temporary directory)")
+    ok = run_demo(Path(examples), click.echo, timeout)
+    sys.exit(0 if ok else 1)
 
 
 @contextmanager

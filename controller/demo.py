@@ -1,0 +1,173 @@
+"""`controller demo`: the whole loop against the local sandbox, no AWS account needed.
+
+Starts the sandbox (moto's server with the ECS fidelity patches), seeds what
+the examples expect — cluster `batch`, Auto Scaling group `batch-asg` with one
+registered instance, log group `/ecs/batch` — and runs real passes over
+`manifests/examples` with a throw-away ledger until every example run has
+ended (at most `timeout` seconds), then prints the status table.
+
+Each example states how it must end in the annotation
+`demo.ecs-job-controller/expect` (`Succeeded`, `Failed/DeadlineExceeded`,
+`Scheduled` for CronJobs) and optionally `.../expect-attempts`. The demo
+exits 0 only when every example ended that way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.apply import Executor
+from controller.aws.ecs import EcsGateway
+from controller.aws.session import AwsSession
+from controller.clock import SystemClock
+from controller.model.loader import ManifestLoader
+from controller.model.manifest import DesiredSet
+from controller.model.run import RunRecord
+from controller.report import status_table
+from controller.runtime.reconcile import PassContext, reconcile_once
+from controller.schemas import validators
+from controller.sources.directory import DirectorySource
+from controller.state.sqlite import SqliteLedger
+
+EXPECT = "demo.ecs-job-controller/expect"
+EXPECT_ATTEMPTS = "demo.ecs-job-controller/expect-attempts"
+PASS_INTERVAL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Did one example end as its file says?"""
+
+    name: str
+    expected: str
+    actual: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the outcome matches."""
+        return self.expected == self.actual
+
+
+def _expectations(desired: DesiredSet) -> dict[str, tuple[str, str | None]]:
+    expectations: dict[str, tuple[str, str | None]] = {}
+    for manifest in desired.manifests():
+        expected = manifest.metadata.annotations.get(EXPECT)
+        if expected is not None:
+            attempts = manifest.metadata.annotations.get(EXPECT_ATTEMPTS)
+            expectations[manifest.name] = (expected, attempts)
+    return expectations
+
+
+def _outcome(record: RunRecord | None, expected: str, attempts: str | None) -> str:
+    if record is None:
+        return "not started"
+    text = str(record.phase) if "/" not in expected else f"{record.phase}/{record.reason}"
+    if attempts is not None:
+        text += f" after {len(record.attempts)} attempt(s)"
+    return text
+
+
+def _wanted(expected: str, attempts: str | None) -> str:
+    return expected + (f" after {attempts} attempt(s)" if attempts is not None else "")
+
+
+def run_demo(
+    examples: Path,
+    echo: Callable[[str], None],
+    timeout: float = 60.0,
+) -> bool:
+    """Run the examples in the sandbox; True when each ended as its file says."""
+    from controller.sandbox.server import Sandbox  # moto is only needed here
+
+    clock = SystemClock()
+    sandbox = Sandbox(clock).start()
+    saved_env = dict(os.environ)
+    try:
+        os.environ.update(sandbox.env())
+        sandbox.create_cluster("batch")
+        sandbox.create_auto_scaling_group(
+            "batch-asg",
+            "batch",
+            min_size=1,
+            max_size=4,
+            desired=1,
+            instance_cpu=2048,
+            instance_memory=4096,
+            registration_delay_seconds=0,
+        )
+        sandbox.create_log_group("/ecs/batch")
+        sandbox.tick()
+        with tempfile.TemporaryDirectory(prefix="ejc-demo-") as tmp:
+            return _passes(examples, Path(tmp), clock, echo, timeout)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sandbox.stop()
+
+
+def _passes(
+    examples: Path,
+    state_dir: Path,
+    clock: SystemClock,
+    echo: Callable[[str], None],
+    timeout: float,
+) -> bool:
+    ledger = SqliteLedger(state_dir / "state.db")
+    session = AwsSession()
+    ecs = EcsGateway(session)
+    ctx = PassContext(
+        source=DirectorySource(examples),
+        loader=ManifestLoader(validators()),
+        ecs=ecs,
+        ledger=ledger,
+        executor=Executor(ecs, ledger, "demo", clock),
+        clock=clock,
+        owner="demo",
+    )
+    started = time.monotonic()
+    passes = 0
+    try:
+        while True:
+            result = reconcile_once(ctx)
+            passes += 1
+            for line in result.applied.applied:
+                echo(f"  pass {passes}: {line}")
+            for line in [*result.applied.failed, *result.observe_errors]:
+                echo(f"  pass {passes}: FAILED {line}")
+            for error in result.loaded.errors if passes == 1 else ():
+                echo(f"  {error}")
+            expectations = _expectations(result.loaded.desired)
+            view = ledger.view()
+            runs = {key.name: record for key, record in view.runs.items()}
+            pending = [
+                name
+                for name, (expected, _) in expectations.items()
+                if expected != "Scheduled" and not (name in runs and runs[name].phase.terminal)
+            ]
+            if not pending or time.monotonic() - started > timeout:
+                break
+            time.sleep(PASS_INTERVAL_SECONDS)
+        echo("")
+        echo(status_table(sorted(view.runs.values(), key=lambda r: r.key), clock.now()))
+        echo("")
+        verdicts = []
+        for name, (expected, attempts) in sorted(expectations.items()):
+            if expected == "Scheduled":
+                ok = name in result.loaded.desired.cron_jobs
+                verdicts.append(Verdict(name, expected, "Scheduled" if ok else "not loaded"))
+                continue
+            actual = _outcome(runs.get(name), expected, attempts)
+            verdicts.append(Verdict(name, _wanted(expected, attempts), actual))
+        for verdict in verdicts:
+            mark = "ok  " if verdict.ok else "FAIL"
+            echo(f"{mark} {verdict.name}: expected {verdict.expected}, got {verdict.actual}")
+        elapsed = time.monotonic() - started
+        echo(f"{passes} passes in {elapsed:.1f}s; AWS calls: {sum(session.calls.values())}")
+        return all(v.ok for v in verdicts) and not pending
+    finally:
+        ledger.close()
