@@ -34,7 +34,9 @@ demo: $(STAMP)
 	$(BIN)/controller demo
 
 bench: $(STAMP)
-	$(BIN)/python bench/load_manifests.py
+	$(BIN)/python -m bench.load_manifests
+	$(BIN)/python -m bench.taskdef_reuse
+	$(BIN)/python -m bench.concurrent_runs
 
 schema: $(STAMP)
 	$(BIN)/python scripts/generate_schema.py

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print tables of AWS calls, CPU seconds and memory."""

@@ -1,0 +1,127 @@
+"""Shared set-up of the sandbox benchmarks: a seeded sandbox and an in-process controller.
+
+The controller runs in this process (the real pipeline: directory source,
+loader, observe, plan, executor, SQLite ledger) against the sandbox's moto
+server over HTTP, so every AWS call is a real request and is counted by the
+controller's own `AwsSession.calls`.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.apply import Executor
+from controller.aws.ecs import EcsGateway
+from controller.aws.session import AwsSession
+from controller.clock import FakeClock
+from controller.model.loader import ManifestLoader
+from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
+from controller.sandbox import Sandbox
+from controller.schemas import validators
+from controller.sources.directory import DirectorySource
+from controller.state.sqlite import SqliteLedger
+
+warnings.filterwarnings("ignore", category=UserWarning, module="moto")
+
+JOB = """\
+apiVersion: ecs-job-controller/v1
+kind: JobRun
+metadata: {{name: job-{i}}}
+spec:
+  cluster: batch
+  launchType: EC2
+  taskDefinition:
+    family: fam-{spec}
+    containerDefinitions:
+      - name: app
+        image: busybox:{spec}
+        cpu: 16
+        memory: 32
+        environment:
+          - {{name: SANDBOX_DURATION_SECONDS, value: "{duration}"}}
+"""
+
+
+@dataclass
+class PassFigures:
+    """What one pass cost."""
+
+    label: str
+    calls: Counter[tuple[str, str]]
+    cpu_seconds: float
+    wall_seconds: float
+    peak_rss_mib: float
+    actions: int
+
+
+class Controller:
+    """One controller process's worth of state, driven pass by pass."""
+
+    def __init__(self, root: Path, clock: FakeClock) -> None:
+        self.session = AwsSession()
+        self.ecs = EcsGateway(self.session)
+        self.ledger = SqliteLedger(root / "state.db")
+        self.context = PassContext(
+            source=DirectorySource(root / "manifests"),
+            loader=ManifestLoader(validators()),
+            ecs=self.ecs,
+            ledger=self.ledger,
+            executor=Executor(self.ecs, self.ledger, "bench", clock),
+            clock=clock,
+            owner="bench",
+        )
+
+    def measure(self, label: str) -> tuple[PassFigures, PassResult]:
+        """Run one pass and measure it."""
+        before = self.session.calls.copy()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        result = reconcile_once(self.context)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        figures = PassFigures(
+            label, self.session.calls - before, cpu, wall, peak, len(result.plan.actions)
+        )
+        return figures, result
+
+
+def start_world(root: Path, jobs: int, specs: int, duration: int, instances: int) -> Sandbox:
+    """Start a sandbox with a cluster of `instances`, and write `jobs` manifests."""
+    clock = FakeClock()
+    sandbox = Sandbox(clock).start()
+    os.environ.update(sandbox.env())
+    sandbox.create_cluster("batch")
+    sandbox.add_container_instances("batch", instances, cpu=2048, memory=4096)
+    manifests = root / "manifests"
+    manifests.mkdir(parents=True)
+    for i in range(jobs):
+        text = JOB.format(i=i, spec=i % specs, duration=duration)
+        (manifests / f"job-{i:05d}.yaml").write_text(text)
+    return sandbox
+
+
+def print_table(rows: list[PassFigures], operations: list[tuple[str, str]]) -> None:
+    """Print one row per pass: calls per operation, then CPU, wall and memory."""
+    header = ["pass", *[op for _, op in operations], "other", "CPU s", "wall s", "peak RSS MiB"]
+    lines = [header]
+    for row in rows:
+        named = [row.calls.get(op, 0) for op in operations]
+        other = sum(row.calls.values()) - sum(named)
+        lines.append(
+            [
+                row.label,
+                *[str(n) for n in named],
+                str(other),
+                f"{row.cpu_seconds:.2f}",
+                f"{row.wall_seconds:.2f}",
+                f"{row.peak_rss_mib:.0f}",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)))
