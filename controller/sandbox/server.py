@@ -1,0 +1,425 @@
+"""A local AWS for the demo and the end-to-end tests.
+
+`Sandbox` runs moto's threaded server on 127.0.0.1 and a free port, puts the
+fidelity patches (`patches.py`), the simulated ECS agent (`agent.py`) and
+the Auto Scaling fleet (`fleet.py`) over moto's in-process backends, and
+serves every request through `wsgi.SandboxMiddleware` (counting, fault
+injection, one lock). Time comes from the injected Clock only: tests pass a
+FakeClock and advance it, the demo a SystemClock.
+
+The real `controller` CLI talks to it as a subprocess with `subprocess_env()`
+(boto3 reads `AWS_ENDPOINT_URL`); tests can also use `client(service)`.
+
+moto keeps its state in module-level backends, so one Sandbox runs in a
+process at a time; `stop()` (or `reset()`) wipes moto's state and restores
+every patched attribute, so sandboxes can follow one another in one process.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, ClassVar
+
+import boto3
+from botocore.config import Config
+from moto.autoscaling.models import autoscaling_backends
+from moto.core.utils import get_service_model
+from moto.ecs.models import ecs_backends
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.logs.models import logs_backends
+from moto.moto_api import state_manager
+from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+from controller.clock import Clock
+from controller.sandbox.agent import SimulatedAgent
+from controller.sandbox.fleet import Fleet, WatchedGroup
+from controller.sandbox.patches import (
+    ACCOUNT_ID,
+    ClientTokens,
+    PatchStack,
+    patch_describe_tasks,
+    patch_desired_capacity_bounds,
+    patch_list_tasks,
+    patch_placement,
+    patch_run_task_response,
+    patch_task_lifecycle,
+    patch_task_resources,
+)
+from controller.sandbox.wsgi import INTERNAL_MARKER, FaultInjector, Hooks, SandboxMiddleware
+
+#: Any AMI id works: moto does not validate images unless asked to.
+IMAGE_ID = "ami-12c6146b"
+#: moto's state-manager name for ECS tasks. "manual" with an unreachable
+#: count means moto never moves a task by itself; the agent does.
+TASK_MODEL = "ecs::task"
+NEVER = 2**62
+
+#: Environment variables that would make a subprocess's boto3 look
+#: somewhere other than the sandbox; `subprocess_env()` drops them.
+_AWS_OVERRIDES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+)
+
+
+class _QuietHandler(MotoRequestHandler):
+    """moto's request handler without a log line per request."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log nothing: a test makes thousands of requests."""
+
+
+class _Server(ThreadedMotoServer):
+    """moto's threaded server, serving its app through the sandbox middleware."""
+
+    def __init__(self, host: str, port: int, hooks: Hooks) -> None:
+        super().__init__(ip_address=host, port=port, verbose=False)
+        self._hooks = hooks
+        self.failure: BaseException | None = None
+
+    def _server_entry(self) -> None:
+        # As ThreadedMotoServer._server_entry, with the middleware around the
+        # app; a failure to bind is reported instead of hanging start().
+        app = SandboxMiddleware(DomainDispatcherApplication(create_backend_app), self._hooks)
+        try:
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=_QuietHandler
+            )
+        except (OSError, SystemExit) as error:
+            # werkzeug reports a busy port by printing and sys.exit(1).
+            self.failure = OSError(f"cannot serve on {self._ip_address}:{self._port}: {error!r}")
+            self._server_ready_event.set()
+            return
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+class Sandbox:
+    """moto's server on 127.0.0.1 with ECS fidelity patches and a simulated agent."""
+
+    _running: ClassVar[Sandbox | None] = None
+
+    def __init__(
+        self,
+        clock: Clock,
+        region: str = "us-east-1",
+        *,
+        forget_after_seconds: float = 3600.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.clock = clock
+        self.region = region
+        self.forget_after = timedelta(seconds=forget_after_seconds)
+        self._host = host
+        self._port = port
+        self._lock = threading.RLock()
+        self._calls: Counter[tuple[str, str]] = Counter()
+        self._faults = FaultInjector()
+        self._server: _Server | None = None
+        self._patches = PatchStack()
+        self._agent: SimulatedAgent | None = None
+        self._fleet: Fleet | None = None
+        self._clients: dict[str, Any] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Reset moto, install the patches and serve; returns self."""
+        if Sandbox._running is not None:
+            raise RuntimeError("another Sandbox is running in this process; stop it first")
+        Sandbox._running = self
+        try:
+            state_manager.set_transition(TASK_MODEL, {"progression": "manual", "times": NEVER})
+            with self._lock:
+                moto_api_backend.reset()
+                self._install()
+            hooks = Hooks(
+                self._lock, self._calls, self._faults, self.tick, self._observe, self.reset
+            )
+            server = _Server(self._host, self._port, hooks)
+            server.start()
+            if server.failure is not None:
+                raise server.failure
+            self._server = server
+        except BaseException:
+            self._teardown()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, restore moto's originals and wipe its state."""
+        if Sandbox._running is not self:
+            return  # never started, or stopped already: moto may belong to another
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._teardown()
+
+    def reset(self) -> None:
+        """Wipe all AWS state, faults and call counts; keep serving on the same port."""
+        with self._lock:
+            self._patches.uninstall_all()
+            moto_api_backend.reset()
+            self._faults.clear()
+            self._calls.clear()
+            self._install()
+
+    def _install(self) -> None:
+        ecs = ecs_backends[ACCOUNT_ID][self.region]
+        autoscaling = autoscaling_backends[ACCOUNT_ID][self.region]
+        logs = logs_backends[ACCOUNT_ID][self.region]
+        self._agent = SimulatedAgent(ecs, forget_after=self.forget_after, logs=logs)
+        self._fleet = Fleet(ecs, autoscaling, self._agent)
+        stack = self._patches
+        # Order matters: lifecycle wraps placement, which uses the resources.
+        patch_task_resources(stack, ecs)
+        patch_placement(stack, ecs)
+        patch_task_lifecycle(stack, ecs, self._agent, self.clock)
+        patch_run_task_response(stack, EC2ContainerServiceResponse, ClientTokens(), self.clock)
+        patch_describe_tasks(stack, EC2ContainerServiceResponse)
+        patch_list_tasks(stack, EC2ContainerServiceResponse)
+        patch_desired_capacity_bounds(stack, autoscaling)
+
+    def _teardown(self) -> None:
+        with self._lock:
+            self._patches.uninstall_all()
+            moto_api_backend.reset()
+            self._agent = self._fleet = None
+        state_manager.unset_transition(TASK_MODEL)
+        self._clients.clear()
+        if Sandbox._running is self:
+            Sandbox._running = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- talking to it ---------------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        """http://127.0.0.1:PORT of the running server."""
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running")
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def env(self) -> dict[str, str]:
+        """Return the environment variables that point boto3 (and so the CLI) here."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            # No surprises from the developer's ~/.aws, nor a slow IMDS probe.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def subprocess_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Return `base` (default: os.environ) without other AWS settings, plus `env()`."""
+        environment = dict(os.environ if base is None else base)
+        for name in list(environment):
+            if name in _AWS_OVERRIDES or name.startswith("AWS_ENDPOINT_URL_"):
+                del environment[name]
+        environment.update(self.env())
+        return environment
+
+    def client(self, service: str, *, counted: bool = True) -> Any:
+        """Return a boto3 client for `service` on this sandbox.
+
+        Its calls are counted in `calls` and subject to injected faults, like
+        the controller's; with `counted=False` they are neither (for test
+        helpers that look at the world without disturbing the measurement).
+        """
+        return self._make_client(service, internal=not counted)
+
+    def _internal(self, service: str) -> Any:
+        # The sandbox's own setup calls: not counted, never faulted.
+        return self._make_client(service, internal=True)
+
+    def _make_client(self, service: str, *, internal: bool) -> Any:
+        key = f"{service}/{internal}"
+        if key not in self._clients:
+            self._clients[key] = boto3.session.Session().client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+                config=Config(user_agent_extra=INTERNAL_MARKER if internal else None),
+            )
+        return self._clients[key]
+
+    # --- simulation ------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Let the agent and the fleet catch up with the clock (also done before every request)."""
+        with self._lock:
+            now = self.clock.now()
+            if self._fleet is not None and self._agent is not None:
+                self._fleet.tick(now)
+                self._agent.tick(now)
+
+    def _observe(self) -> None:
+        # After every request: note instances an Auto Scaling call launched.
+        if self._fleet is not None:
+            self._fleet.observe(self.clock.now())
+
+    # --- setting up the world --------------------------------------------------------------
+
+    def create_cluster(self, name: str) -> str:
+        """Create an ECS cluster; its ARN."""
+        response = self._internal("ecs").create_cluster(clusterName=name)
+        return str(response["cluster"]["clusterArn"])
+
+    def add_container_instances(
+        self,
+        cluster: str,
+        count: int,
+        cpu: int = 2048,
+        memory: int = 4096,
+        *,
+        asg_name: str | None = None,
+        instance_type: str = "m5.large",
+    ) -> list[str]:
+        """Launch `count` EC2 instances registered in `cluster` with exactly cpu/memory; their ARNs.
+
+        With `asg_name` they are attached to that Auto Scaling group (which
+        raises its desired capacity, as AttachInstances does).
+        """
+        with self._lock:
+            if cluster not in ecs_backends[ACCOUNT_ID][self.region].clusters:
+                raise ValueError(f"no ECS cluster {cluster!r} in the sandbox: create it first")
+        reservation = self._internal("ec2").run_instances(
+            ImageId=IMAGE_ID, MinCount=count, MaxCount=count, InstanceType=instance_type
+        )
+        instance_ids = [instance["InstanceId"] for instance in reservation["Instances"]]
+        with self._lock:
+            assert self._fleet is not None
+            now = self.clock.now()
+            arns = [
+                self._fleet.register(
+                    cluster, instance_id, cpu=cpu, memory=memory, at=now, group=asg_name
+                )
+                for instance_id in instance_ids
+            ]
+        if asg_name is not None:
+            self._internal("autoscaling").attach_instances(
+                AutoScalingGroupName=asg_name, InstanceIds=instance_ids
+            )
+        return arns
+
+    def create_auto_scaling_group(
+        self,
+        name: str,
+        cluster: str,
+        min_size: int,
+        max_size: int,
+        desired: int,
+        *,
+        instance_cpu: int = 2048,
+        instance_memory: int = 4096,
+        instance_type: str = "m5.large",
+        registration_delay_seconds: float = 30,
+    ) -> None:
+        """Create a launch template and an Auto Scaling group whose instances join `cluster`.
+
+        Every instance the group launches (now, and after SetDesiredCapacity)
+        registers as a container instance with `instance_cpu`/`instance_memory`
+        once `registration_delay_seconds` have passed on the sandbox clock.
+        """
+        # What a real ECS-optimized AMI reads to join the cluster.
+        user_data = f"#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
+        self._internal("ec2").create_launch_template(
+            LaunchTemplateName=name,
+            LaunchTemplateData={
+                "ImageId": IMAGE_ID,
+                "InstanceType": instance_type,
+                "UserData": base64.b64encode(user_data.encode()).decode(),
+            },
+        )
+        with self._lock:
+            assert self._fleet is not None
+            self._fleet.watch(
+                WatchedGroup(
+                    name=name,
+                    cluster=cluster,
+                    cpu=instance_cpu,
+                    memory=instance_memory,
+                    registration_delay=timedelta(seconds=registration_delay_seconds),
+                )
+            )
+        self._internal("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=min_size,
+            MaxSize=max_size,
+            DesiredCapacity=desired,
+            LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
+            AvailabilityZones=[f"{self.region}a"],
+        )
+
+    def create_log_group(self, name: str) -> None:
+        """Create a CloudWatch Logs group (tasks with awslogs write to it)."""
+        self._internal("logs").create_log_group(logGroupName=name)
+
+    # --- testing aids ----------------------------------------------------------------------
+
+    def inject_fault(
+        self,
+        service: str = "ecs",
+        operation: str = "RunTask",
+        code: str = "ThrottlingException",
+        times: int = 1,
+        *,
+        message: str = "Rate exceeded (injected by the sandbox)",
+        status: int = 400,
+    ) -> None:
+        """Make the next `times` calls of service/operation fail with AWS error `code`."""
+        # Fail early on a misspelt operation rather than never firing.
+        get_service_model(service).operation_model(operation)
+        with self._lock:
+            self._faults.add(service, operation, code, times=times, message=message, status=status)
+
+    @property
+    def calls(self) -> Counter[tuple[str, str]]:
+        """How many requests per (service, operation) the server handled (a snapshot)."""
+        with self._lock:
+            return Counter(self._calls)
+
+    def reset_calls(self) -> None:
+        """Start counting calls from zero."""
+        with self._lock:
+            self._calls.clear()

@@ -1,0 +1,237 @@
+"""The sandbox's front door: every request to the moto server passes here.
+
+A WSGI middleware around moto's application that, per request:
+
+* names it `(service, operation)` (e.g. `("ecs", "RunTask")`) and counts it,
+  so tests and benchmarks can read how many AWS calls the controller made;
+* answers it with an injected AWS error instead, when a test asked for one
+  (`FaultInjector`), serialized by moto for the service's protocol so that
+  botocore sees a real AWS error (and retries throttling by itself);
+* runs it under the sandbox lock with the simulation hooks around it: the
+  agent and fleet catch up with the clock before moto reads any state, and
+  note Auto Scaling launches right after;
+* turns moto's `POST /moto-api/reset` into a sandbox reset, which keeps the
+  patches in place.
+
+Requests the sandbox makes itself (setup helpers) carry `INTERNAL_MARKER` in
+their User-Agent and are neither counted nor faulted.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import urllib.parse
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from moto.core.exceptions import ServiceException
+from moto.core.request import Request, determine_request_protocol
+from moto.core.routing import get_service_router
+from moto.core.serialize import get_serializer_class
+from moto.core.utils import get_service_model
+
+#: In the User-Agent of the sandbox's own setup requests.
+INTERNAL_MARKER = "ejc-sandbox-internal"
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as AWS names it."""
+
+    service: str
+    operation: str
+    internal: bool
+
+
+def identify(environ: dict[str, Any]) -> Call:
+    """Name a request by its signing service and API operation ("?" when unknown)."""
+    internal = INTERNAL_MARKER in environ.get("HTTP_USER_AGENT", "")
+    if environ.get("PATH_INFO", "").startswith("/moto-api"):
+        return Call("moto-api", environ.get("PATH_INFO", ""), internal=True)
+    service = _signing_service(environ.get("HTTP_AUTHORIZATION", ""))
+    if service == "?":
+        # A SigV4 presigned URL has the scope in its query; anything else
+        # unsigned or SigV2 (S3's presigned URLs) moto routes to S3 too.
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        credential = query.get("X-Amz-Credential")
+        service = _signing_service(f"Credential={credential[0]}") if credential else "s3"
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:  # JSON protocols: ECS, CloudWatch Logs, DynamoDB, ...
+        return Call(service, target.rsplit(".", 1)[-1], internal)
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        # Query protocols (Auto Scaling, EC2, STS): Action in the form body.
+        body = _buffer_body(environ)
+        action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action")
+        if action:
+            return Call(service, action[0], internal)
+    return Call(service, _rest_operation(service, environ), internal)
+
+
+def _signing_service(authorization: str) -> str:
+    # "AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request, ..."
+    try:
+        return authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")[3]
+    except IndexError:
+        return "?"
+
+
+def _buffer_body(environ: dict[str, Any]) -> bytes:
+    # Read the body once and leave a fresh stream for moto.
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body: bytes = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _rest_operation(service: str, environ: dict[str, Any]) -> str:
+    # REST protocols (S3): moto's own router matches path, method and query.
+    try:
+        operation, _ = get_service_router(service).match(Request(environ))
+        return str(operation.name)
+    except Exception:  # an unknown request is counted as "?", it never fails here
+        return "?"
+
+
+class InjectedFault(ServiceException):
+    """An AWS error a test asked for; serialized like the service's own errors."""
+
+
+@dataclass
+class _Fault:
+    code: str
+    message: str
+    status: int
+    remaining: int
+
+
+class FaultInjector:
+    """Errors to answer instead of running the next calls of an operation."""
+
+    def __init__(self) -> None:
+        self._faults: dict[tuple[str, str], deque[_Fault]] = {}
+
+    def add(
+        self, service: str, operation: str, code: str, *, times: int, message: str, status: int
+    ) -> None:
+        """Fail the next `times` calls of service/operation with `code`."""
+        if times > 0:
+            self._faults.setdefault((service, operation), deque()).append(
+                _Fault(code, message, status, times)
+            )
+
+    def take(self, call: Call) -> _Fault | None:
+        """Return the fault this call must answer with, if any (uses it up once)."""
+        queue = self._faults.get((call.service, call.operation))
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.remaining -= 1
+        if fault.remaining == 0:
+            queue.popleft()
+        return fault
+
+    def clear(self) -> None:
+        """Forget every pending fault."""
+        self._faults.clear()
+
+
+def error_response(
+    call: Call, fault: _Fault, content_type: str
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of `fault` in the wire format of `call`'s service."""
+    service_model = get_service_model(call.service)
+    operation_model = service_model.operation_model(call.operation)
+    protocol = determine_request_protocol(service_model, content_type)
+    serializer = get_serializer_class(service_model.service_name, protocol)(
+        operation_model=operation_model
+    )
+    with warnings.catch_warnings():
+        # moto warns when a code is not in the service's error model; an
+        # injected ThrottlingException is meant to be exactly that.
+        warnings.simplefilter("ignore", UserWarning)
+        serialized = serializer.serialize(InjectedFault(fault.code, fault.message))
+    body = serialized["body"]
+    return (
+        fault.status,
+        dict(serialized["headers"]),
+        body.encode("utf-8") if isinstance(body, str) else body,
+    )
+
+
+@dataclass
+class Hooks:
+    """What the middleware calls around each request, and the state it shares."""
+
+    lock: threading.RLock
+    calls: Counter[tuple[str, str]]
+    faults: FaultInjector
+    before: Callable[[], None]
+    after: Callable[[], None]
+    #: what POST /moto-api/reset does instead of moto's own reset, which
+    #: would drop the sandbox's patches with the backends
+    reset: Callable[[], None]
+
+
+class SandboxMiddleware:
+    """Counts, fault-injects and serializes requests to moto's WSGI app."""
+
+    def __init__(self, app: WsgiApp, hooks: Hooks) -> None:
+        self._app = app
+        self._hooks = hooks
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Handle one request."""
+        call = identify(environ)
+        hooks = self._hooks
+        if call.operation == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+            hooks.reset()
+            body = b'{"status": "ok"}'
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        with hooks.lock:
+            if not call.internal:
+                hooks.calls[(call.service, call.operation)] += 1
+                fault = hooks.faults.take(call)
+                if fault is not None:
+                    status, headers, body = error_response(
+                        call, fault, environ.get("CONTENT_TYPE", "")
+                    )
+                    headers["Content-Length"] = str(len(body))
+                    start_response(_status_line(status), list(headers.items()))
+                    return [body]
+            hooks.before()
+            captured: list[Any] = []
+
+            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                captured[:] = [status, headers, exc_info]
+                return lambda data: None
+
+            try:
+                # Produce the whole body while the lock is held: moto reads
+                # (and the serializer walks) backend state until the end.
+                result = self._app(environ, capture)
+                try:
+                    body_parts = list(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+            finally:
+                hooks.after()
+        start_response(captured[0], captured[1], captured[2])
+        return body_parts
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Error"

@@ -1,0 +1,28 @@
+"""Small helpers the sandbox tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def environment(**variables: object) -> list[dict[str, str]]:
+    """An ECS `environment` list."""
+    return [{"name": name, "value": str(value)} for name, value in variables.items()]
+
+
+def register(ecs: Any, family: str = "job", **task_definition: Any) -> str:
+    """Register a one-container task definition (256 cpu, 512 MiB by default); its ARN."""
+    task_definition.setdefault("cpu", "256")
+    task_definition.setdefault("memory", "512")
+    task_definition.setdefault(
+        "containerDefinitions", [{"name": "app", "image": "busybox", "memory": 128}]
+    )
+    response = ecs.register_task_definition(family=family, **task_definition)
+    return str(response["taskDefinition"]["taskDefinitionArn"])
+
+
+def describe(ecs: Any, cluster: str, arn: str) -> dict[str, Any]:
+    """DescribeTasks for one task that must exist."""
+    response = ecs.describe_tasks(cluster=cluster, tasks=[arn])
+    assert response["failures"] == [], response["failures"]
+    return dict(response["tasks"][0])

@@ -1,0 +1,92 @@
+"""Patch f: injected AWS errors, as botocore sees real ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from mypy_boto3_autoscaling import AutoScalingClient
+
+from controller.sandbox import Sandbox
+from tests.sandbox.helpers import register
+
+
+def no_retries(sandbox: Sandbox, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=sandbox.endpoint_url,
+        region_name=sandbox.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+@pytest.fixture
+def cluster(sandbox: Sandbox) -> str:
+    sandbox.create_cluster("batch")
+    sandbox.add_container_instances("batch", 1)
+    register(sandbox.client("ecs"))
+    return "batch"
+
+
+def test_one_injected_throttle_fails_one_call(sandbox: Sandbox, cluster: str) -> None:
+    ecs = no_retries(sandbox, "ecs")
+    sandbox.inject_fault("ecs", "RunTask", "ThrottlingException")
+    with pytest.raises(ClientError) as raised:
+        ecs.run_task(cluster=cluster, taskDefinition="job")
+    assert raised.value.response["Error"]["Code"] == "ThrottlingException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert ecs.list_tasks(cluster=cluster)["taskArns"] == []  # nothing was started
+    assert len(ecs.run_task(cluster=cluster, taskDefinition="job")["tasks"]) == 1
+    assert sandbox.calls[("ecs", "RunTask")] == 2
+
+
+def test_botocore_retries_a_throttle_by_itself(
+    sandbox: Sandbox, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backoffs: list[float] = []
+    # botocore backs off with time.sleep; record the delays instead of waiting.
+    monkeypatch.setattr("botocore.endpoint.time.sleep", backoffs.append)
+    ecs = sandbox.client("ecs")
+    sandbox.inject_fault("ecs", "RunTask", "ThrottlingException", times=2)
+    response = ecs.run_task(cluster=cluster, taskDefinition="job")
+    assert len(response["tasks"]) == 1
+    assert response["ResponseMetadata"]["RetryAttempts"] == 2
+    assert sandbox.calls[("ecs", "RunTask")] == 3
+    assert len(backoffs) == 2
+
+
+def test_faults_only_hit_their_operation(sandbox: Sandbox, cluster: str) -> None:
+    ecs = no_retries(sandbox, "ecs")
+    sandbox.inject_fault("ecs", "DescribeTasks", "AccessDeniedException")
+    assert len(ecs.run_task(cluster=cluster, taskDefinition="job")["tasks"]) == 1
+    with pytest.raises(ClientError, match="AccessDeniedException"):
+        ecs.describe_tasks(cluster=cluster, tasks=["x"])
+
+
+def test_query_protocol_services_get_their_own_error_format(sandbox: Sandbox) -> None:
+    sandbox.create_cluster("batch")
+    sandbox.create_auto_scaling_group("batch-asg", "batch", 0, 2, 0)
+    autoscaling: AutoScalingClient = no_retries(sandbox, "autoscaling")
+    sandbox.inject_fault("autoscaling", "SetDesiredCapacity", "ResourceContention", status=500)
+    with pytest.raises(ClientError) as raised:
+        autoscaling.set_desired_capacity(AutoScalingGroupName="batch-asg", DesiredCapacity=1)
+    assert raised.value.response["Error"]["Code"] == "ResourceContention"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    autoscaling.set_desired_capacity(AutoScalingGroupName="batch-asg", DesiredCapacity=1)
+
+
+def test_the_sandbox_setup_calls_are_never_faulted(sandbox: Sandbox) -> None:
+    sandbox.inject_fault("ecs", "CreateCluster", "ThrottlingException")
+    sandbox.create_cluster("batch")  # the sandbox's own call goes through
+    with pytest.raises(ClientError):
+        no_retries(sandbox, "ecs").create_cluster(clusterName="other")
+
+
+def test_a_misspelt_operation_is_refused_at_once(sandbox: Sandbox) -> None:
+    with pytest.raises(Exception, match="RunTasks"):
+        sandbox.inject_fault("ecs", "RunTasks", "ThrottlingException")
