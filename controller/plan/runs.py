@@ -8,8 +8,9 @@ token, stop tasks past the deadline, or just record the new state).
 Attempts: every RunTask is one attempt with its own client token. Outcomes
 are budgeted separately: application failures against `backoffLimit`,
 infrastructure failures against a fixed budget of 3, capacity shortfalls
-against `capacity.maxPendingSeconds`. A run past its deadline never starts
-another attempt.
+against `capacity.maxPendingSeconds`. An attempt starts only once the one
+before it has an outcome, and a run past its deadline never starts another
+(an attempt whose tasks all succeeded by the deadline still counts).
 """
 
 from __future__ import annotations
@@ -131,6 +132,16 @@ def plan_run(
         attempt = updated
 
     spec = effective_spec(desired, record)
+    if spec is None and record.frozen_spec is None:
+        # Never started and no longer asked for: nothing to freeze, nothing to stop.
+        record = _finish(
+            record,
+            Phase.FAILED,
+            gone_reason or Reason.ORPHANED,
+            gone_message or "manifest removed before the run started",
+            ctx,
+        )
+        return [*actions, RecordRun(record.key, record, record.message)]
     if spec is None:
         # A started run whose frozen spec is unreadable cannot continue.
         record = _finish(
@@ -138,9 +149,11 @@ def plan_run(
         )
         return [*actions, RecordRun(record.key, record, "frozen spec unreadable")]
 
-    # 2. Deadline: stop what runs and never start again.
+    # 2. Deadline: stop what runs and never start again. An attempt whose
+    # tasks all succeeded before the deadline is a success, however late a
+    # pass gets to see it.
     deadline = _deadline(record, spec)
-    if deadline is not None and ctx.now >= deadline:
+    if deadline is not None and ctx.now >= deadline and not _succeeded_by(attempt, deadline):
         message = f"activeDeadlineSeconds ({spec.active_deadline_seconds}s) exceeded"
         running = attempt is not None and not attempt.finished
         if running and attempt is not None:
@@ -189,8 +202,11 @@ def plan_run(
                 record, record.phase, gone_reason or Reason.ORPHANED, gone_message, ctx
             )
 
-    # 5. Start the next attempt when due.
-    if desired is not None and record.phase is Phase.PENDING:
+    # 5. Start the next attempt when due, and never while one is still in
+    # flight: an attempt whose tasks are PENDING, or whose intent is not
+    # resolved yet (cluster unreadable), keeps the run Pending too.
+    in_flight = attempt is not None and not attempt.finished
+    if desired is not None and record.phase is Phase.PENDING and not in_flight:
         start = _maybe_start(desired, record, spec, ctx)
         if isinstance(start, StartAttempt):
             return [*actions, start]
@@ -313,6 +329,15 @@ def _deadline(record: RunRecord, spec: JobSpec) -> datetime | None:
     return first + timedelta(seconds=spec.active_deadline_seconds)
 
 
+def _succeeded_by(attempt: AttemptRecord | None, deadline: datetime) -> bool:
+    return (
+        attempt is not None
+        and attempt.outcome is AttemptOutcome.SUCCEEDED
+        and attempt.finished_at is not None
+        and attempt.finished_at <= deadline
+    )
+
+
 def _count(record: RunRecord, outcome: AttemptOutcome) -> int:
     return sum(1 for a in record.attempts if a.outcome is outcome)
 
@@ -350,12 +375,12 @@ def _after_attempt(record: RunRecord, spec: JobSpec, ctx: RunContext) -> RunReco
             )
         case AttemptOutcome.UNPLACEABLE:
             since = record.pending_since or attempt.intent_at
-            limit = since + timedelta(seconds=spec.capacity.max_pending_seconds)
-            if ctx.now >= limit:
+            give_up_at = since + timedelta(seconds=spec.capacity.max_pending_seconds)
+            if ctx.now >= give_up_at:
                 message = f"no capacity for {spec.capacity.max_pending_seconds}s: {attempt.message}"
                 return _finish(record, Phase.FAILED, Reason.UNSCHEDULABLE, message, ctx)
             tries = _trailing_unplaceable(record)
-            retry_at = min(finished_at + timedelta(seconds=spec.backoff.delay(tries)), limit)
+            retry_at = min(finished_at + timedelta(seconds=spec.backoff.delay(tries)), give_up_at)
             waiting = _wait(record, Reason.UNSCHEDULABLE, retry_at, attempt.message, ctx)
             return replace(waiting, pending_since=since)
     return record
