@@ -118,7 +118,17 @@ def plan_run(
     # 1. Bring the current attempt up to date with what ECS says.
     if attempt is not None and not attempt.finished:
         updated, resume = _advance_attempt(record, attempt, ctx)
-        if resume:
+        why_not = _no_resume_reason(desired, record, ctx) if resume else None
+        if why_not is not None:
+            # Repeating RunTask would launch a task only to stop it next pass.
+            updated = replace(
+                updated,
+                submitted=True,
+                outcome=AttemptOutcome.STOPPED,
+                message=f"RunTask not repeated: {why_not}",
+                finished_at=ctx.now,
+            )
+        elif resume:
             actions.append(
                 ResumeAttempt(
                     run=record.key,
@@ -182,7 +192,7 @@ def plan_run(
 
     # 3. A finished attempt decides the run's phase.
     if attempt is not None and attempt.finished:
-        record = _after_attempt(record, spec, ctx)
+        record = _after_attempt(record, spec, ctx, gone=desired is None)
 
     if attempt is not None and not attempt.finished:
         record = _running(record, attempt, ctx)
@@ -221,6 +231,17 @@ def plan_run(
 # -- attempt bookkeeping ---------------------------------------------------
 
 
+def _no_resume_reason(desired: DesiredRun | None, record: RunRecord, ctx: RunContext) -> str | None:
+    """Why an unanswered intent must not be repeated, or None to repeat it."""
+    if desired is None:
+        return "the manifest no longer asks for this run"
+    spec = effective_spec(desired, record)
+    deadline = _deadline(record, spec) if spec is not None else None
+    if deadline is not None and ctx.now >= deadline:
+        return "the run is past its activeDeadlineSeconds"
+    return None
+
+
 def _advance_attempt(
     record: RunRecord, attempt: AttemptRecord, ctx: RunContext
 ) -> tuple[AttemptRecord, bool]:
@@ -254,7 +275,8 @@ def _advance_attempt(
     tasks = tuple(_observe_task(t, ctx) for t in attempt.tasks)
     attempt = replace(attempt, tasks=tasks)
     if all(t.stopped for t in tasks):
-        outcome, message = attempt_outcome(tasks, _success_containers(record))
+        expected = int(attempt.request.get("count", 1) or 1)
+        outcome, message = attempt_outcome(tasks, _success_containers(record), expected)
         stops = [t.stopped_at for t in tasks if t.stopped_at is not None]
         attempt = replace(
             attempt, outcome=outcome, message=message, finished_at=max(stops) if stops else ctx.now
@@ -272,7 +294,9 @@ def _observe_task(task: TaskRecord, ctx: RunContext) -> TaskRecord:
 
 
 def attempt_outcome(
-    tasks: tuple[TaskRecord, ...], success_containers: tuple[str, ...]
+    tasks: tuple[TaskRecord, ...],
+    success_containers: tuple[str, ...],
+    expected_tasks: int = 1,
 ) -> tuple[AttemptOutcome, str]:
     """How an attempt whose tasks all stopped ended, and why."""
     for task in tasks:
@@ -283,8 +307,22 @@ def attempt_outcome(
                 AttemptOutcome.INFRASTRUCTURE_FAILURE,
                 f"{task.stop_code}: {task.stopped_reason or 'no reason given'}",
             )
+    if len(tasks) < expected_tasks:
+        # ECS placed only part of `count`: the attempt cannot succeed as
+        # declared, and it is the platform's shortfall, not the job's.
+        return (
+            AttemptOutcome.INFRASTRUCTURE_FAILURE,
+            f"only {len(tasks)} of {expected_tasks} tasks could be placed",
+        )
     for task in tasks:
+        if task.stop_code == "UserInitiated":
+            # Someone else stopped it (our own stops are recorded as STOPPED
+            # before they happen): the work did not run to completion.
+            reason = task.stopped_reason or "no reason given"
+            return AttemptOutcome.APPLICATION_FAILURE, f"task stopped by a user: {reason}"
         names = success_containers or tuple(sorted(task.exit_codes))
+        if not names:
+            return AttemptOutcome.APPLICATION_FAILURE, "ECS reported no exit codes"
         for name in names:
             code = task.exit_codes.get(name)
             if code != 0:
@@ -342,7 +380,9 @@ def _count(record: RunRecord, outcome: AttemptOutcome) -> int:
     return sum(1 for a in record.attempts if a.outcome is outcome)
 
 
-def _after_attempt(record: RunRecord, spec: JobSpec, ctx: RunContext) -> RunRecord:
+def _after_attempt(
+    record: RunRecord, spec: JobSpec, ctx: RunContext, *, gone: bool = False
+) -> RunRecord:
     attempt = record.current_attempt
     if attempt is None or attempt.outcome is None:
         return record
@@ -352,6 +392,8 @@ def _after_attempt(record: RunRecord, spec: JobSpec, ctx: RunContext) -> RunReco
             return _finish(record, Phase.SUCCEEDED, Reason.COMPLETED, attempt.message, ctx)
         case AttemptOutcome.REJECTED:
             return _finish(record, Phase.FAILED, Reason.RUN_TASK_ERROR, attempt.message, ctx)
+        case AttemptOutcome.STOPPED if gone:
+            return record  # the run is finished below, with the reason it is gone
         case AttemptOutcome.STOPPED:
             return _finish(record, Phase.FAILED, Reason.DEADLINE_EXCEEDED, attempt.message, ctx)
         case AttemptOutcome.APPLICATION_FAILURE:

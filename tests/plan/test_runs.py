@@ -802,3 +802,45 @@ def test_planning_again_after_recording_the_plan_does_nothing(
     assert all(isinstance(a, RecordRun | StopTasks) for a in actions), kinds(actions)
     assert step(run, after, obs, now)[0] == []
     assert step(run, after, obs, now + timedelta(seconds=1))[0] == []
+
+
+# -- outcomes that are not the job's own success -----------------------------------------
+
+
+def test_a_partial_placement_is_an_infrastructure_failure() -> None:
+    outcome, why = attempt_outcome((stopped("t1"), stopped("t2")), ("app",), expected_tasks=3)
+    assert outcome is AttemptOutcome.INFRASTRUCTURE_FAILURE
+    assert "only 2 of 3 tasks" in why
+
+
+def test_a_task_stopped_by_someone_else_is_not_a_success() -> None:
+    by_user = stopped("t1", exit_code=0, stop_code="UserInitiated")
+    outcome, why = attempt_outcome((by_user,), ("app",))
+    assert outcome is AttemptOutcome.APPLICATION_FAILURE
+    assert "stopped by a user" in why
+
+
+def test_no_exit_codes_at_all_is_not_a_success() -> None:
+    silent = stopped("t1", exit_code=None)
+    outcome, why = attempt_outcome((replace(silent, exit_codes={}),), ())
+    assert outcome is AttemptOutcome.APPLICATION_FAILURE
+    assert "no exit codes" in why
+
+
+def test_an_unanswered_intent_past_the_deadline_is_closed_not_repeated() -> None:
+    run = desired_run(activeDeadlineSeconds=60)
+    intent = start(run)
+    actions, record = step(run, intent, observed(), at(120))
+    assert "ResumeAttempt" not in kinds(actions)
+    assert record is not None
+    assert (record.phase, record.reason) == (Phase.FAILED, Reason.DEADLINE_EXCEEDED)
+    assert "not repeated" in record.attempts[0].message
+
+
+def test_an_unanswered_intent_of_a_removed_manifest_is_closed_not_repeated() -> None:
+    intent = start(RUN)
+    ctx = context(obs=observed(), now=at(30))
+    actions = plan_run(None, intent, ctx, gone_reason=Reason.ORPHANED)
+    assert "ResumeAttempt" not in kinds(actions)
+    record = only(actions, RecordRun).record
+    assert (record.phase, record.reason) == (Phase.FAILED, Reason.ORPHANED)
