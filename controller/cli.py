@@ -216,12 +216,17 @@ def status(settings: Settings, name: str | None, output: str) -> None:
     help="Directory of example manifests to run.",
 )
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds at most.")
-def demo(examples: str, timeout: float) -> None:
+@click.option(
+    "--simulated-time",
+    is_flag=True,
+    help="Advance a fake clock between passes instead of waiting (same outcome, no wait).",
+)
+def demo(examples: str, timeout: float, simulated_time: bool) -> None:
     """Run the examples against the local sandbox; exit 0 when each ended as its file says."""
     from controller.demo import run_demo  # the sandbox (moto) is loaded only for the demo
 
     click.echo(f"sandbox: running {examples} (ledger in a temporary directory)")
-    ok = run_demo(Path(examples), click.echo, timeout)
+    ok = run_demo(Path(examples), click.echo, timeout, simulated_time=simulated_time)
     sys.exit(0 if ok else 1)
 
 

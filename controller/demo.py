@@ -2,7 +2,8 @@
 
 Starts the sandbox (moto's server with the ECS fidelity patches), seeds what
 the examples expect — cluster `batch`, Auto Scaling group `batch-asg` with one
-registered instance, log group `/ecs/batch` — and runs real passes over
+registered instance, log group `/ecs/batch`, and the subnet and security
+group the FARGATE example names — and runs real passes over
 `manifests/examples` with a throw-away ledger until every example run has
 ended (at most `timeout` seconds), then prints the status table.
 
@@ -16,15 +17,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.apply import Executor
 from controller.aws.ecs import EcsGateway
 from controller.aws.session import AwsSession
-from controller.clock import SystemClock
+from controller.clock import Clock, FakeClock, SystemClock
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import DesiredSet
 from controller.model.run import RunRecord
@@ -80,11 +82,20 @@ def run_demo(
     examples: Path,
     echo: Callable[[str], None],
     timeout: float = 60.0,
+    *,
+    simulated_time: bool = False,
 ) -> bool:
-    """Run the examples in the sandbox; True when each ended as its file says."""
+    """Run the examples in the sandbox; True when each ended as its file says.
+
+    With `simulated_time` the sandbox and the controller share a fake clock
+    that each pause between passes advances instantly: the same demo, without
+    waiting (what the test suite runs).
+    """
     from controller.sandbox.server import Sandbox  # moto is only needed here
 
-    clock = SystemClock()
+    # moto warns about error codes its service models lack; not the user's concern.
+    warnings.filterwarnings("ignore", category=UserWarning, module="moto")
+    clock: Clock = FakeClock(datetime.now(UTC)) if simulated_time else SystemClock()
     sandbox = Sandbox(clock).start()
     saved_env = dict(os.environ)
     try:
@@ -101,6 +112,8 @@ def run_demo(
             registration_delay_seconds=0,
         )
         sandbox.create_log_group("/ecs/batch")
+        # The placeholder IDs of manifests/examples/fargate-export.yaml.
+        sandbox.create_network("subnet-0a1b2c3d", "sg-0a1b2c3d")
         sandbox.tick()
         with tempfile.TemporaryDirectory(prefix="ejc-demo-") as tmp:
             return _passes(examples, Path(tmp), clock, echo, timeout)
@@ -113,7 +126,7 @@ def run_demo(
 def _passes(
     examples: Path,
     state_dir: Path,
-    clock: SystemClock,
+    clock: Clock,
     echo: Callable[[str], None],
     timeout: float,
 ) -> bool:
@@ -129,7 +142,7 @@ def _passes(
         clock=clock,
         owner="demo",
     )
-    started = time.monotonic()
+    started = clock.now()
     passes = 0
     try:
         while True:
@@ -149,9 +162,9 @@ def _passes(
                 for name, (expected, _) in expectations.items()
                 if expected != "Scheduled" and not (name in runs and runs[name].phase.terminal)
             ]
-            if not pending or time.monotonic() - started > timeout:
+            if not pending or (clock.now() - started).total_seconds() > timeout:
                 break
-            time.sleep(PASS_INTERVAL_SECONDS)
+            clock.sleep(PASS_INTERVAL_SECONDS)
         echo("")
         echo(status_table(sorted(view.runs.values(), key=lambda r: r.key), clock.now()))
         echo("")
@@ -166,7 +179,7 @@ def _passes(
         for verdict in verdicts:
             mark = "ok  " if verdict.ok else "FAIL"
             echo(f"{mark} {verdict.name}: expected {verdict.expected}, got {verdict.actual}")
-        elapsed = time.monotonic() - started
+        elapsed = (clock.now() - started).total_seconds()
         echo(f"{passes} passes in {elapsed:.1f}s; AWS calls: {sum(session.calls.values())}")
         return all(v.ok for v in verdicts) and not pending
     finally:

@@ -19,7 +19,10 @@ container would simply see them in its environment.
     How long the container runs after RunTask (default 1). The task stops
     when its first essential container ends.
 ``SANDBOX_EXIT_CODE``
-    The container's exit code (default 0).
+    The container's exit code (default 0), or a comma list of codes, one per
+    attempt (the task's ``ecs-job-controller/attempt`` tag picks the entry,
+    the last one repeats): ``"3,0"`` fails the first attempt and succeeds on
+    the retry.
 ``SANDBOX_STOP_CODE``
     Optional: stop the task for an infrastructure reason instead, e.g.
     ``TaskFailedToStart`` (never runs) or ``SpotInterruption``; then no
@@ -132,8 +135,19 @@ def _number(environment: Mapping[str, str], name: str, default: float) -> float:
         ) from None
 
 
+def _exit_code(environment: Mapping[str, str], attempt: int) -> float:
+    value = environment.get(EXIT_CODE_VARIABLE)
+    if value is None or "," not in value:
+        return _number(environment, EXIT_CODE_VARIABLE, 0)
+    codes = [code.strip() for code in value.split(",")]
+    chosen = codes[min(attempt, len(codes)) - 1]
+    return _number({EXIT_CODE_VARIABLE: chosen}, EXIT_CODE_VARIABLE, 0)
+
+
 def script_for(
-    container_definitions: list[dict[str, Any]], overrides: Mapping[str, Any] | None
+    container_definitions: list[dict[str, Any]],
+    overrides: Mapping[str, Any] | None,
+    attempt: int = 1,
 ) -> TaskScript:
     """Read the sandbox variables of every container; reject malformed values."""
     containers: list[ContainerScript] = []
@@ -141,7 +155,7 @@ def script_for(
     for definition in container_definitions:
         environment = effective_environment(definition, overrides)
         duration = _number(environment, DURATION_VARIABLE, DEFAULT_DURATION_SECONDS)
-        exit_code = _number(environment, EXIT_CODE_VARIABLE, 0)
+        exit_code = _exit_code(environment, attempt)
         if duration < 0 or exit_code != int(exit_code):
             raise InvalidParameterException(
                 f"sandbox: {DURATION_VARIABLE} must be >= 0 and {EXIT_CODE_VARIABLE} an integer"
@@ -187,9 +201,11 @@ class SimulatedAgent:
         self._forgets: list[tuple[datetime, int, str]] = []
         self._sequence = itertools.count()
 
-    def script(self, task_definition: Any, overrides: Mapping[str, Any] | None) -> TaskScript:
+    def script(
+        self, task_definition: Any, overrides: Mapping[str, Any] | None, attempt: int = 1
+    ) -> TaskScript:
         """Read the script of a task about to start (rejects malformed sandbox variables)."""
-        return script_for(task_definition.container_definitions, overrides)
+        return script_for(task_definition.container_definitions, overrides, attempt)
 
     def adopt(self, task: Any, task_definition: Any, script: TaskScript, now: datetime) -> None:
         """Take over a task moto just created: PENDING, one container per definition."""

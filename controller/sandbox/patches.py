@@ -547,6 +547,14 @@ def patch_list_tasks(stack: PatchStack, response_cls: Any) -> None:
 # --- d. the task lifecycle -------------------------------------------------------------------
 
 
+def attempt_of(tags: list[dict[str, str]]) -> int:
+    """The controller's attempt number from a task's tags (1 when absent or odd)."""
+    for tag in tags:
+        if tag.get("key") == "ecs-job-controller/attempt" and str(tag.get("value", "")).isdigit():
+            return max(1, int(tag["value"]))
+    return 1
+
+
 def patch_task_lifecycle(stack: PatchStack, ecs: Any, agent: SimulatedAgent, clock: Clock) -> None:
     """Hand every new task to the simulated agent, and StopTask too.
 
@@ -567,9 +575,10 @@ def patch_task_lifecycle(stack: PatchStack, ecs: Any, agent: SimulatedAgent, clo
             # run_task and start_task take them (both have them 2nd and 4th).
             definition = kwargs.get("task_definition_str", args[1] if len(args) > 1 else None)
             overrides = kwargs.get("overrides", args[3] if len(args) > 3 else None)
+            tags = kwargs.get("tags", args[5] if len(args) > 5 else None) or []
             task_definition = ecs.describe_task_definition(definition)
             # Validate the sandbox variables before anything is placed.
-            script = agent.script(task_definition, overrides)
+            script = agent.script(task_definition, overrides, attempt_of(tags))
             tasks = inner(*args, **kwargs)
             now = clock.now()
             for task in tasks:

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import boto3
 from botocore.config import Config
 from moto.autoscaling.models import autoscaling_backends
+from moto.ec2.models import ec2_backends
 from moto.core.utils import get_service_model
 from moto.ecs.models import ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
@@ -390,6 +391,32 @@ class Sandbox:
             LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
             AvailabilityZones=[f"{self.region}a"],
         )
+
+    def create_network(self, subnet_id: str, security_group_id: str) -> None:
+        """Make a VPC whose subnet and security group carry exactly these IDs.
+
+        Example manifests name placeholder IDs (`subnet-0a1b2c3d`) that a
+        user replaces with real ones; EC2 (and moto) invent IDs at creation,
+        so the sandbox creates them and re-files them under the given names.
+        awsvpc tasks then get their ENI in that subnet, as on AWS.
+        """
+        ec2 = self._internal("ec2")
+        vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        # Like a default VPC: tasks' ENIs get DNS names (moto needs it, too).
+        ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+        zone = f"{self.region}a"
+        made = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.0.0/20", AvailabilityZone=zone)
+        group = ec2.create_security_group(
+            GroupName=security_group_id, Description="sandbox", VpcId=vpc_id
+        )["GroupId"]
+        with self._lock:
+            backend = ec2_backends[ACCOUNT_ID][self.region]
+            subnet = backend.subnets[zone].pop(made["Subnet"]["SubnetId"])
+            subnet.id = subnet_id
+            backend.subnets[zone][subnet_id] = subnet
+            security_group = backend.groups[vpc_id].pop(group)
+            security_group.id = security_group_id
+            backend.groups[vpc_id][security_group_id] = security_group
 
     def create_log_group(self, name: str) -> None:
         """Create a CloudWatch Logs group (tasks with awslogs write to it)."""

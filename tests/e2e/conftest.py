@@ -56,7 +56,9 @@ class World:
         path.write_text(text)
         return path
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run `python -m controller` with the global options and the fake time."""
         environment = self.sandbox.subprocess_env()
         environment["CONTROLLER_TEST_NOW"] = self.clock.now().isoformat()

@@ -84,7 +84,9 @@ def test_deadline_stops_the_task_and_fails_the_run(world: World) -> None:
     assert world.tasks("RUNNING") == []
 
 
-@pytest.mark.parametrize("step", ["after-register", "after-intent", "after-run-task", "after-record"])
+@pytest.mark.parametrize(
+    "step", ["after-register", "after-intent", "after-run-task", "after-record"]
+)
 def test_a_crash_at_any_step_never_yields_two_tasks_for_one_attempt(
     world: World, step: str
 ) -> None:
@@ -141,7 +143,9 @@ def test_an_invalid_manifest_is_reported_and_the_rest_still_runs(world: World) -
 def test_validate_and_schema_through_the_cli(world: World) -> None:
     world.write("good.yaml", job("good"))
     assert world.cli("validate").returncode == 0
-    world.write("bad.yaml", "apiVersion: ecs-job-controller/v1\nkind: JobRun\nmetadata: {name: x}\n")
+    world.write(
+        "bad.yaml", "apiVersion: ecs-job-controller/v1\nkind: JobRun\nmetadata: {name: x}\n"
+    )
     invalid = world.cli("validate")
     assert invalid.returncode == 1
     assert f"{world.manifests / 'bad.yaml'}:1: " in invalid.stderr

@@ -311,3 +311,14 @@ def test_tags_are_described_when_asked_for(ecs: Any, cluster: str) -> None:
         "team": "data",
     }
     assert "tags" not in ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+
+
+@pytest.mark.parametrize(("attempt", "want"), [("1", 3), ("2", 0), ("5", 0)])
+def test_a_list_of_exit_codes_gives_one_per_attempt(
+    ecs: Any, cluster: str, clock: FakeClock, attempt: str, want: int
+) -> None:
+    register(ecs, containerDefinitions=containers(SANDBOX_EXIT_CODE="3,0"))
+    tags = [{"key": "ecs-job-controller/attempt", "value": attempt}]
+    task = run(ecs, cluster, tags=tags)
+    clock.advance(2)
+    assert describe(ecs, cluster, task["taskArn"])["containers"][0]["exitCode"] == want
