@@ -43,7 +43,7 @@ PASS_INTERVAL_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class Verdict:
-    """Did one example end as its file says?"""
+    """Whether one example ended as its file says."""
 
     name: str
     expected: str

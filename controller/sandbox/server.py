@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 import boto3
 from botocore.config import Config
 from moto.autoscaling.models import autoscaling_backends
-from moto.ec2.models import ec2_backends
 from moto.core.utils import get_service_model
+from moto.ec2.models import ec2_backends
 from moto.ecs.models import ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.logs.models import logs_backends
