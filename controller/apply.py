@@ -12,11 +12,13 @@ boundary through it (CONTROLLER_TEST_CRASH_AT) to prove the protocol.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult
+from controller.aws.errors import AwsTransientError
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError
 from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
@@ -36,6 +38,10 @@ from controller.plan.runs import with_run_task_result, with_stopped_tasks
 from controller.state.ledger import Ledger, LedgerConflict
 
 Checkpoint = Callable[[str], None]
+
+#: ECS refuses parallel registrations into one family with this ClientException.
+CONCURRENT_REGISTRATIONS = "Too many concurrent attempts"
+REGISTER_TRIES = 5
 
 
 def no_checkpoint(_: str) -> None:
@@ -73,6 +79,8 @@ class Executor:
         self._owner = owner
         self._clock = clock
         self._checkpoint = checkpoint
+        # Jitter only spreads retries apart; it needs no cryptographic quality.
+        self._jitter = random.Random()  # noqa: S311
 
     def apply(self, plan: Plan) -> ApplyResult:
         """Apply every action; failures are collected, not raised."""
@@ -126,7 +134,20 @@ class Executor:
 
     def _register(self, action: RegisterTaskDefinition) -> str:
         tags = {TAG_OWNER: self._owner, TAG_SPEC_HASH: action.spec_hash}
-        described = self._ecs.register(action.task_definition, tags)
+        for attempt in range(1, REGISTER_TRIES + 1):
+            try:
+                described = self._ecs.register(action.task_definition, tags)
+                break
+            except AwsTransientError as exc:
+                if CONCURRENT_REGISTRATIONS not in exc.aws_message or attempt == REGISTER_TRIES:
+                    raise
+                # Someone registers into the family right now (maybe the
+                # very revision we want): wait a jittered while, re-read,
+                # and only then try again.
+                self._clock.sleep(self._jitter.uniform(0.5, 1.5) * attempt)
+                existing = self._registered_meanwhile(action)
+                if existing is not None:
+                    return existing
         record = replace(revision_record(described), tagged_hash=action.spec_hash)
         self._ledger.put_revision(record)
         self._ledger.append_event(
@@ -134,6 +155,15 @@ class Executor:
         )
         self._checkpoint("after-register")
         return described.arn
+
+    def _registered_meanwhile(self, action: RegisterTaskDefinition) -> str | None:
+        """An ACTIVE revision of the family that now has the wanted hash, if any."""
+        for arn in self._ecs.list_active_revisions(action.family):
+            record = revision_record(self._ecs.describe_revision(arn))
+            if action.spec_hash in (record.spec_hash, record.tagged_hash):
+                self._ledger.put_revision(record)
+                return arn
+        return None
 
     def _start(
         self,

@@ -121,7 +121,9 @@ def observe(
     bodies: dict[str, dict[str, object]] = {}
     for family in sorted(needs.families):
         try:
-            families[family], newest = _family_revisions(ecs, family, view, ledger)
+            families[family], newest = _family_revisions(
+                ecs, family, view, ledger, needs.family_hashes.get(family, frozenset())
+            )
         except ControllerError as exc:
             report.errors.append(f"task-definition family {family}: {exc}")
             continue
@@ -159,9 +161,13 @@ def observe(
 
 
 def _family_revisions(
-    ecs: EcsGateway, family: str, view: LedgerView, ledger: Ledger
+    ecs: EcsGateway, family: str, view: LedgerView, ledger: Ledger, wanted: frozenset[str]
 ) -> tuple[tuple[RevisionRecord, ...], DescribedRevision | None]:
-    """The family's ACTIVE revisions (described once per revision, ever) and the newest one."""
+    """The family's ACTIVE revisions (described once per revision, ever) and the newest one.
+
+    The newest is described only when some wanted hash has no revision yet:
+    its body explains the change `diff` reports for the registration.
+    """
     records: list[RevisionRecord] = []
     for arn in ecs.list_active_revisions(family):
         cached = view.revisions.get(arn)
@@ -172,7 +178,8 @@ def _family_revisions(
         else:
             records.append(cached)
     newest: DescribedRevision | None = None
-    if records:
+    matched = {h for r in records for h in (r.spec_hash, r.tagged_hash) if h is not None}
+    if records and not wanted <= matched:
         newest_record = max(records, key=lambda r: r.revision)
         try:
             newest = ecs.describe_revision(newest_record.arn)

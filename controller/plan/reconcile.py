@@ -57,6 +57,10 @@ class Needs:
     clusters: frozenset[str]
     families: frozenset[str]
     refs: frozenset[str]
+    #: family -> spec hashes wanted in it; when a listed revision already
+    #: matches one, the observer need not describe the newest revision to
+    #: explain a change
+    family_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _about_to_start(run: DesiredRun, record: RunRecord | None) -> bool:
@@ -70,11 +74,13 @@ def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
     clusters = {r.spec.cluster for r in desired.runs.values()}
     families: set[str] = set()
     refs: set[str] = set()
+    hashes: dict[str, set[str]] = {}
     for key, run in desired.runs.items():
         if not _about_to_start(run, ledger.runs.get(key)):
             continue
-        if run.spec.family is not None:
+        if run.spec.family is not None and run.spec.task_definition is not None:
             families.add(run.spec.family)
+            hashes.setdefault(run.spec.family, set()).add(spec_hash(run.spec.task_definition))
         if run.spec.task_definition_ref is not None:
             refs.add(run.spec.task_definition_ref)
     for record in ledger.runs.values():
@@ -82,7 +88,12 @@ def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
             cluster = record.attempts[-1].request.get("cluster")
             if cluster:
                 clusters.add(str(cluster))
-    return Needs(frozenset(clusters), frozenset(families), frozenset(refs))
+    return Needs(
+        frozenset(clusters),
+        frozenset(families),
+        frozenset(refs),
+        {family: frozenset(wanted) for family, wanted in hashes.items()},
+    )
 
 
 def make_plan(

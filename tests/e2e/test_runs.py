@@ -153,3 +153,29 @@ def test_validate_and_schema_through_the_cli(world: World) -> None:
     schema = world.cli("schema", "jobrun")
     assert schema.returncode == 0
     assert json.loads(schema.stdout)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_concurrent_registrations_are_retried_after_re_reading(world: World) -> None:
+    world.write("a.yaml", job("busy"))
+    world.sandbox.inject_fault(
+        service="ecs",
+        operation="RegisterTaskDefinition",
+        code="ClientException",
+        message="Too many concurrent attempts to create a new revision of the specified family.",
+        times=2,
+    )
+    done = world.reconcile()
+    assert done.returncode == 0, done.stderr
+    assert world.sandbox.calls[("ecs", "RegisterTaskDefinition")] == 3
+    ecs = world.sandbox.client("ecs", counted=False)
+    assert len(ecs.list_task_definitions(familyPrefix="busy")["taskDefinitionArns"]) == 1
+    assert len(world.all_tasks()) == 1
+
+
+def test_throttled_run_task_is_retried_by_botocore(world: World) -> None:
+    world.write("a.yaml", job("throttled"))
+    world.sandbox.inject_fault(service="ecs", operation="RunTask", code="ThrottlingException")
+    done = world.reconcile()
+    assert done.returncode == 0, done.stderr
+    assert len(world.all_tasks()) == 1
+    assert world.run("throttled")["phase"] == "Pending"
