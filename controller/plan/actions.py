@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from controller.model.manifest import RunKey
@@ -83,6 +84,9 @@ class Plan:
     actions: tuple[Action, ...] = ()
     #: problems the plan found but cannot act on (shown by diff/reconcile)
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: the earliest time something becomes due without any outside change (a
+    #: backoff expiring, a deadline, a capacity retry): the loop wakes then
+    requeue_at: datetime | None = None
 
     @property
     def empty(self) -> bool:

@@ -8,9 +8,9 @@ next one. `needs(...)` tells the observer what to read for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from controller.model.manifest import DesiredSet, Kind, RunKey
 from controller.model.observed import ObservedState
@@ -150,7 +150,32 @@ def make_plan(
             continue
         reason, message = verdict
         run_actions.extend(plan_run(None, record, ctx, gone_reason=reason, gone_message=message))
-    return Plan(actions=(*registers.values(), *run_actions), warnings=tuple(warnings))
+    return Plan(
+        actions=(*registers.values(), *run_actions),
+        warnings=tuple(warnings),
+        requeue_at=next_wakeup(ledger, run_actions, now),
+    )
+
+
+def next_wakeup(ledger: LedgerView, actions: Sequence[Action], now: datetime) -> datetime | None:
+    """When a run next needs a pass by itself: a backoff or capacity retry, or a deadline."""
+    latest: dict[RunKey, RunRecord] = dict(ledger.runs)
+    for action in actions:
+        record = getattr(action, "record", None)
+        if isinstance(record, RunRecord):
+            latest[record.key] = record
+    times: list[datetime] = []
+    for record in latest.values():
+        if record.phase.terminal:
+            continue
+        if record.not_before is not None:
+            times.append(record.not_before)
+        deadline = (record.frozen_spec or {}).get("activeDeadlineSeconds")
+        first = record.first_started_at
+        if deadline and first is not None:
+            times.append(first + timedelta(seconds=int(deadline)))
+    future = [t for t in times if t > now]
+    return min(future) if future else None
 
 
 def _gone_runs(desired: DesiredInput, ledger: LedgerView) -> dict[RunKey, tuple[Reason, str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ from controller.plan.actions import (
     StartAttempt,
     StopTasks,
 )
-from controller.plan.reconcile import DesiredInput, make_plan, needs
+from controller.plan.reconcile import DesiredInput, make_plan, needs, next_wakeup
 from controller.plan.runs import DesiredRun
 from tests.plan.builders import (
     CLUSTER,
@@ -47,6 +48,7 @@ from tests.plan.builders import (
     placed,
     revision,
     running,
+    start,
     step,
     stopped,
     task,
@@ -431,3 +433,13 @@ def test_an_invalid_manifest_or_incomplete_source_never_orphans(source: dict[str
     assert second.request["taskDefinition"] == first.request["taskDefinition"]
     assert second.request["clientToken"] != first.request["clientToken"]
     assert of_run(plan, "gone", "0") == []  # not started: waits, is not orphaned
+
+
+def test_the_plan_says_when_the_next_backoff_or_deadline_is_due() -> None:
+    run = desired_run(activeDeadlineSeconds=600)
+    record = start(run)
+    view = LedgerView(runs={record.key: record})
+    assert next_wakeup(view, [], at(10)) == record.first_started_at + timedelta(seconds=600)
+    waiting = replace(record, not_before=at(30))
+    assert next_wakeup(LedgerView(runs={record.key: waiting}), [], at(10)) == at(30)
+    assert next_wakeup(LedgerView(runs={record.key: waiting}), [], at(10_000)) is None
