@@ -22,10 +22,12 @@ from controller.aws.errors import AwsTransientError
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError
 from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
-from controller.model.run import Event, RunRecord, TaskRecord
+from controller.model.run import Event, RevisionRecord, RunRecord, TaskRecord
 from controller.observe import revision_record
 from controller.plan.actions import (
     Action,
+    DeleteTaskDefinitions,
+    DeregisterTaskDefinition,
     Plan,
     RecordRun,
     RegisterTaskDefinition,
@@ -85,6 +87,9 @@ class Executor:
     def apply(self, plan: Plan) -> ApplyResult:
         """Apply every action; failures are collected, not raised."""
         result = ApplyResult()
+        for warning in plan.warnings:
+            # Guards that held something back are part of the run history.
+            self._ledger.append_event(Event(self._clock.now(), None, "Guard", warning))
         registered: dict[str, str] = {}
         failed_registrations: dict[str, str] = {}
         for action in plan.actions:
@@ -129,6 +134,10 @@ class Executor:
                 self._save(with_stopped_tasks(action.record, stopped), action.reason)
             case RecordRun():
                 self._save(action.record, action.reason)
+            case DeregisterTaskDefinition():
+                self._deregister(action)
+            case DeleteTaskDefinitions():
+                self._delete(action)
         result.applied.append(describe(action))
         result.counts[type(action).__name__] += 1
 
@@ -155,6 +164,34 @@ class Executor:
         )
         self._checkpoint("after-register")
         return described.arn
+
+    def _owned_revision(self, arn: str) -> RevisionRecord:
+        """The live revision, refusing anything without this owner's tag (ownership rule)."""
+        described = self._ecs.describe_revision(arn)
+        if described.tags.get(TAG_OWNER) != self._owner:
+            raise TerminalError(f"{arn} does not carry owner tag {self._owner!r}: not touched")
+        return revision_record(described)
+
+    def _deregister(self, action: DeregisterTaskDefinition) -> None:
+        record = self._owned_revision(action.arn)
+        status = self._ecs.deregister(action.arn)
+        self._ledger.put_revision(replace(record, status=status))
+        self._ledger.append_event(
+            Event(self._clock.now(), None, "Deregistered", f"{action.arn}: {action.reason}")
+        )
+
+    def _delete(self, action: DeleteTaskDefinitions) -> None:
+        owned = [a for a in action.arns if self._owned_revision(a).arn == a]
+        refused = self._ecs.delete(owned)
+        refused_arns = {r.split(": ", 1)[0] for r in refused}
+        for arn in owned:
+            if arn not in refused_arns:
+                self._ledger.forget_revision(arn)
+        self._ledger.append_event(
+            Event(self._clock.now(), None, "Deleted", f"{len(owned)} revision(s): {action.reason}")
+        )
+        if refused:
+            raise TerminalError("DeleteTaskDefinitions refused " + "; ".join(refused))
 
     def _registered_meanwhile(self, action: RegisterTaskDefinition) -> str | None:
         """An ACTIVE revision of the family that now has the wanted hash, if any."""

@@ -27,6 +27,7 @@ from controller.aws.session import AwsSession
 from controller.clock import Clock, SystemClock
 from controller.errors import UsageError
 from controller.model.loader import ManifestLoader
+from controller.plan.prune import PruneSettings
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource
@@ -165,5 +166,12 @@ def build_pass(
         clock=clock,
         owner=settings.owner,
         max_orphan_fraction=float(knobs.get("max_orphan_fraction", 0.5)),
+        prune=None
+        if knobs.get("no_prune")
+        else PruneSettings(
+            keep_revisions=int(knobs.get("keep_revisions", 5)),
+            delete_inactive=bool(knobs.get("delete_inactive", False)),
+        ),
+        stop_orphans=bool(knobs.get("stop_orphans", False)),
     )
     return PassWiring(context=context, ledger=ledger, session=session)

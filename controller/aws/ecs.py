@@ -171,6 +171,25 @@ class EcsGateway:
         self._revisions[described.arn] = described
         return described
 
+    def deregister(self, arn: str) -> str:
+        """Deregister a revision; returns its status afterwards (INACTIVE)."""
+        answer = call(
+            "DeregisterTaskDefinition",
+            lambda: self._ecs.deregister_task_definition(taskDefinition=arn),
+        )
+        self._revisions.pop(arn, None)
+        return str(answer["taskDefinition"].get("status", "INACTIVE"))
+
+    def delete(self, arns: Sequence[str]) -> list[str]:
+        """Delete INACTIVE revisions (at most 10); returns the ARNs ECS refused, with why."""
+        answer = call(
+            "DeleteTaskDefinitions",
+            lambda: self._ecs.delete_task_definitions(taskDefinitions=list(arns)),
+        )
+        for arn in arns:
+            self._revisions.pop(arn, None)
+        return [f"{f.get('arn')}: {f.get('reason')}" for f in answer.get("failures") or []]
+
     # -- tasks ------------------------------------------------------------
 
     def run_task(self, request: Mapping[str, Any]) -> RunTaskOutcome:

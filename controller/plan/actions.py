@@ -74,7 +74,34 @@ class RecordRun:
     reason: str
 
 
-Action = RegisterTaskDefinition | StartAttempt | ResumeAttempt | StopTasks | RecordRun
+@dataclass(frozen=True)
+class DeregisterTaskDefinition:
+    """Deregister one ACTIVE revision this owner registered and no longer needs."""
+
+    arn: str
+    family: str
+    revision: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeleteTaskDefinitions:
+    """Delete up to 10 INACTIVE revisions this owner registered (--delete-inactive)."""
+
+    arns: tuple[str, ...]
+    family: str
+    reason: str
+
+
+Action = (
+    RegisterTaskDefinition
+    | StartAttempt
+    | ResumeAttempt
+    | StopTasks
+    | RecordRun
+    | DeregisterTaskDefinition
+    | DeleteTaskDefinitions
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +134,11 @@ def describe(action: Action) -> str:
             return f"StopTask {run} ({len(arns)} task(s)): {reason}"
         case RecordRun(run=run, record=record, reason=reason):
             return f"Record {run} {record.phase}/{record.reason}: {reason}"
+        case DeregisterTaskDefinition(family=family, revision=revision, reason=reason):
+            return f"DeregisterTaskDefinition {family}:{revision}: {reason}"
+        case DeleteTaskDefinitions(arns=arns, family=family, reason=reason):
+            revisions = ", ".join(a.rsplit(":", 1)[-1] for a in arns)
+            return f"DeleteTaskDefinitions {family} revisions {revisions}: {reason}"
 
 
 def kind_of(action: Action) -> str:
@@ -126,4 +158,8 @@ def as_json(action: Action) -> dict[str, Any]:
             base.update(run=str(run), taskArns=list(arns))
         case RecordRun(run=run, record=record):
             base.update(run=str(run), phase=str(record.phase), phaseReason=str(record.reason))
+        case DeregisterTaskDefinition(arn=arn):
+            base.update(taskDefinitionArn=arn)
+        case DeleteTaskDefinitions(arns=arns):
+            base.update(taskDefinitionArns=list(arns))
     return base

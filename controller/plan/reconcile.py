@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from controller.model.manifest import DesiredSet, Kind, RunKey
+from controller.model.manifest import DesiredSet, JobRun, Kind, RunKey
 from controller.model.observed import ObservedState
 from controller.model.run import LedgerView, Reason, RunRecord
 from controller.model.taskdef import spec_hash
 from controller.plan.actions import Action, Plan, RegisterTaskDefinition
+from controller.plan.prune import PruneInput, PruneSettings, prune_revisions
 from controller.plan.runs import DesiredRun, RunContext, effective_spec, plan_run
 from controller.plan.taskdefs import TaskDefinitionChoice, choose_revision
 
@@ -34,6 +35,21 @@ class DesiredInput:
     #: False when the source could not be read completely: nothing may be
     #: concluded from a manifest's absence
     complete: bool = True
+    #: families whose manifests say `ecs-job-controller/prune: "false"`
+    protected_families: frozenset[str] = frozenset()
+    #: names of every valid manifest (any kind): the denominator of the
+    #: orphan guard, and what "the source is empty" means
+    names: frozenset[str] = frozenset()
+
+
+def protected_families(desired: DesiredSet) -> frozenset[str]:
+    """Families that manifests protect from pruning (annotation prune: "false")."""
+    families: set[str] = set()
+    for manifest in desired.manifests():
+        spec = manifest.spec if isinstance(manifest, JobRun) else manifest.job_template
+        if manifest.metadata.prune_protected and spec.family is not None:
+            families.add(spec.family)
+    return frozenset(families)
 
 
 def desired_runs(desired: DesiredSet) -> dict[RunKey, DesiredRun]:
@@ -103,8 +119,11 @@ def make_plan(
     now: datetime,
     owner: str,
     max_orphan_fraction: float = DEFAULT_MAX_ORPHAN_FRACTION,
+    *,
+    prune: PruneSettings | None = None,
+    stop_orphans: bool = False,
 ) -> Plan:
-    """Everything to do this pass, registrations first."""
+    """Everything to do this pass: registrations, runs, then pruning."""
     warnings: list[str] = []
     spec_hashes: dict[RunKey, str] = {}
     choices: dict[str, TaskDefinitionChoice] = {}
@@ -149,11 +168,76 @@ def make_plan(
                 run_actions.extend(plan_run(held, record, ctx))
             continue
         reason, message = verdict
-        run_actions.extend(plan_run(None, record, ctx, gone_reason=reason, gone_message=message))
+        stop = stop_orphans and reason is Reason.ORPHANED
+        run_actions.extend(
+            plan_run(None, record, ctx, gone_reason=reason, gone_message=message, stop=stop)
+        )
+    prune_actions: list[Action] = []
+    if prune is not None:
+        healthy = _source_guard(desired)
+        if healthy is None:
+            prune_actions.extend(
+                prune_revisions(
+                    ledger.revisions,
+                    _prune_input(desired, ledger, run_actions, choices, prune, owner),
+                )
+            )
+        elif any(r.owner == owner for r in ledger.revisions.values()):
+            warnings.append(f"{healthy}: no revision pruned this pass")
     return Plan(
-        actions=(*registers.values(), *run_actions),
+        actions=(*registers.values(), *run_actions, *prune_actions),
         warnings=tuple(warnings),
         requeue_at=next_wakeup(ledger, run_actions, now),
+    )
+
+
+def _source_guard(desired: DesiredInput) -> str | None:
+    """Why the source is not healthy enough for deletions, or None."""
+    if not desired.complete:
+        return "the source could not be read completely"
+    if not desired.names:
+        return "the source is empty"
+    return None
+
+
+def _prune_input(
+    desired: DesiredInput,
+    ledger: LedgerView,
+    run_actions: Sequence[Action],
+    choices: Mapping[str, TaskDefinitionChoice],
+    settings: PruneSettings,
+    owner: str,
+) -> PruneInput:
+    """What is in use: revisions of unfinished runs, of desired specs and of refs."""
+    latest: dict[RunKey, RunRecord] = dict(ledger.runs)
+    for action in run_actions:
+        record = getattr(action, "record", None)
+        if isinstance(record, RunRecord):
+            latest[record.key] = record
+    in_use = {r.task_definition_arn for r in latest.values() if not r.phase.terminal}
+    in_use.update(c.arn for c in choices.values() if c.arn)
+    hashes = set()
+    referenced = set()
+    protected = set(desired.protected_families)
+    for run in desired.runs.values():
+        if run.spec.task_definition is not None:
+            hashes.add(spec_hash(run.spec.task_definition))
+        ref = run.spec.task_definition_ref
+        if ref is not None:
+            if ref.startswith("arn:"):
+                in_use.add(ref)
+            elif ":" in ref:
+                referenced.add(ref)
+            else:
+                protected.add(ref)  # "latest of family": keep the family whole
+    return PruneInput(
+        owner=owner,
+        keep_revisions=settings.keep_revisions,
+        delete_inactive=settings.delete_inactive,
+        in_use=frozenset(a for a in in_use if a),
+        desired_hashes=frozenset(hashes),
+        protected_families=frozenset(protected),
+        referenced=frozenset(referenced),
     )
 
 
@@ -199,16 +283,23 @@ def _orphan_guard(
     gone: Mapping[RunKey, tuple[Reason, str]],
     max_fraction: float,
 ) -> str | None:
-    """Why orphan handling is off this pass, or None (DESIGN.md §4 safety guard)."""
-    orphans = [k for k, (reason, _) in gone.items() if reason is Reason.ORPHANED]
-    if not orphans:
+    """Why orphan handling is off this pass, or None (DESIGN.md §4 safety guard).
+
+    The fraction counts manifests, not runs: a CronJob with a thousand
+    finished runs is one manifest, and old history must not dilute the
+    guard. Known manifests are those present now plus those whose runs are
+    still active.
+    """
+    orphaned = {k.name for k, (reason, _) in gone.items() if reason is Reason.ORPHANED}
+    if not orphaned:
         return None
-    active = [r for r in ledger.runs.values() if not r.phase.terminal]
-    if not desired.runs:
-        return f"source is empty: {len(orphans)} run(s) not treated as orphaned"
-    if active and len(orphans) / len(active) > max_fraction:
+    if not desired.names and not desired.runs:
+        return f"source is empty: {len(orphaned)} manifest(s) not treated as removed"
+    active = {r.key.name for r in ledger.runs.values() if not r.phase.terminal}
+    known = set(desired.names) | {k.name for k in desired.runs} | active
+    if len(orphaned) / len(known) > max_fraction:
         return (
-            f"{len(orphans)} of {len(active)} active runs would be orphaned "
+            f"{len(orphaned)} of {len(known)} known manifests would be orphaned "
             f"(> --max-orphan-fraction {max_fraction}): nothing orphaned this pass"
         )
     return None

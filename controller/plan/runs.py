@@ -100,6 +100,7 @@ def plan_run(
     *,
     gone_reason: Reason | None = None,
     gone_message: str = "",
+    stop: bool = False,
 ) -> list[Action]:
     """The actions for one run; `desired` is None when its manifest no longer asks for it."""
     if record is None:
@@ -207,6 +208,32 @@ def plan_run(
                 gone_message or "manifest removed before the run finished",
                 ctx,
             )
+        elif stop and attempt is not None:
+            # --stop-orphans: the manifest is gone, so is the reason to run.
+            message = f"{gone_message or 'manifest removed'}: stopped (--stop-orphans)"
+            live = tuple(t.arn for t in attempt.tasks if not t.stopped)
+            ended = replace(
+                attempt, outcome=AttemptOutcome.STOPPED, message=message, finished_at=ctx.now
+            )
+            record = _finish(
+                record.with_attempt(ended),
+                Phase.FAILED,
+                gone_reason or Reason.ORPHANED,
+                message,
+                ctx,
+            )
+            if live:
+                return [
+                    *actions,
+                    StopTasks(
+                        run=record.key,
+                        cluster=spec.cluster,
+                        task_arns=live,
+                        stop_reason=f"ecs-job-controller: {message}",
+                        record=replace(record, updated_at=ctx.now),
+                        reason=message,
+                    ),
+                ]
         else:
             record = _with_status(
                 record, record.phase, gone_reason or Reason.ORPHANED, gone_message, ctx

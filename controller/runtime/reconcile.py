@@ -20,7 +20,14 @@ from controller.clock import Clock
 from controller.model.loader import LoadResult, ManifestLoader
 from controller.observe import ObserveReport, observe
 from controller.plan.actions import Plan
-from controller.plan.reconcile import DesiredInput, desired_runs, make_plan, needs
+from controller.plan.prune import PruneSettings
+from controller.plan.reconcile import (
+    DesiredInput,
+    desired_runs,
+    make_plan,
+    needs,
+    protected_families,
+)
 from controller.sources.snapshot import Snapshot, Source
 from controller.state.ledger import Ledger
 
@@ -45,6 +52,9 @@ class PassContext:
     clock: Clock
     owner: str
     max_orphan_fraction: float = 0.5
+    #: None turns pruning off (--no-prune)
+    prune: PruneSettings | None = field(default_factory=PruneSettings)
+    stop_orphans: bool = False
 
 
 @dataclass
@@ -76,6 +86,8 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         runs=desired_runs(loaded.desired),
         invalid_names=loaded.invalid_names,
         complete=not loaded.incomplete,
+        protected_families=protected_families(loaded.desired),
+        names=frozenset(m.name for m in loaded.desired.manifests()),
     )
     view = ctx.ledger.view()
     report = ObserveReport()

@@ -403,7 +403,7 @@ def test_orphaning_more_than_the_max_fraction_of_active_runs_is_refused(
     assert len(orphaned) == want_orphaned
     assert bool(plan.warnings) is want_warning
     if want_warning:
-        assert "2 of 3 active runs" in plan.warnings[0]
+        assert "2 of 3 known manifests" in plan.warnings[0]
 
 
 @pytest.mark.parametrize(
