@@ -92,6 +92,15 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     view = ctx.ledger.view()
     report = ObserveReport()
     observed = observe(ctx.ecs, needs(desired, view), view, ctx.ledger, ctx.owner, report)
-    plan = make_plan(desired, observed, view, ctx.clock.now(), ctx.owner, ctx.max_orphan_fraction)
+    plan = make_plan(
+        desired,
+        observed,
+        view,
+        ctx.clock.now(),
+        ctx.owner,
+        ctx.max_orphan_fraction,
+        prune=ctx.prune,
+        stop_orphans=ctx.stop_orphans,
+    )
     applied = ctx.executor.apply(plan)
     return PassResult(snapshot, loaded, plan, applied, report.errors)
