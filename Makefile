@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.load_manifests
 	$(BIN)/python -m bench.taskdef_reuse
 	$(BIN)/python -m bench.concurrent_runs
+	$(BIN)/python -m bench.prune
 
 schema: $(STAMP)
 	$(BIN)/python scripts/generate_schema.py
