@@ -21,7 +21,7 @@ from controller import __version__
 from controller.errors import TerminalError, UsageError
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind
-from controller.report import report_pass, status_json, status_table
+from controller.report import recent_guards, report_pass, status_json, status_table
 from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
 from controller.state import open_ledger
@@ -197,6 +197,7 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         ledger = open_ledger(settings.state)
     try:
         view = ledger.view()
+        events = ledger.events(None, limit=200)
     finally:
         ledger.close()
     records = [r for r in view.runs.values() if name is None or r.key.name == name]
@@ -204,7 +205,10 @@ def status(settings: Settings, name: str | None, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(status_json(records), indent=2))
         return
-    click.echo(status_table(records, make_clock().now()))
+    now = make_clock().now()
+    for line in recent_guards(events, now):
+        click.echo(line)
+    click.echo(status_table(records, now))
 
 
 @cli.command()

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
-from controller.model.run import AttemptRecord, RunRecord
+from controller.model.run import AttemptRecord, Event, RunRecord
 from controller.plan.actions import as_json, describe
 from controller.runtime.reconcile import PassResult
 
@@ -100,6 +100,22 @@ def status_table(records: Sequence[RunRecord], now: datetime) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     return "\n".join(lines)
+
+
+#: How far back `status` shows guards that held deletions back.
+GUARD_WINDOW = timedelta(hours=24)
+
+
+def recent_guards(events: Sequence[Event], now: datetime) -> list[str]:
+    """Warning lines for guards (orphan, prune) that held something back lately."""
+    latest: dict[str, datetime] = {}
+    for event in events:
+        if event.reason == "Guard" and now - event.at <= GUARD_WINDOW:
+            latest[event.message] = max(event.at, latest.get(event.message, event.at))
+    return [
+        f"warning: {message} (last at {iso(at)})"
+        for message, at in sorted(latest.items(), key=lambda item: item[1])
+    ]
 
 
 def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:

@@ -139,3 +139,15 @@ def test_mass_removal_is_refused_and_nothing_is_stopped(world: World, remove: li
     assert "nothing orphaned" in done.stderr or "not treated as removed" in done.stderr
     assert len(world.tasks("RUNNING")) == 3
     assert all(r["reason"] != "Orphaned" for r in world.status()["runs"])
+
+
+def test_status_shows_the_guard_that_held_orphans_back(world: World) -> None:
+    for name in ("a", "b", "c"):
+        world.write(f"{name}.yaml", job(name, duration=3600))
+    world.reconcile()
+    for name in ("a", "b"):
+        (world.manifests / f"{name}.yaml").unlink()
+    world.reconcile()
+    shown = world.cli("status")
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("warning: 2 of 3 known manifests would be orphaned")
