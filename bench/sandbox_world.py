@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.apply import Executor
+from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
+from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
 from controller.model.loader import ManifestLoader
@@ -66,15 +68,18 @@ class Controller:
     def __init__(self, root: Path, clock: FakeClock) -> None:
         self.session = AwsSession()
         self.ecs = EcsGateway(self.session)
+        autoscaling = AutoScalingGateway(self.session)
         self.ledger = SqliteLedger(root / "state.db")
         self.context = PassContext(
             source=DirectorySource(root / "manifests"),
             loader=ManifestLoader(validators()),
             ecs=self.ecs,
             ledger=self.ledger,
-            executor=Executor(self.ecs, self.ledger, "bench", clock),
+            executor=Executor(self.ecs, self.ledger, "bench", clock, autoscaling=autoscaling),
             clock=clock,
             owner="bench",
+            autoscaling=autoscaling,
+            ecs_instances=EcsInstanceGateway(self.session),
         )
 
     def measure(self, label: str) -> tuple[PassFigures, PassResult]:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult
 from controller.aws.errors import AwsTransientError
 from controller.clock import Clock
@@ -32,6 +33,7 @@ from controller.plan.actions import (
     RecordRun,
     RegisterTaskDefinition,
     ResumeAttempt,
+    SetDesiredCapacity,
     StartAttempt,
     StopTasks,
     describe,
@@ -75,12 +77,14 @@ class Executor:
         owner: str,
         clock: Clock,
         checkpoint: Checkpoint = no_checkpoint,
+        autoscaling: AutoScalingGateway | None = None,
     ) -> None:
         self._ecs = ecs
         self._ledger = ledger
         self._owner = owner
         self._clock = clock
         self._checkpoint = checkpoint
+        self._autoscaling = autoscaling
         # Jitter only spreads retries apart; it needs no cryptographic quality.
         self._jitter = random.Random()  # noqa: S311
 
@@ -134,6 +138,8 @@ class Executor:
                 self._save(with_stopped_tasks(action.record, stopped), action.reason)
             case RecordRun():
                 self._save(action.record, action.reason)
+            case SetDesiredCapacity():
+                self._scale_out(action)
             case DeregisterTaskDefinition():
                 self._deregister(action)
             case DeleteTaskDefinitions():
@@ -164,6 +170,15 @@ class Executor:
         )
         self._checkpoint("after-register")
         return described.arn
+
+    def _scale_out(self, action: SetDesiredCapacity) -> None:
+        if self._autoscaling is None:
+            raise TerminalError("no Auto Scaling gateway configured")
+        self._autoscaling.set_desired_capacity(action.group, action.target)
+        now = self._clock.now()
+        self._ledger.append_event(Event(now, None, "ScaleOut", action.reason))
+        if action.capped:
+            self._ledger.append_event(Event(now, None, "CapacityCapped", action.reason))
 
     def _owned_revision(self, arn: str) -> RevisionRecord:
         """The live revision, refusing anything without this owner's tag (ownership rule)."""

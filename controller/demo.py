@@ -24,7 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.apply import Executor
+from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
+from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.session import AwsSession
 from controller.clock import Clock, FakeClock, SystemClock
 from controller.model.loader import ManifestLoader
@@ -133,14 +135,17 @@ def _passes(
     ledger = SqliteLedger(state_dir / "state.db")
     session = AwsSession()
     ecs = EcsGateway(session)
+    autoscaling = AutoScalingGateway(session)
     ctx = PassContext(
         source=DirectorySource(examples),
         loader=ManifestLoader(validators()),
         ecs=ecs,
         ledger=ledger,
-        executor=Executor(ecs, ledger, "demo", clock),
+        executor=Executor(ecs, ledger, "demo", clock, autoscaling=autoscaling),
         clock=clock,
         owner="demo",
+        autoscaling=autoscaling,
+        ecs_instances=EcsInstanceGateway(session),
     )
     started = clock.now()
     passes = 0

@@ -22,16 +22,19 @@ from types import TracebackType
 from typing import Any
 
 from controller.apply import Checkpoint, DryRunExecutor, Executor, no_checkpoint
+from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
+from controller.aws.ecs_instances import EcsInstanceGateway
+from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
 from controller.clock import Clock, SystemClock
-from controller.errors import UsageError
 from controller.model.loader import ManifestLoader
 from controller.plan.prune import PruneSettings
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource
-from controller.sources.snapshot import Source
+from controller.sources.s3 import S3Source
+from controller.sources.snapshot import LastGoodSource, Source
 from controller.state import open_ledger
 from controller.state.ledger import Ledger
 
@@ -89,10 +92,10 @@ def make_checkpoint() -> Checkpoint:
     return crash
 
 
-def make_source(spec: str) -> Source:
-    """The source a --source value names."""
+def make_source(spec: str, session: AwsSession | None = None) -> Source:
+    """The source a --source value names: `s3://bucket/prefix/` or a directory."""
     if spec.startswith("s3://"):
-        raise UsageError("S3 sources are not available yet; use a directory")
+        return S3Source(spec, S3Gateway(session or AwsSession()))
     return DirectorySource(spec)
 
 
@@ -142,12 +145,20 @@ def build_pass(
     dry_run: bool,
     knobs: dict[str, Any],
     echo: Any = None,
+    keep_last_good: bool = False,
 ) -> PassWiring:
-    """Wire source, loader, gateways, ledger and executor for `settings`."""
-    source = make_source(settings.source)
-    ledger = open_ledger(settings.state)
+    """Wire source, loader, gateways, ledger and executor for `settings`.
+
+    `keep_last_good` (the long-running loop) wraps the source so a failed
+    read falls back on the last snapshot that could be read.
+    """
     session = AwsSession(settings.region)
+    source = make_source(settings.source, session)
+    if keep_last_good:
+        source = LastGoodSource(source)
+    ledger = open_ledger(settings.state)
     ecs = EcsGateway(session)
+    autoscaling = AutoScalingGateway(session)
     clock = make_clock()
     executor: Executor | DryRunExecutor
     pass_ledger: Any
@@ -155,7 +166,9 @@ def build_pass(
         executor = DryRunExecutor(echo or (lambda _line: None))
         pass_ledger = ReadOnlyLedger(ledger)
     else:
-        executor = Executor(ecs, ledger, settings.owner, clock, make_checkpoint())
+        executor = Executor(
+            ecs, ledger, settings.owner, clock, make_checkpoint(), autoscaling=autoscaling
+        )
         pass_ledger = ledger
     context = PassContext(
         source=source,
@@ -173,5 +186,7 @@ def build_pass(
             delete_inactive=bool(knobs.get("delete_inactive", False)),
         ),
         stop_orphans=bool(knobs.get("stop_orphans", False)),
+        autoscaling=autoscaling,
+        ecs_instances=EcsInstanceGateway(session),
     )
     return PassWiring(context=context, ledger=ledger, session=session)

@@ -93,8 +93,23 @@ class DeleteTaskDefinitions:
     reason: str
 
 
+@dataclass(frozen=True)
+class SetDesiredCapacity:
+    """One scale-out of an Auto Scaling group for all the tasks waiting on it."""
+
+    group: str
+    current: int
+    target: int
+    #: the need exceeded MaxSize and `target` is capped there
+    capped: bool
+    #: the runs whose tasks wait for this capacity
+    runs: tuple[RunKey, ...]
+    reason: str
+
+
 Action = (
     RegisterTaskDefinition
+    | SetDesiredCapacity
     | StartAttempt
     | ResumeAttempt
     | StopTasks
@@ -134,6 +149,8 @@ def describe(action: Action) -> str:
             return f"StopTask {run} ({len(arns)} task(s)): {reason}"
         case RecordRun(run=run, record=record, reason=reason):
             return f"Record {run} {record.phase}/{record.reason}: {reason}"
+        case SetDesiredCapacity(reason=reason):
+            return reason
         case DeregisterTaskDefinition(family=family, revision=revision, reason=reason):
             return f"DeregisterTaskDefinition {family}:{revision}: {reason}"
         case DeleteTaskDefinitions(arns=arns, family=family, reason=reason):
@@ -160,6 +177,10 @@ def as_json(action: Action) -> dict[str, Any]:
             base.update(run=str(run), phase=str(record.phase), phaseReason=str(record.reason))
         case DeregisterTaskDefinition(arn=arn):
             base.update(taskDefinitionArn=arn)
+        case SetDesiredCapacity(group=group, current=current, target=target, capped=capped):
+            base.update(
+                autoScalingGroup=group, fromCapacity=current, toCapacity=target, capped=capped
+            )
         case DeleteTaskDefinitions(arns=arns):
             base.update(taskDefinitionArns=list(arns))
     return base

@@ -9,14 +9,24 @@ next one. `needs(...)` tells the observer what to read for it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from controller.model.manifest import DesiredSet, JobRun, Kind, RunKey
 from controller.model.observed import ObservedState
-from controller.model.run import LedgerView, Reason, RunRecord
+from controller.model.run import AttemptOutcome, LedgerView, Phase, Reason, RunRecord
 from controller.model.taskdef import spec_hash
-from controller.plan.actions import Action, Plan, RegisterTaskDefinition
+from controller.plan.actions import (
+    Action,
+    Plan,
+    RecordRun,
+    RegisterTaskDefinition,
+    ResumeAttempt,
+    SetDesiredCapacity,
+    StartAttempt,
+    StopTasks,
+)
+from controller.plan.capacity import GroupState, WaitingTask, plan_capacity, task_size
 from controller.plan.prune import PruneInput, PruneSettings, prune_revisions
 from controller.plan.runs import DesiredRun, RunContext, effective_spec, plan_run
 from controller.plan.taskdefs import TaskDefinitionChoice, choose_revision
@@ -77,6 +87,9 @@ class Needs:
     #: matches one, the observer need not describe the newest revision to
     #: explain a change
     family_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Auto Scaling group -> clusters, for groups that runs wait on (only
+    #: then is capacity observed at all)
+    capacity_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _about_to_start(run: DesiredRun, record: RunRecord | None) -> bool:
@@ -104,12 +117,39 @@ def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
             cluster = record.attempts[-1].request.get("cluster")
             if cluster:
                 clusters.add(str(cluster))
+    groups: dict[str, set[str]] = {}
+    for record in ledger.runs.values():
+        waiting = waiting_for_capacity(record)
+        if waiting is not None:
+            groups.setdefault(waiting[0], set()).add(waiting[1])
     return Needs(
         frozenset(clusters),
         frozenset(families),
         frozenset(refs),
         {family: frozenset(wanted) for family, wanted in hashes.items()},
+        {group: frozenset(names) for group, names in groups.items()},
     )
+
+
+def waiting_for_capacity(record: RunRecord) -> tuple[str, str] | None:
+    """(Auto Scaling group, cluster) when the run waits for EC2 capacity a group can add.
+
+    Fargate and capacity-provider runs never scale a group themselves: ECS
+    (or its managed scaling) does.
+    """
+    attempt = record.current_attempt
+    if (
+        record.phase is not Phase.PENDING
+        or attempt is None
+        or attempt.outcome is not AttemptOutcome.UNPLACEABLE
+    ):
+        return None
+    spec = record.frozen_spec or {}
+    group = (spec.get("capacity") or {}).get("autoScalingGroup")
+    launch_type = spec.get("launchType")
+    if not group or spec.get("capacityProviderStrategy") or launch_type not in (None, "EC2"):
+        return None
+    return str(group), str(spec.get("cluster", ""))
 
 
 def make_plan(
@@ -122,6 +162,7 @@ def make_plan(
     *,
     prune: PruneSettings | None = None,
     stop_orphans: bool = False,
+    capacity: Mapping[str, GroupState] | None = None,
 ) -> Plan:
     """Everything to do this pass: registrations, runs, then pruning."""
     warnings: list[str] = []
@@ -172,6 +213,9 @@ def make_plan(
         run_actions.extend(
             plan_run(None, record, ctx, gone_reason=reason, gone_message=message, stop=stop)
         )
+    scale_actions: list[Action] = []
+    if capacity is not None:
+        run_actions, scale_actions = _capacity_actions(ledger, run_actions, capacity, now)
     prune_actions: list[Action] = []
     if prune is not None:
         healthy = _source_guard(desired)
@@ -185,10 +229,86 @@ def make_plan(
         elif any(r.owner == owner for r in ledger.revisions.values()):
             warnings.append(f"{healthy}: no revision pruned this pass")
     return Plan(
-        actions=(*registers.values(), *run_actions, *prune_actions),
+        actions=(*registers.values(), *scale_actions, *run_actions, *prune_actions),
         warnings=tuple(warnings),
         requeue_at=next_wakeup(ledger, run_actions, now),
     )
+
+
+def _capacity_actions(
+    ledger: LedgerView,
+    run_actions: list[Action],
+    capacity: Mapping[str, GroupState],
+    now: datetime,
+) -> tuple[list[Action], list[Action]]:
+    """One SetDesiredCapacity per group for all its waiting tasks; runs told why they wait."""
+    latest = latest_records(ledger, run_actions)
+    # A run retrying its RunTask this pass still counts as waiting (the
+    # retry will likely fail again: plan the room now, not a pass later);
+    # one whose tasks are being stopped or resumed does not.
+    busy = {a.run for a in run_actions if isinstance(a, (ResumeAttempt, StopTasks))}
+    retrying = {a.run for a in run_actions if isinstance(a, StartAttempt)}
+    waiting: list[WaitingTask] = []
+    for key, record in sorted(latest.items()):
+        if key in busy:
+            continue
+        where = waiting_for_capacity(
+            ledger.runs[key] if key in retrying and key in ledger.runs else record
+        )
+        if where is None:
+            continue
+        spec = record.frozen_spec or {}
+        try:
+            cpu, memory = task_size(spec.get("taskDefinition"), spec.get("overrides"))
+        except ValueError:
+            continue  # a size we cannot compute: the run waits out maxPendingSeconds
+        count = int(spec.get("count", 1) or 1)
+        waiting.extend(WaitingTask(key, cpu, memory, where[0]) for _ in range(count))
+    if not waiting:
+        return run_actions, []
+    updates: dict[RunKey, RunRecord] = {}
+    scale: list[Action] = []
+    for decision in plan_capacity(waiting, capacity).values():
+        runs = tuple(sorted({t.run for t in decision.needs_new}))
+        if decision.scales_out and decision.target is not None:
+            scale.append(
+                SetDesiredCapacity(
+                    group=decision.group,
+                    current=decision.desired,
+                    target=decision.target,
+                    capped=decision.capped,
+                    runs=runs,
+                    reason=decision.summary,
+                )
+            )
+        # Runs whose room is on its way (asked for now, or launching) say so.
+        coming = {t.run for t in decision.fits_launching}
+        if decision.scales_out:
+            coming.update(runs)
+        for key in sorted(coming - retrying):
+            updates[key] = replace(latest[key], reason=Reason.SCALING_OUT, message=decision.summary)
+        for never in decision.never_fits:
+            key = never.task.run
+            # A RunTask that can never be placed is not worth retrying.
+            base = ledger.runs[key] if key in retrying and key in ledger.runs else latest[key]
+            updates[key] = replace(
+                base,
+                phase=Phase.FAILED,
+                reason=Reason.UNSCHEDULABLE,
+                message=never.reason,
+                finished_at=now,
+                not_before=None,
+            )
+    kept = [
+        a
+        for a in run_actions
+        if not (isinstance(a, (RecordRun, StartAttempt)) and a.run in updates)
+    ]
+    for key, record in sorted(updates.items()):
+        before = ledger.runs.get(key)
+        if before is None or replace(before, updated_at=record.updated_at) != record:
+            kept.append(RecordRun(key, replace(record, updated_at=now), record.message))
+    return kept, scale
 
 
 def _source_guard(desired: DesiredInput) -> str | None:
@@ -209,11 +329,7 @@ def _prune_input(
     owner: str,
 ) -> PruneInput:
     """What is in use: revisions of unfinished runs, of desired specs and of refs."""
-    latest: dict[RunKey, RunRecord] = dict(ledger.runs)
-    for action in run_actions:
-        record = getattr(action, "record", None)
-        if isinstance(record, RunRecord):
-            latest[record.key] = record
+    latest = latest_records(ledger, run_actions)
     in_use = {r.task_definition_arn for r in latest.values() if not r.phase.terminal}
     in_use.update(c.arn for c in choices.values() if c.arn)
     hashes = set()
@@ -241,13 +357,19 @@ def _prune_input(
     )
 
 
-def next_wakeup(ledger: LedgerView, actions: Sequence[Action], now: datetime) -> datetime | None:
-    """When a run next needs a pass by itself: a backoff or capacity retry, or a deadline."""
-    latest: dict[RunKey, RunRecord] = dict(ledger.runs)
+def latest_records(ledger: LedgerView, actions: Sequence[Action]) -> dict[RunKey, RunRecord]:
+    """Every run as it will be once the plan's run actions are applied."""
+    latest = dict(ledger.runs)
     for action in actions:
         record = getattr(action, "record", None)
         if isinstance(record, RunRecord):
             latest[record.key] = record
+    return latest
+
+
+def next_wakeup(ledger: LedgerView, actions: Sequence[Action], now: datetime) -> datetime | None:
+    """When a run next needs a pass by itself: a backoff or capacity retry, or a deadline."""
+    latest = latest_records(ledger, actions)
     times: list[datetime] = []
     for record in latest.values():
         if record.phase.terminal:

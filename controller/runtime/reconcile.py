@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from controller.apply import ApplyResult
+from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
+from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.clock import Clock
+from controller.errors import ControllerError
 from controller.model.loader import LoadResult, ManifestLoader
 from controller.observe import ObserveReport, observe
+from controller.observe_capacity import observe_capacity
 from controller.plan.actions import Plan
 from controller.plan.prune import PruneSettings
 from controller.plan.reconcile import (
@@ -55,6 +59,9 @@ class PassContext:
     #: None turns pruning off (--no-prune)
     prune: PruneSettings | None = field(default_factory=PruneSettings)
     stop_orphans: bool = False
+    #: capacity planning needs both; without them runs just wait for room
+    autoscaling: AutoScalingGateway | None = None
+    ecs_instances: EcsInstanceGateway | None = None
 
 
 @dataclass
@@ -91,7 +98,14 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     )
     view = ctx.ledger.view()
     report = ObserveReport()
-    observed = observe(ctx.ecs, needs(desired, view), view, ctx.ledger, ctx.owner, report)
+    wanted = needs(desired, view)
+    observed = observe(ctx.ecs, wanted, view, ctx.ledger, ctx.owner, report)
+    capacity = None
+    if wanted.capacity_groups and ctx.autoscaling is not None and ctx.ecs_instances is not None:
+        try:
+            capacity = observe_capacity(ctx.ecs_instances, ctx.autoscaling, wanted.capacity_groups)
+        except ControllerError as exc:
+            report.errors.append(f"capacity: {exc}")
     plan = make_plan(
         desired,
         observed,
@@ -101,6 +115,7 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         ctx.max_orphan_fraction,
         prune=ctx.prune,
         stop_orphans=ctx.stop_orphans,
+        capacity=capacity,
     )
     applied = ctx.executor.apply(plan)
     return PassResult(snapshot, loaded, plan, applied, report.errors)
