@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.taskdef_reuse
 	$(BIN)/python -m bench.concurrent_runs
 	$(BIN)/python -m bench.prune
+	$(BIN)/python -m bench.capacity
+	$(BIN)/python -m bench.capacity_e2e
 
 schema: $(STAMP)
 	$(BIN)/python scripts/generate_schema.py
