@@ -84,7 +84,7 @@ def observed_task(raw: Mapping[str, Any]) -> ObservedTask:
         started_at=_time(raw.get("startedAt")) or _time(raw.get("createdAt")),
         stopped_at=_time(raw.get("stoppedAt")),
     )
-    tags = {str(t["key"]): str(t.get("value", "")) for t in raw.get("tags") or [] if "key" in t}
+    tags = _tag_map(raw.get("tags"))
     cluster = str(raw.get("clusterArn", ""))
     return ObservedTask(
         record=record,
@@ -93,6 +93,11 @@ def observed_task(raw: Mapping[str, Any]) -> ObservedTask:
         started_by=raw.get("startedBy"),
         tags=tags,
     )
+
+
+def _tag_map(tags: Any) -> dict[str, str]:
+    """ECS's [{key, value}] tag list as a dict."""
+    return {str(t["key"]): str(t.get("value", "")) for t in tags or [] if "key" in t}
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -134,14 +139,17 @@ class EcsGateway:
             "DescribeTaskDefinition",
             lambda: self._ecs.describe_task_definition(taskDefinition=ref, include=["TAGS"]),
         )
-        td = answer["taskDefinition"]
+        return self._remember(answer["taskDefinition"], _tag_map(answer.get("tags")))
+
+    def _remember(self, td: Mapping[str, Any], tags: Mapping[str, str]) -> DescribedRevision:
+        """Cache a described revision by ARN (revisions never change)."""
         described = DescribedRevision(
             arn=str(td["taskDefinitionArn"]),
             family=str(td["family"]),
             revision=int(td["revision"]),
             status=str(td.get("status", "ACTIVE")),
             task_definition=td,
-            tags={str(t["key"]): str(t.get("value", "")) for t in answer.get("tags") or []},
+            tags=tags,
         )
         self._revisions[described.arn] = described
         return described
@@ -151,25 +159,13 @@ class EcsGateway:
     ) -> DescribedRevision:
         """Register a revision with our tags (user tags kept); returns it described."""
         request = dict(task_definition)
-        user_tags = {
-            str(t["key"]): str(t.get("value", "")) for t in request.pop("tags", None) or []
-        }
-        request["tags"] = _tag_list({**user_tags, **tags})
+        all_tags = {**_tag_map(request.pop("tags", None)), **tags}
+        request["tags"] = _tag_list(all_tags)
         answer = call(
             "RegisterTaskDefinition", lambda: self._ecs.register_task_definition(**request)
         )
-        td = answer["taskDefinition"]
-        described = DescribedRevision(
-            arn=str(td["taskDefinitionArn"]),
-            family=str(td["family"]),
-            revision=int(td["revision"]),
-            status=str(td.get("status", "ACTIVE")),
-            task_definition=td,
-            tags={str(t["key"]): str(t.get("value", "")) for t in answer.get("tags") or []}
-            or {**user_tags, **tags},
-        )
-        self._revisions[described.arn] = described
-        return described
+        # RegisterTaskDefinition answers with the tags it stored (when it does).
+        return self._remember(answer["taskDefinition"], _tag_map(answer.get("tags")) or all_tags)
 
     def deregister(self, arn: str) -> str:
         """Deregister a revision; returns its status afterwards (INACTIVE)."""
