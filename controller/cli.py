@@ -24,7 +24,8 @@ from controller.model.manifest import Kind
 from controller.report import recent_guards, report_pass, status_json, status_table
 from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
-from controller.state import open_ledger
+from controller.state import ledger_file, open_ledger
+from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
 from controller.wiring import Settings, build_pass, make_clock
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
@@ -160,6 +161,61 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
     sys.exit(0 if result.clean else 1)
 
 
+@cli.command(name="run")
+@click.option(
+    "--metrics-addr",
+    default="127.0.0.1:9464",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where /metrics, /healthz and /readyz are served (port 0: any free port, logged).",
+)
+@click.option(
+    "--resync-seconds",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="A pass at least this often, even when nothing is known to have changed.",
+)
+@click.option(
+    "--s3-poll-seconds",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="How often an s3:// source is listed to look for changes.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per event on stderr: text, or one JSON object per line.",
+)
+@_pass_options
+@click.pass_obj
+def run(
+    settings: Settings,
+    /,
+    metrics_addr: str,
+    resync_seconds: float,
+    s3_poll_seconds: float,
+    log_format: str,
+    **knobs: Any,
+) -> None:
+    """The GitOps sync loop: watch the source, reconcile, serve metrics; stop on SIGTERM."""
+    from controller.runtime.service import RunOptions, SyncService  # watchdog, prometheus
+
+    options = RunOptions(
+        knobs=knobs,
+        metrics_addr=metrics_addr,
+        resync_seconds=resync_seconds,
+        s3_poll_seconds=s3_poll_seconds,
+        log_format=log_format,
+    )
+    with _setup_errors():
+        service = SyncService(settings, options)
+    sys.exit(service.run_until_signalled())
+
+
 @cli.command(name="diff")
 @_OUTPUT
 @click.pass_obj
@@ -206,9 +262,18 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         click.echo(json.dumps(status_json(records), indent=2))
         return
     now = make_clock().now()
+    synced = _sync_record(settings.state)
+    if synced is not None:
+        click.echo(synced.summary())
     for line in recent_guards(events, now):
         click.echo(line)
     click.echo(status_table(records, now))
+
+
+def _sync_record(state: str) -> SyncRecord | None:
+    """What `controller run` last synced to, when one runs (or ran) on this ledger."""
+    path = ledger_file(state)
+    return read_sync_record(sync_record_path(path)) if path is not None else None
 
 
 @cli.command()

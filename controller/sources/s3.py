@@ -20,7 +20,7 @@ import hashlib
 from dataclasses import dataclass
 
 from controller.aws.s3 import ObjectSummary, S3Gateway
-from controller.errors import UsageError
+from controller.errors import TerminalError, UsageError
 from controller.model.loader import MAX_FILE_BYTES
 from controller.model.problems import ManifestError
 from controller.sources.directory import MANIFEST_SUFFIXES
@@ -122,7 +122,13 @@ class S3Source:
             if held is not None and held[0] == item.etag:
                 body = held[1]
             else:
-                body = self._gateway.get_object(self.location.bucket, item.key, item.etag)
+                try:
+                    body = self._gateway.get_object(self.location.bucket, item.key, item.etag)
+                except TerminalError as exc:
+                    # As an unreadable file in a checkout: this object is
+                    # reported (its last known good kept), the others load.
+                    errors.append(ManifestError(shown, 1, f"cannot read: {exc}"))
+                    continue
             bodies[item.key] = (item.etag, body)
             files[shown] = body
         # Replace rather than update: bodies of deleted keys are forgotten,

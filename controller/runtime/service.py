@@ -1,0 +1,267 @@
+"""`controller run`: the loop with everything around it, started and stopped in order.
+
+    lease ──► pass wiring ──► metrics server ──► source watcher / poller ──► loop
+                                                                              │
+    SIGTERM / SIGINT ──► loop.request_stop() ──► pass in flight finishes ─────┘
+                         then: watcher, metrics server, ledger, lease closed; exit 0
+
+The loop (`controller.runtime.loop`) decides when passes run; this module
+supplies the pass (`reconcile_once` over one PassContext, so the manifest
+loader's last-known-good memory lives as long as the process), the triggers
+(the directory watcher, or the S3 poll), and what happens after each pass:
+metrics, one log line per event, and the sync record `status` shows.
+
+The loop runs on a worker thread while the main thread waits for it: Python
+runs signal handlers on the main thread only, and a handler that merely sets
+a flag and wakes the loop can never deadlock against a lock the interrupted
+code holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from controller.clock import SystemClock
+from controller.errors import UsageError
+from controller.metrics import (
+    KNOWN_OPERATIONS,
+    S3_OPERATIONS,
+    Metrics,
+    MetricsServer,
+    parse_address,
+)
+from controller.model.problems import ManifestError
+from controller.plan.actions import Action, describe
+from controller.runtime.logformat import configure_logging
+from controller.runtime.loop import Loop, LoopSettings, PassReport
+from controller.runtime.reconcile import PassResult, reconcile_once
+from controller.sources.directory import DirectorySource
+from controller.sources.s3 import S3Source
+from controller.sources.snapshot import LastGoodSource
+from controller.sources.watch import DirectoryWatcher
+from controller.state import ledger_file
+from controller.state.lease import FileLease, lease_path
+from controller.state.sync import (
+    SyncRecord,
+    short_revision,
+    sync_record_path,
+    write_sync_record,
+)
+from controller.wiring import PassWiring, Settings, build_pass
+
+log = logging.getLogger("controller.run")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of `controller run` beyond the global ones."""
+
+    knobs: dict[str, Any] = field(default_factory=dict)
+    metrics_addr: str = "127.0.0.1:9464"
+    resync_seconds: float = 60.0
+    s3_poll_seconds: float = 30.0
+    log_format: str = "text"
+    debounce_seconds: float = 0.5
+
+
+def _run_of(action: Action) -> str | None:
+    """The run key an action is about (registrations and prunes are about none)."""
+    run = getattr(action, "run", None)
+    return None if run is None else str(run)
+
+
+class SyncService:
+    """One `controller run` process: lease, pass, metrics, watcher and loop."""
+
+    def __init__(self, settings: Settings, options: RunOptions) -> None:
+        """Set everything up (setup problems raise UsageError/TerminalError/OSError)."""
+        configure_logging(options.log_format)
+        try:
+            host, port = parse_address(options.metrics_addr)
+        except ValueError as exc:
+            raise UsageError(f"--metrics-addr: {exc}") from None
+        ledger_path = ledger_file(settings.state)
+        if ledger_path is None:
+            raise UsageError("controller run needs the SQLite ledger (DynamoDB comes later)")
+        self.settings = settings
+        self.options = options
+        self.sync_path = sync_record_path(ledger_path)
+        self._lease = FileLease(lease_path(ledger_path)).acquire()
+        self._closers: list[Callable[[], None]] = [self._lease.release]
+        self._watcher: DirectoryWatcher | None = None
+        self._broken = False
+        try:
+            self._start(options, host, port, ledger_path)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, options: RunOptions, host: str, port: int, ledger_path: Path) -> None:
+        self.wiring: PassWiring = build_pass(
+            self.settings, dry_run=False, knobs=options.knobs, keep_last_good=True
+        )
+        self._closers.append(self.wiring.ledger.close)
+        source = self.wiring.context.source
+        inner = source.inner if isinstance(source, LastGoodSource) else source
+        clock = SystemClock()
+        polled = isinstance(inner, S3Source)
+        operations = KNOWN_OPERATIONS + (S3_OPERATIONS if polled else ())
+        self.metrics = Metrics(clock, options.resync_seconds, operations)
+        server = MetricsServer(self.metrics, host, port).start()
+        self._closers.append(server.stop)
+        self.metrics_address = server.address
+        bound_host, bound_port = server.address
+        log.info(
+            "serving metrics on http://%s:%d/metrics (and /healthz, /readyz)",
+            bound_host,
+            bound_port,
+            extra={"metrics_port": bound_port},
+        )
+        self.loop = Loop(
+            self._pass,
+            clock=clock,
+            settings=LoopSettings(
+                resync_seconds=options.resync_seconds,
+                debounce_seconds=options.debounce_seconds,
+                poll_seconds=options.s3_poll_seconds if polled else None,
+            ),
+            pass_clock=self.wiring.context.clock,
+            poll=inner.poll if isinstance(inner, S3Source) else None,
+            on_pass=self._record,
+        )
+        if isinstance(inner, DirectorySource):
+            # The ledger's files (-wal, -shm, .lock, .sync.json) share its name
+            # as a prefix; a ledger inside the checkout must not wake the loop.
+            watcher = DirectoryWatcher(inner.root, self.loop.notify, ignore=[ledger_path])
+            watcher.start()
+            self._closers.append(watcher.stop)
+            self._watcher = watcher
+        self._errors_seen: frozenset[ManifestError] = frozenset()
+        log.info(
+            "watching %s (%s), resync every %gs",
+            source.describe(),
+            f"polled every {options.s3_poll_seconds:g}s" if polled else "inotify",
+            options.resync_seconds,
+        )
+
+    def _pass(self, pass_id: str) -> PassResult:
+        del pass_id  # carried into log lines by the loop's context variable
+        return reconcile_once(self.wiring.context)
+
+    # -- after each pass --------------------------------------------------------------
+
+    def _record(self, report: PassReport) -> None:
+        """Metrics, log lines and the sync record for one finished pass."""
+        result = report.result
+        counts: Counter[str] = result.applied.counts if result is not None else Counter()
+        self.metrics.pass_finished(
+            ok=report.ok, seconds=report.duration_seconds, action_counts=counts
+        )
+        self.metrics.aws_calls_total(self.wiring.session.calls)
+        view = self.wiring.ledger.view()
+        self.metrics.runs_by_phase(Counter(r.phase.value for r in view.runs.values()))
+        if result is not None:
+            self._log_result(result)
+            write_sync_record(
+                self.sync_path,
+                SyncRecord(
+                    revision=result.snapshot.revision,
+                    at=self.wiring.context.clock.now(),
+                    source=self.wiring.context.source.describe(),
+                    pass_id=report.pass_id,
+                    ok=report.ok,
+                ),
+            )
+        for problem in report.problems:
+            log.error("%s", problem)
+        if self._watcher is not None and self._watcher.refresh():
+            log.info("watching %s again (it was recreated or moved)", self._watcher.target)
+            self.loop.notify("source directory watched again")
+        summary = {
+            "trigger": report.trigger,
+            "seconds": round(report.duration_seconds, 3),
+            "actions": len(result.plan.actions) if result is not None else 0,
+        }
+        if result is not None:
+            summary["revision"] = short_revision(result.snapshot.revision)
+        if report.ok:
+            log.info("pass done", extra=summary)
+        elif report.retry_in is not None:
+            log.warning("pass failed; retrying in %.1fs", report.retry_in, extra=summary)
+        else:
+            log.error("pass failed; not retried (retrying cannot help)", extra=summary)
+
+    def _log_result(self, result: PassResult) -> None:
+        applied = set(result.applied.applied)
+        for action in result.plan.actions:
+            line = describe(action)
+            extra = {"run": run} if (run := _run_of(action)) is not None else {}
+            if line in applied:
+                log.info("%s", line, extra=extra)
+            else:
+                outcomes = (*result.applied.failed, *result.applied.conflicts)
+                why = next((f for f in outcomes if f.startswith(line)), line)
+                log.error("%s", why, extra=extra)
+        for warning in result.plan.warnings:
+            log.warning("%s", warning)
+        # Invalid manifests are logged when they change, not on every resync.
+        errors = frozenset(result.loaded.errors)
+        for error in sorted(errors - self._errors_seen):
+            log.error("invalid manifest: %s", error)
+        for error in sorted(self._errors_seen - errors):
+            log.info("fixed: %s", error)
+        self._errors_seen = errors
+
+    # -- running and stopping --------------------------------------------------------
+
+    def run_until_signalled(self) -> int:
+        """Run the loop until SIGTERM/SIGINT; finish the pass in flight; 0 (1 if the loop broke)."""
+        previous = {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        worker = threading.Thread(target=self._run_loop, name="loop")
+        try:
+            worker.start()
+            while worker.is_alive():
+                worker.join()  # interrupted by signals: their handler runs, then we wait on
+        finally:
+            self.close()  # still under our handlers: a second signal cannot abort the close
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        log.info("stopped after %d pass(es)", self.loop.passes)
+        return 1 if self._broken else 0
+
+    def _run_loop(self) -> None:
+        try:
+            self.loop.run()
+        except BaseException:
+            # Passes cannot raise into the loop; this is a bug in the loop itself.
+            self._broken = True
+            log.exception("the loop stopped unexpectedly")
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        name = signal.Signals(signum).name
+        if self.loop.stopping:
+            log.info("%s again: still finishing the pass in flight", name)
+            return
+        log.info("%s: finishing the pass in flight, then stopping", name)
+        self.loop.request_stop()
+
+    def close(self) -> None:
+        """Release everything, newest first (idempotent)."""
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception:
+                log.exception("closing %s failed", closer)
