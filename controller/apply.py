@@ -58,6 +58,9 @@ class ApplyResult:
 
     applied: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: the failures retrying cannot help (bad parameters, access denied):
+    #: a subset of `failed` the loop does not retry on its own
+    terminal: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -101,6 +104,9 @@ class Executor:
                 self._apply_one(action, registered, failed_registrations, result)
             except LedgerConflict as exc:
                 result.conflicts.append(f"{describe(action)}: {exc}")
+            except TerminalError as exc:
+                result.failed.append(f"{describe(action)}: {exc}")
+                result.terminal.append(result.failed[-1])
             except ControllerError as exc:
                 result.failed.append(f"{describe(action)}: {exc}")
             except Exception as exc:

@@ -140,11 +140,14 @@ class PassReport:
 def retryable_problems(result: PassResult) -> tuple[str, ...]:
     """What in a completed pass is worth another pass soon.
 
-    Invalid manifests and planner warnings are not: the same input gives
-    the same answer until someone changes it (a source change wakes us).
+    Invalid manifests, planner warnings and terminal action failures are
+    not: the same input gives the same answer until someone changes it (a
+    source change wakes us).
     """
     problems = [f"observe: {p}" for p in result.observe_errors]
-    problems += [f"action failed: {f}" for f in result.applied.failed]
+    problems += [
+        f"action failed: {f}" for f in result.applied.failed if f not in result.applied.terminal
+    ]
     if result.snapshot.stale:
         problems.append(f"source unreadable, used the last good snapshot: {result.snapshot.stale}")
     return tuple(problems)

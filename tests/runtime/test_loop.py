@@ -306,3 +306,19 @@ def test_stop_lets_the_pass_in_flight_finish_and_then_run_returns() -> None:
     assert h.reports[0].ok
     assert h.reports[0].result is not None
     assert h.loop.run_once_or_wait() is None
+
+
+def test_terminal_action_failures_are_not_retried_but_transient_ones_are() -> None:
+    from controller.apply import ApplyResult
+    from controller.model.loader import LoadResult
+    from controller.model.manifest import DesiredSet
+    from controller.plan.actions import Plan
+    from controller.runtime.loop import retryable_problems
+    from controller.runtime.reconcile import PassResult
+    from controller.sources.snapshot import Snapshot
+
+    applied = ApplyResult(
+        failed=["RunTask a: bad", "RunTask b: throttled"], terminal=["RunTask a: bad"]
+    )
+    result = PassResult(Snapshot("r"), LoadResult(DesiredSet(), ()), Plan(), applied)
+    assert retryable_problems(result) == ("action failed: RunTask b: throttled",)
