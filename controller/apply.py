@@ -31,6 +31,7 @@ from controller.plan.actions import (
     DeregisterTaskDefinition,
     Plan,
     RecordRun,
+    RecordSchedule,
     RegisterTaskDefinition,
     ResumeAttempt,
     SetDesiredCapacity,
@@ -146,6 +147,13 @@ class Executor:
                 self._save(action.record, action.reason)
             case SetDesiredCapacity():
                 self._scale_out(action)
+            case RecordSchedule():
+                self._ledger.set_cron_last_scheduled(action.cron_job, action.last_scheduled)
+                if action.summary:
+                    self._ledger.append_event(
+                        Event(self._clock.now(), None, "MissedSchedules", action.summary)
+                    )
+                result.counts["MissedSchedules"] += action.missed
             case DeregisterTaskDefinition():
                 self._deregister(action)
             case DeleteTaskDefinitions():

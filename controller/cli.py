@@ -21,12 +21,19 @@ from controller import __version__
 from controller.errors import TerminalError, UsageError
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind
-from controller.report import recent_guards, report_pass, status_json, status_table
+from controller.report import (
+    cron_lines,
+    recent_guards,
+    report_pass,
+    shown_runs,
+    status_json,
+    status_table,
+)
 from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
 from controller.state import ledger_file, open_ledger
 from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
-from controller.wiring import Settings, build_pass, make_clock
+from controller.wiring import Settings, build_pass, load_cron_jobs, make_clock
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 
@@ -256,12 +263,14 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         events = ledger.events(None, limit=200)
     finally:
         ledger.close()
-    records = [r for r in view.runs.values() if name is None or r.key.name == name]
-    records.sort(key=lambda r: (r.key.name, r.created_at, r.key.run_id))
+    now = make_clock().now()
+    cron_jobs = load_cron_jobs(settings.source)
+    records = shown_runs(view, cron_jobs, name)
     if output == "json":
         click.echo(json.dumps(status_json(records), indent=2))
         return
-    now = make_clock().now()
+    for line in cron_lines(cron_jobs, now, name):
+        click.echo(line)
     synced = _sync_record(settings.state)
     if synced is not None:
         click.echo(synced.summary())

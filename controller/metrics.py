@@ -129,8 +129,8 @@ class Metrics:
         self.reconciles.labels(result="success" if ok else "error").inc()
         self.duration.observe(max(0.0, seconds))
         self.registrations.inc(action_counts.get("RegisterTaskDefinition", 0))
-        # No planner action scales out yet; the name is kept for when one does.
         self.scale_outs.inc(action_counts.get("SetDesiredCapacity", 0))
+        self.missed.inc(action_counts.get("MissedSchedules", 0))
         with self._lock:
             self._last_progress = self._clock.now()
             self._ready = True

@@ -9,14 +9,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
-from controller.model.run import AttemptRecord, Event, RunRecord
+from controller.model.manifest import CronJob, RunKey
+from controller.model.run import AttemptRecord, Event, LedgerView, RunRecord
 from controller.plan.actions import as_json, describe
+from controller.plan.schedule import history, next_occurrence
 from controller.runtime.reconcile import PassResult
 
 
@@ -56,6 +58,38 @@ def run_json(record: RunRecord) -> dict[str, Any]:
 def status_json(records: Sequence[RunRecord]) -> dict[str, Any]:
     """The whole `status -o json` document."""
     return {"runs": [run_json(r) for r in records]}
+
+
+def shown_runs(
+    view: LedgerView, cron_jobs: Mapping[str, CronJob], name: str | None
+) -> list[RunRecord]:
+    """The runs `status` lists: CronJobs' finished runs within their history limits.
+
+    The ledger keeps every run; successfulRunsHistoryLimit and
+    failedRunsHistoryLimit only decide what is shown.
+    """
+    hidden: set[RunKey] = set()
+    for cron in cron_jobs.values():
+        hidden.update(r.key for r in history(cron, view.runs_of(cron.name))[1])
+    records = [
+        r
+        for r in view.runs.values()
+        if (name is None or r.key.name == name) and r.key not in hidden
+    ]
+    records.sort(key=lambda r: (r.key.name, r.created_at, r.key.run_id))
+    return records
+
+
+def cron_lines(cron_jobs: Mapping[str, CronJob], now: datetime, name: str | None) -> list[str]:
+    """One line per CronJob: its schedule and when it next runs."""
+    lines = []
+    for cron in sorted(cron_jobs.values(), key=lambda c: c.name):
+        if name is not None and cron.name != name:
+            continue
+        upcoming = next_occurrence(cron, now)
+        state = "suspended" if cron.suspend else f"next run at {iso(upcoming) or 'never'}"
+        lines.append(f"CronJob {cron.name}: {cron.schedule!r} in {cron.time_zone}, {state}")
+    return lines
 
 
 def _age(at: datetime | None, now: datetime) -> str:

@@ -28,7 +28,9 @@ from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
 from controller.clock import Clock, SystemClock
+from controller.errors import ControllerError
 from controller.model.loader import ManifestLoader
+from controller.model.manifest import CronJob
 from controller.plan.prune import PruneSettings
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
@@ -113,6 +115,17 @@ class ReadOnlyLedger:
     def put_revision(self, revision: Any) -> None:
         """Dry runs do not even fill the revision cache."""
         del revision
+
+
+def load_cron_jobs(spec: str) -> dict[str, CronJob]:
+    """The CronJobs of a directory source, for `status` (empty when it cannot be read)."""
+    if spec.startswith("s3://"):
+        return {}  # status makes no AWS calls
+    try:
+        snapshot = DirectorySource(spec).snapshot()
+    except ControllerError:
+        return {}
+    return dict(ManifestLoader(validators()).load(snapshot.files).desired.cron_jobs)
 
 
 @dataclass

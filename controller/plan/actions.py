@@ -75,6 +75,19 @@ class RecordRun:
 
 
 @dataclass(frozen=True)
+class RecordSchedule:
+    """Remember that a CronJob's occurrences up to `last_scheduled` are dealt with."""
+
+    cron_job: str
+    last_scheduled: datetime
+    #: occurrences this decision reported Missed (for the metric)
+    missed: int
+    #: older missed occurrences summarised in one event instead of one run each
+    summary: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class DeregisterTaskDefinition:
     """Deregister one ACTIVE revision this owner registered and no longer needs."""
 
@@ -114,6 +127,7 @@ Action = (
     | ResumeAttempt
     | StopTasks
     | RecordRun
+    | RecordSchedule
     | DeregisterTaskDefinition
     | DeleteTaskDefinitions
 )
@@ -151,6 +165,8 @@ def describe(action: Action) -> str:
             return f"Record {run} {record.phase}/{record.reason}: {reason}"
         case SetDesiredCapacity(reason=reason):
             return reason
+        case RecordSchedule(cron_job=name, reason=reason):
+            return f"Schedule {name}: {reason}"
         case DeregisterTaskDefinition(family=family, revision=revision, reason=reason):
             return f"DeregisterTaskDefinition {family}:{revision}: {reason}"
         case DeleteTaskDefinitions(arns=arns, family=family, reason=reason):
@@ -177,6 +193,8 @@ def as_json(action: Action) -> dict[str, Any]:
             base.update(run=str(run), phase=str(record.phase), phaseReason=str(record.reason))
         case DeregisterTaskDefinition(arn=arn):
             base.update(taskDefinitionArn=arn)
+        case RecordSchedule(cron_job=name, last_scheduled=last, missed=missed):
+            base.update(cronJob=name, lastScheduled=last.isoformat(), missed=missed)
         case SetDesiredCapacity(group=group, current=current, target=target, capped=capped):
             base.update(
                 autoScalingGroup=group, fromCapacity=current, toCapacity=target, capped=capped

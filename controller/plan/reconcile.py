@@ -27,6 +27,7 @@ from controller.plan.actions import (
     StopTasks,
 )
 from controller.plan.capacity import GroupState, WaitingTask, plan_capacity, task_size
+from controller.plan.cronjobs import ScheduledCron, cron_actions, next_occurrence_due
 from controller.plan.prune import PruneInput, PruneSettings, prune_revisions
 from controller.plan.runs import DesiredRun, RunContext, effective_spec, plan_run
 from controller.plan.taskdefs import TaskDefinitionChoice, choose_revision
@@ -50,6 +51,8 @@ class DesiredInput:
     #: names of every valid manifest (any kind): the denominator of the
     #: orphan guard, and what "the source is empty" means
     names: frozenset[str] = frozenset()
+    #: the CronJobs' decisions this pass (their runs are in `runs` already)
+    cron: ScheduledCron = field(default_factory=ScheduledCron)
 
 
 def protected_families(desired: DesiredSet) -> frozenset[str]:
@@ -194,7 +197,11 @@ def make_plan(
 
     run_actions: list[Action] = []
     keys = sorted(set(desired.runs) | {k for k, r in ledger.runs.items() if not r.phase.terminal})
+    # Runs a CronJob replaces are handled by cron_actions, once.
+    replaced = {RunKey(n, r) for n, d in desired.cron.decisions.items() for r in d.stop}
     for key in keys:
+        if key in replaced:
+            continue
         record = ledger.runs.get(key)
         wanted = desired.runs.get(key)
         if wanted is not None:
@@ -213,6 +220,7 @@ def make_plan(
         run_actions.extend(
             plan_run(None, record, ctx, gone_reason=reason, gone_message=message, stop=stop)
         )
+    run_actions.extend(cron_actions(desired.cron, ledger, ctx))
     scale_actions: list[Action] = []
     if capacity is not None:
         run_actions, scale_actions = _capacity_actions(ledger, run_actions, capacity, now)
@@ -231,8 +239,15 @@ def make_plan(
     return Plan(
         actions=(*registers.values(), *scale_actions, *run_actions, *prune_actions),
         warnings=tuple(warnings),
-        requeue_at=next_wakeup(ledger, run_actions, now),
+        requeue_at=_earliest(
+            next_wakeup(ledger, run_actions, now), next_occurrence_due(desired.cron)
+        ),
     )
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 def _capacity_actions(
@@ -392,6 +407,8 @@ def _gone_runs(desired: DesiredInput, ledger: LedgerView) -> dict[RunKey, tuple[
     for key, record in ledger.runs.items():
         if record.phase.terminal or key in desired.runs or key.name in invalid:
             continue
+        if record.kind is Kind.CRON_JOB and key.name in desired.cron.decisions:
+            continue  # a present CronJob decides about its own runs (Replace)
         if key.name in current_ids:
             gone[key] = (Reason.CANCELLED, f"superseded by runId {current_ids[key.name]!r}")
         elif desired.complete:

@@ -24,6 +24,7 @@ from controller.model.loader import LoadResult, ManifestLoader
 from controller.observe import ObserveReport, observe
 from controller.observe_capacity import observe_capacity
 from controller.plan.actions import Plan
+from controller.plan.cronjobs import schedule_cron_jobs
 from controller.plan.prune import PruneSettings
 from controller.plan.reconcile import (
     DesiredInput,
@@ -89,14 +90,17 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     """One level-triggered pass: read everything, decide, then write."""
     snapshot = ctx.source.snapshot()
     loaded = ctx.loader.load(snapshot.files, snapshot.errors)
+    view = ctx.ledger.view()
+    now = ctx.clock.now()  # one instant for the whole pass
+    scheduled = schedule_cron_jobs(loaded.desired.cron_jobs, view, now)
     desired = DesiredInput(
-        runs=desired_runs(loaded.desired),
+        runs={**desired_runs(loaded.desired), **scheduled.runs},
         invalid_names=loaded.invalid_names,
         complete=not loaded.incomplete,
         protected_families=protected_families(loaded.desired),
         names=frozenset(m.name for m in loaded.desired.manifests()),
+        cron=scheduled,
     )
-    view = ctx.ledger.view()
     report = ObserveReport()
     wanted = needs(desired, view)
     observed = observe(ctx.ecs, wanted, view, ctx.ledger, ctx.owner, report)
@@ -110,7 +114,7 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         desired,
         observed,
         view,
-        ctx.clock.now(),
+        now,
         ctx.owner,
         ctx.max_orphan_fraction,
         prune=ctx.prune,
