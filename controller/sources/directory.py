@@ -74,11 +74,11 @@ def _refusal(path: Path, real_root: Path) -> str | None:
     return None
 
 
-def git_revision(root: Path) -> str | None:
-    """The checked-out commit when `root` is inside a Git work tree."""
+def git_rev_parse(root: Path, *args: str) -> str | None:
+    """`git -C root rev-parse ARGS`, or None outside a Git work tree (or without git)."""
     try:
         done = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            ["git", "-C", str(root), "rev-parse", *args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -88,6 +88,11 @@ def git_revision(root: Path) -> str | None:
         return None
     text = done.stdout.strip()
     return text if done.returncode == 0 and text else None
+
+
+def git_revision(root: Path) -> str | None:
+    """The checked-out commit when `root` is inside a Git work tree."""
+    return git_rev_parse(root, "HEAD")
 
 
 class DirectorySource:

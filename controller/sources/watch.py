@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +42,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from controller.sources.directory import git_rev_parse
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +92,8 @@ def symlinks_on(path: str) -> list[str]:
 
 def git_dir(root: Path) -> Path | None:
     """The Git directory of the work tree `root` is in, if any."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--absolute-git-dir"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = done.stdout.strip()
-    return Path(text) if done.returncode == 0 and text else None
+    text = git_rev_parse(root, "--absolute-git-dir")
+    return Path(text) if text is not None else None
 
 
 def is_git_ref(relative: str) -> bool:
