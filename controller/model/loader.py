@@ -338,10 +338,15 @@ def _schedule_errors(spec: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...
     except (ZoneInfoNotFoundError, ValueError):
         found.append((("spec", "timeZone"), f"unknown IANA time zone {tz_name!r}"))
         zone = ZoneInfo("UTC")
+    expression = cron_expression(spec["schedule"])
+    if len(expression.split()) != 5:
+        # Occurrences are identified to the minute (NAME/YYYYMMDDTHHMMZ), so a
+        # seconds field, which cronsim would accept, cannot be honoured.
+        message = f"schedule {spec['schedule']!r} must have 5 fields or be a macro"
+        found.append((("spec", "schedule"), message))
+        return found
     try:
-        CronSim(
-            cron_expression(spec["schedule"]), datetime(2026, 1, 1, tzinfo=UTC).astimezone(zone)
-        )
+        CronSim(expression, datetime(2026, 1, 1, tzinfo=UTC).astimezone(zone))
     except CronSimError as exc:
         found.append((("spec", "schedule"), f"invalid cron schedule {spec['schedule']!r}: {exc}"))
     return found

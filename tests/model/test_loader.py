@@ -223,7 +223,8 @@ def test_fargate_without_network_configuration_is_an_error() -> None:
     ("schedule", "zone", "expected"),
     [
         ("61 * * * *", "UTC", "/spec/schedule: invalid cron schedule"),
-        ("* * *", "UTC", "/spec/schedule: invalid cron schedule"),
+        ("* * *", "UTC", "/spec/schedule: schedule '* * *' must have 5 fields"),
+        ("*/30 * * * * *", "UTC", "/spec/schedule: schedule '*/30 * * * * *' must have 5 fields"),
         ("@daily", "Mars/Olympus", "/spec/timeZone: unknown IANA time zone 'Mars/Olympus'"),
     ],
 )
