@@ -18,7 +18,11 @@ from typing import Any
 import click
 
 from controller import __version__
-from controller.errors import TerminalError, UsageError
+from controller.aws.ecs import EcsGateway
+from controller.aws.logs import LogsGateway
+from controller.aws.session import AwsSession
+from controller.errors import ControllerError, TerminalError, UsageError
+from controller.logs import LogRequest, show_logs
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind
 from controller.report import (
@@ -277,6 +281,35 @@ def status(settings: Settings, name: str | None, output: str) -> None:
     for line in recent_guards(events, now):
         click.echo(line)
     click.echo(status_table(records, now))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--run-id", default=None, help="Which run of NAME (default: the newest).")
+@click.option(
+    "--attempt", type=click.IntRange(1), default=None, help="Which attempt (default: the last)."
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the tasks have stopped.")
+@click.pass_obj
+def logs(
+    settings: Settings, name: str, run_id: str | None, attempt: int | None, follow: bool
+) -> None:
+    """A run's CloudWatch Logs (awslogs driver), found through the ledger."""
+    with _setup_errors():
+        ledger = open_ledger(settings.state)
+    try:
+        view = ledger.view()
+    finally:
+        ledger.close()
+    session = AwsSession(settings.region)
+    request = LogRequest(name=name, run_id=run_id, attempt=attempt, follow=follow)
+    try:
+        show_logs(
+            EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock()
+        )
+    except ControllerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 def _sync_record(state: str) -> SyncRecord | None:
