@@ -33,12 +33,12 @@ def test_logs_of_the_latest_attempt_and_of_a_chosen_one(world: World) -> None:
     assert latest.returncode == 0, latest.stderr
     assert "attempt 2" in latest.stdout
     assert "started (sandbox)" in latest.stdout
-    assert "exited with code 0 (sandbox)" in latest.stdout
+    assert "app exited with code 0 (sandbox)" in latest.stdout
 
     first = world.cli("logs", "talk", "--run-id", "1", "--attempt", "1")
     assert first.returncode == 0, first.stderr
     assert "attempt 1" in first.stdout
-    assert first.stdout.splitlines()[-1] == "exited with code 3 (sandbox)"
+    assert first.stdout.splitlines()[-1] == "app exited with code 3 (sandbox)"
 
 
 def test_logs_of_an_unknown_run_is_an_error(world: World) -> None:
