@@ -21,29 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.sandbox_world import Controller
+from bench.sandbox_world import Controller, job_manifest
 from controller.clock import FakeClock
 from controller.sandbox import Sandbox
 
 SIZES = [(1024, 1024), (512, 2048), (256, 512), (768, 1536), (128, 256)]
-
-JOB = """\
-apiVersion: ecs-job-controller/v1
-kind: JobRun
-metadata: {{name: job-{i}}}
-spec:
-  cluster: batch
-  launchType: EC2
-  capacity: {{autoScalingGroup: batch-asg, maxPendingSeconds: 3600}}
-  taskDefinition:
-    family: fam-{i_mod}
-    cpu: "{cpu}"
-    memory: "{memory}"
-    containerDefinitions:
-      - name: app
-        image: busybox
-        environment: [{{name: SANDBOX_DURATION_SECONDS, value: "100000"}}]
-"""
 
 
 def one(count: int) -> list[str]:
@@ -56,7 +38,13 @@ def one(count: int) -> list[str]:
             cpu, memory = SIZES[i % len(SIZES)]
             demand_cpu += cpu
             demand_memory += memory
-            text = JOB.format(i=i, i_mod=i % len(SIZES), cpu=cpu, memory=memory)
+            text = job_manifest(
+                i,
+                f"fam-{i % len(SIZES)}",
+                duration=100000,
+                spec_lines="  capacity: {autoScalingGroup: batch-asg, maxPendingSeconds: 3600}\n",
+                sizes=f"cpu: {cpu}\n        memory: {memory}",
+            )
             (root / "manifests" / f"job-{i:04d}.yaml").write_text(text)
         clock = FakeClock()
         sandbox = Sandbox(clock).start()

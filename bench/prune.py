@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.sandbox_world import JOB, Controller, start_world
+from bench.sandbox_world import Controller, job_manifest, start_world
 from controller.plan.prune import PruneSettings
 
 
@@ -42,8 +42,15 @@ def main() -> None:
             manifest = root / "manifests" / "job.yaml"
             prune_calls: Counter[tuple[str, str]] = Counter()
             for change in range(changes):
-                text = JOB.format(i=0, spec=0, duration=1).replace("busybox:0", f"busybox:{change}")
-                manifest.write_text(text.replace("spec:\n", f"spec:\n  runId: '{change}'\n", 1))
+                manifest.write_text(
+                    job_manifest(
+                        0,
+                        "fam-0",
+                        duration=1,
+                        image_tag=str(change),
+                        spec_lines=f"  runId: '{change}'\n",
+                    )
+                )
                 figures, result = controller.measure(f"change {change}")
                 assert result.applied.ok, result.applied.failed[:3]
                 prune_calls[("ecs", "DeregisterTaskDefinition")] += figures.calls.get(

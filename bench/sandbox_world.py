@@ -31,23 +31,34 @@ from controller.state.sqlite import SqliteLedger
 
 warnings.filterwarnings("ignore", category=UserWarning, module="moto")
 
-JOB = """\
-apiVersion: ecs-job-controller/v1
-kind: JobRun
-metadata: {{name: job-{i}}}
-spec:
-  cluster: batch
-  launchType: EC2
-  taskDefinition:
-    family: fam-{spec}
-    containerDefinitions:
-      - name: app
-        image: busybox:{spec}
-        cpu: 16
-        memory: 32
-        environment:
-          - {{name: SANDBOX_DURATION_SECONDS, value: "{duration}"}}
-"""
+
+def job_manifest(
+    i: int,
+    family: str,
+    *,
+    duration: float = 3600,
+    image_tag: str = "0",
+    spec_lines: str = "",
+    sizes: str = "cpu: 16\n        memory: 32",
+) -> str:
+    """One EC2 JobRun `job-<i>` for the benchmarks; `spec_lines` join its spec."""
+    return (
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: JobRun\n"
+        f"metadata: {{name: job-{i}}}\n"
+        "spec:\n"
+        "  cluster: batch\n"
+        "  launchType: EC2\n"
+        f"{spec_lines}"
+        "  taskDefinition:\n"
+        f"    family: {family}\n"
+        "    containerDefinitions:\n"
+        "      - name: app\n"
+        f"        image: busybox:{image_tag}\n"
+        f"        {sizes}\n"
+        "        environment:\n"
+        f'          - {{name: SANDBOX_DURATION_SECONDS, value: "{duration}"}}\n'
+    )
 
 
 @dataclass
@@ -105,7 +116,8 @@ def start_world(root: Path, jobs: int, specs: int, duration: int, instances: int
     manifests = root / "manifests"
     manifests.mkdir(parents=True)
     for i in range(jobs):
-        text = JOB.format(i=i, spec=i % specs, duration=duration)
+        spec = i % specs
+        text = job_manifest(i, f"fam-{spec}", duration=duration, image_tag=str(spec))
         (manifests / f"job-{i:05d}.yaml").write_text(text)
     return sandbox
 

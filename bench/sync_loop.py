@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.sandbox_world import job_manifest
 from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
@@ -38,24 +39,12 @@ from controller.sources.s3 import S3Source
 
 warnings.filterwarnings("ignore", category=UserWarning, module="moto")
 
-JOB = """\
-apiVersion: ecs-job-controller/v1
-kind: JobRun
-metadata: {{name: job-{i}}}
-spec:
-  cluster: batch
-  launchType: EC2
-  suspend: {suspend}
-  taskDefinition:
-    family: bench-{family}
-    containerDefinitions:
-      - name: app
-        image: busybox:{family}
-        cpu: 16
-        memory: 32
-        environment:
-          - {{name: SANDBOX_DURATION_SECONDS, value: "3600"}}
-"""
+
+def job(i: int, family: int, suspend: str) -> str:
+    """A JobRun of the sync-loop benchmark (suspended ones cost the loop nothing in AWS)."""
+    return job_manifest(
+        i, f"bench-{family}", image_tag=str(family), spec_lines=f"  suspend: {suspend}\n"
+    )
 
 
 def git(repo: Path, *args: str) -> None:
@@ -69,7 +58,7 @@ def make_repo(repo: Path, manifests: int, *, suspend: bool) -> None:
     git(repo, "config", "user.name", "bench")
     (repo / "README.md").write_text("bench\n")
     for i in range(manifests):
-        text = JOB.format(i=i, family=i % 20, suspend=str(suspend).lower())
+        text = job(i, i % 20, str(suspend).lower())
         (repo / f"job-{i:05d}.yaml").write_text(text)
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "initial")
@@ -137,7 +126,7 @@ def commit_latency(commits: int) -> list[float]:
             latencies = []
             for i in range(commits):
                 started = time.perf_counter()
-                (repo / f"job-{i:05d}.yaml").write_text(JOB.format(i=i, family=0, suspend="false"))
+                (repo / f"job-{i:05d}.yaml").write_text(job(i, 0, "false"))
                 git(repo, "add", ".")
                 git(repo, "commit", "-qm", f"job {i}")
                 while len(ecs.list_tasks(cluster="batch", startedBy="ejc/bench")["taskArns"]) <= i:
@@ -185,7 +174,7 @@ def s3_calls(objects: int) -> list[tuple[str, Counter[tuple[str, str]]]]:
         s3 = sandbox.client("s3", counted=False)
         s3.create_bucket(Bucket="bench")
         for i in range(objects):
-            body = JOB.format(i=i, family=i % 20, suspend="true").encode()
+            body = job(i, i % 20, "true").encode()
             s3.put_object(Bucket="bench", Key=f"jobs/job-{i:05d}.yaml", Body=body)
         session = AwsSession()
         source = S3Source("s3://bench/jobs/", S3Gateway(session))

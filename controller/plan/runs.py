@@ -626,10 +626,9 @@ def with_run_task_result(
     attempt = next(a for a in record.attempts if a.number == attempt_number)
     if tasks:
         attempt = replace(attempt, tasks=tasks, submitted=True, placement_failures=unplaceable)
-        updated = record.with_attempt(attempt)
         message = f"attempt {attempt_number}: {len(tasks)} task(s) placed"
         return replace(
-            updated,
+            record.with_attempt(attempt),
             phase=Phase.PENDING,
             reason=Reason.STARTING,
             message=message,
@@ -637,40 +636,30 @@ def with_run_task_result(
             pending_since=None,
         )
     if rejected is not None:
-        attempt = replace(
-            attempt,
-            submitted=True,
-            outcome=AttemptOutcome.REJECTED,
-            message=rejected,
-            finished_at=now,
-        )
-        updated = record.with_attempt(attempt)
-        return replace(
-            updated,
-            phase=Phase.FAILED,
-            reason=Reason.RUN_TASK_ERROR,
-            message=rejected,
-            finished_at=now,
-            updated_at=now,
-        )
-    message = "cannot be placed: " + ", ".join(unplaceable or ("no task placed",))
-    attempt = replace(
+        outcome, message = AttemptOutcome.REJECTED, rejected
+        run_fields: dict[str, Any] = {
+            "phase": Phase.FAILED,
+            "reason": Reason.RUN_TASK_ERROR,
+            "finished_at": now,
+        }
+    else:
+        outcome = AttemptOutcome.UNPLACEABLE
+        message = "cannot be placed: " + ", ".join(unplaceable or ("no task placed",))
+        run_fields = {
+            "phase": Phase.PENDING,
+            "reason": Reason.UNSCHEDULABLE,
+            "pending_since": record.pending_since or now,
+        }
+    # Nothing was placed: the attempt is over as soon as RunTask answered.
+    closed = replace(
         attempt,
         submitted=True,
         placement_failures=unplaceable,
-        outcome=AttemptOutcome.UNPLACEABLE,
+        outcome=outcome,
         message=message,
         finished_at=now,
     )
-    updated = record.with_attempt(attempt)
-    return replace(
-        updated,
-        phase=Phase.PENDING,
-        reason=Reason.UNSCHEDULABLE,
-        message=message,
-        pending_since=record.pending_since or now,
-        updated_at=now,
-    )
+    return replace(record.with_attempt(closed), message=message, updated_at=now, **run_fields)
 
 
 def with_stopped_tasks(record: RunRecord, stopped: Mapping[str, TaskRecord]) -> RunRecord:
