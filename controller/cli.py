@@ -229,29 +229,25 @@ def run(
 
 @cli.command(name="diff")
 @_OUTPUT
+@_pass_options
 @click.pass_obj
-def diff_command(settings: Settings, output: str) -> None:
-    """One pass without writes; prints the actions (exit 0 none, 1 pending, 2 error)."""
-    _diff(settings, output)
+def diff_command(settings: Settings, /, output: str, **knobs: Any) -> None:
+    """One pass without writes; prints the actions (exit 0 none, 1 pending, 2 error).
 
-
-@cli.command(name="plan")
-@_OUTPUT
-@click.pass_obj
-def plan_command(settings: Settings, output: str) -> None:
-    """Same as `diff`."""
-    _diff(settings, output)
-
-
-def _diff(settings: Settings, output: str) -> None:
+    Takes the pass options of `reconcile`, so `diff --stop-orphans` shows the
+    StopTasks that `reconcile --once --stop-orphans` would make.
+    """
     with _setup_errors():
-        wiring = build_pass(settings, dry_run=True, knobs={})
+        wiring = build_pass(settings, dry_run=True, knobs=knobs)
     with wiring:
         result = wiring.reconcile()
     report_pass(result, output, dry_run=True)
     if result.observe_errors:
         sys.exit(2)
     sys.exit(1 if result.plan.actions else 0)
+
+
+cli.add_command(diff_command, name="plan")
 
 
 @cli.command()

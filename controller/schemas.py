@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +22,23 @@ from controller.model.manifest import Kind
 SCHEMA_FILES = {Kind.JOB_RUN: "jobrun.schema.json", Kind.CRON_JOB: "cronjob.schema.json"}
 
 
-def schema_dir() -> Path:
-    """The directory holding the schema files, installed or in a checkout."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "schema", package.parent / "schema"):
-        if (candidate / SCHEMA_FILES[Kind.JOB_RUN]).is_file():
-            return candidate
-    raise FileNotFoundError(f"JSON Schemas not found next to {package}")
+def _schema_text(kind: Kind) -> str:
+    """The schema file's text: from the installed package, else from the checkout."""
+    name = SCHEMA_FILES[kind]
+    # importlib.resources also reads from a zipped wheel or zipapp.
+    packaged = resources.files("controller") / "schema" / name
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    checkout = Path(__file__).resolve().parent.parent / "schema" / name
+    if checkout.is_file():
+        return checkout.read_text(encoding="utf-8")
+    raise FileNotFoundError(f"JSON Schema {name} is neither packaged nor in a checkout")
 
 
 @cache
 def load_schema(kind: Kind) -> dict[str, Any]:
     """The JSON Schema of one kind, as a dictionary."""
-    text = (schema_dir() / SCHEMA_FILES[kind]).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = json.loads(_schema_text(kind))
     return schema
 
 

@@ -151,3 +151,17 @@ def test_status_shows_the_guard_that_held_orphans_back(world: World) -> None:
     shown = world.cli("status")
     assert shown.returncode == 0
     assert shown.stdout.startswith("warning: 2 of 3 known manifests would be orphaned")
+
+
+def test_diff_with_stop_orphans_lists_the_stop_and_changes_nothing(world: World) -> None:
+    for name in ("a", "b", "c"):
+        world.write(f"{name}.yaml", job(name, duration=3600))
+    world.reconcile()
+    (world.manifests / "a.yaml").unlink()
+    shown = world.cli("plan", "--stop-orphans")
+    assert shown.returncode == 1
+    assert "StopTask a/1 (1 task(s)): manifest removed from the source" in shown.stdout
+    dry = world.cli("reconcile", "--once", "--dry-run", "--stop-orphans")
+    assert "would: StopTask a/1" in dry.stdout
+    assert len(world.tasks("RUNNING")) == 3
+    assert world.run("a")["phase"] != "Failed"
