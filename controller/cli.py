@@ -293,11 +293,11 @@ def logs(
     """A run's CloudWatch Logs (awslogs driver), found through the ledger."""
     with _setup_errors():
         ledger = open_ledger(settings.state)
+        session = AwsSession(settings.region)
     try:
         view = ledger.view()
     finally:
         ledger.close()
-    session = AwsSession(settings.region)
     request = LogRequest(name=name, run_id=run_id, attempt=attempt, follow=follow)
     try:
         show_logs(

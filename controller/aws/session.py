@@ -15,6 +15,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from controller.errors import UsageError
+
 #: botocore retries throttling/5xx itself before we ever see the error.
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 6},
@@ -29,6 +31,9 @@ class AwsSession:
 
     def __init__(self, region: str | None = None) -> None:
         self._session = boto3.session.Session(region_name=region)
+        if self._session.region_name is None:
+            # botocore would only say so at the first call, deep inside a pass.
+            raise UsageError("no AWS region: pass --region, or set AWS_REGION / AWS_DEFAULT_REGION")
         self._clients: dict[str, Any] = {}
         self.calls: Counter[tuple[str, str]] = Counter()
 

@@ -7,6 +7,8 @@ server, exactly as an operator (or the acceptance suite) would.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -179,3 +181,17 @@ def test_throttled_run_task_is_retried_by_botocore(world: World) -> None:
     assert done.returncode == 0, done.stderr
     assert len(world.all_tasks()) == 1
     assert world.run("throttled")["phase"] == "Pending"
+
+
+def test_no_region_is_a_setup_error(world: World) -> None:
+    world.write("a.yaml", job("a"))
+    env = world.sandbox.subprocess_env()
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "controller", "--source", str(world.manifests), "--state",
+         world.state, "reconcile", "--once"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "no AWS region" in done.stderr
