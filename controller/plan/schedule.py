@@ -194,6 +194,22 @@ class ScheduleDecision:
     #: one line for `diff` and the logs
     message: str
 
+    @classmethod
+    def idle(
+        cls, last_scheduled: datetime, next_wake: datetime | None, message: str
+    ) -> ScheduleDecision:
+        """A decision that starts, stops and misses nothing (only moves the watermark)."""
+        return cls(
+            start=None,
+            stop=(),
+            stop_reason="",
+            missed=(),
+            missed_summary=None,
+            last_scheduled=last_scheduled,
+            next_wake=next_wake,
+            message=message,
+        )
+
     @property
     def missed_count(self) -> int:
         """How many occurrences this decision reports as missed (for the metric)."""
@@ -248,28 +264,13 @@ def decide(
     # to date, so that resuming starts nothing that passed while suspended.
     next_wake = next(_walk(schedule, max(now, watermark), forward=True), None)
     if not recent:
-        return ScheduleDecision(
-            start=None,
-            stop=(),
-            stop_reason="",
-            missed=(),
-            missed_summary=None,
-            last_scheduled=watermark,
-            next_wake=next_wake,
-            message=f"nothing due; next at {_show(next_wake)}",
+        return ScheduleDecision.idle(
+            watermark, next_wake, f"nothing due; next at {_show(next_wake)}"
         )
     latest = Occurrence.at(recent[0])
     if cron.suspend:
-        return ScheduleDecision(
-            start=None,
-            stop=(),
-            stop_reason="",
-            missed=(),
-            missed_summary=None,
-            last_scheduled=watermark,
-            next_wake=next_wake,
-            message=f"suspended: {latest.run_id} and earlier skipped, not started",
-        )
+        message = f"suspended: {latest.run_id} and earlier skipped, not started"
+        return ScheduleDecision.idle(watermark, next_wake, message)
 
     start: Occurrence | None = latest
     stop: tuple[str, ...] = ()
