@@ -257,7 +257,10 @@ cli.add_command(diff_command, name="plan")
 def status(settings: Settings, name: str | None, output: str) -> None:
     """Runs, phases, attempts, exit codes and ages, from the ledger."""
     with _setup_errors():
-        ledger = open_ledger(settings.state)
+        # Only a DynamoDB ledger needs AWS (and so a region) for status.
+        remote = settings.state.startswith("dynamodb://")
+        session = AwsSession(settings.region) if remote else None
+        ledger = open_ledger(settings.state, session=session)
     try:
         view = ledger.view()
         events = ledger.events(None, limit=200)
@@ -292,8 +295,8 @@ def logs(
 ) -> None:
     """A run's CloudWatch Logs (awslogs driver), found through the ledger."""
     with _setup_errors():
-        ledger = open_ledger(settings.state)
         session = AwsSession(settings.region)
+        ledger = open_ledger(settings.state, session=session)
     try:
         view = ledger.view()
     finally:

@@ -169,7 +169,7 @@ def build_pass(
     source = make_source(settings.source, session)
     if keep_last_good:
         source = LastGoodSource(source)
-    ledger = open_ledger(settings.state)
+    ledger = open_ledger(settings.state, session=session)
     ecs = EcsGateway(session)
     autoscaling = AutoScalingGateway(session)
     clock = make_clock()

@@ -11,6 +11,14 @@ loader's last-known-good memory lives as long as the process), the triggers
 (the directory watcher, or the S3 poll), and what happens after each pass:
 metrics, one log line per event, and the sync record `status` shows.
 
+The lease depends on the ledger. With SQLite it is a file lock taken before
+anything else, and a second replica exits. With DynamoDB it is the table's
+lease item (`controller.state.leader`), kept by a thread that tries every
+2 s: every replica starts, but only the holder runs passes; the others stand
+by (no passes, no AWS calls but the lease's) and take over when the holder
+releases the lease on shutdown or lets it expire. A holder whose renewals
+fail stops running passes at its renew deadline, until it holds the lease again.
+
 The loop runs on a worker thread while the main thread waits for it: Python
 runs signal handlers on the main thread only, and a handler that merely sets
 a flag and wakes the loop can never deadlock against a lock the interrupted
@@ -20,7 +28,10 @@ code holds.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import signal
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -30,7 +41,7 @@ from types import FrameType
 from typing import Any
 
 from controller.clock import SystemClock
-from controller.errors import UsageError
+from controller.errors import TransientError, UsageError
 from controller.metrics import (
     KNOWN_OPERATIONS,
     S3_OPERATIONS,
@@ -41,13 +52,14 @@ from controller.metrics import (
 from controller.model.problems import ManifestError
 from controller.plan.actions import Action, describe
 from controller.runtime.logformat import configure_logging
-from controller.runtime.loop import Loop, LoopSettings, PassReport
+from controller.runtime.loop import EventWaiter, Loop, LoopSettings, PassReport
 from controller.runtime.reconcile import PassResult, reconcile_once
 from controller.sources.directory import DirectorySource
 from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource
 from controller.sources.watch import DirectoryWatcher
-from controller.state import ledger_file
+from controller.state import DynamoDbLedger, ledger_file
+from controller.state.leader import LeaderElector, LeaseKeeper, LeaseSettings
 from controller.state.lease import FileLease, lease_path
 from controller.state.sync import (
     SyncRecord,
@@ -89,13 +101,16 @@ class SyncService:
         except ValueError as exc:
             raise UsageError(f"--metrics-addr: {exc}") from None
         ledger_path = ledger_file(settings.state)
-        if ledger_path is None:
-            raise UsageError("controller run needs the SQLite ledger (DynamoDB comes later)")
         self.settings = settings
         self.options = options
-        self.sync_path = sync_record_path(ledger_path)
-        self._lease = FileLease(lease_path(ledger_path)).acquire()
-        self._closers: list[Callable[[], None]] = [self._lease.release]
+        # The sync record is a file next to the SQLite ledger; DynamoDB has none.
+        self.sync_path = None if ledger_path is None else sync_record_path(ledger_path)
+        self._closers: list[Callable[[], None]] = []
+        #: the DynamoDB lease's keeper; None with SQLite (the file lock is held throughout)
+        self._keeper: LeaseKeeper | None = None
+        self._waiter = EventWaiter()
+        if ledger_path is not None:
+            self._closers.append(FileLease(lease_path(ledger_path)).acquire().release)
         self._watcher: DirectoryWatcher | None = None
         self._broken = False
         try:
@@ -104,7 +119,7 @@ class SyncService:
             self.close()
             raise
 
-    def _start(self, options: RunOptions, host: str, port: int, ledger_path: Path) -> None:
+    def _start(self, options: RunOptions, host: str, port: int, ledger_path: Path | None) -> None:
         self.wiring: PassWiring = build_pass(
             self.settings, dry_run=False, knobs=options.knobs, keep_last_good=True
         )
@@ -133,6 +148,7 @@ class SyncService:
                 debounce_seconds=options.debounce_seconds,
                 poll_seconds=options.s3_poll_seconds if polled else None,
             ),
+            waiter=self._waiter,
             pass_clock=self.wiring.context.clock,
             poll=inner.poll if isinstance(inner, S3Source) else None,
             on_pass=self._record,
@@ -140,11 +156,14 @@ class SyncService:
         if isinstance(inner, DirectorySource):
             # The ledger's files (-wal, -shm, .lock, .sync.json) share its name
             # as a prefix; a ledger inside the checkout must not wake the loop.
-            watcher = DirectoryWatcher(inner.root, self.loop.notify, ignore=[ledger_path])
+            ignore = [] if ledger_path is None else [ledger_path]
+            watcher = DirectoryWatcher(inner.root, self.loop.notify, ignore=ignore)
             watcher.start()
             self._closers.append(watcher.stop)
             self._watcher = watcher
         self._errors_seen: frozenset[ManifestError] = frozenset()
+        if ledger_path is None:
+            self._keeper = self._keep_lease(clock)
         log.info(
             "watching %s (%s), resync every %gs",
             source.describe(),
@@ -152,8 +171,33 @@ class SyncService:
             options.resync_seconds,
         )
 
+    def _keep_lease(self, clock: SystemClock) -> LeaseKeeper:
+        """Start contending for the DynamoDB ledger's lease (released by close)."""
+        ledger = self.wiring.ledger
+        if not isinstance(ledger, DynamoDbLedger):
+            raise UsageError(f"controller run: no lease for the ledger {self.settings.state}")
+        identity = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        elector = LeaderElector(ledger.lease_store(), identity, clock, LeaseSettings())
+        keeper = LeaseKeeper(elector, self._on_leadership)
+        self._closers.append(keeper.stop)  # before the ledger closes: release needs it
+        log.info("contending for the lease of %s as %s", self.settings.state, identity)
+        return keeper.start()
+
+    def _on_leadership(self, leading: bool) -> None:
+        """Wake the loop: to run a pass now that we lead, or to stand by now that we do not."""
+        if leading:
+            log.info("leading: passes run")
+            self.loop.notify("became the leader")
+        else:
+            holder = self._keeper.elector.holder if self._keeper is not None else None
+            log.warning("not leading (lease held by %s): standing by", holder or "nobody")
+            self._waiter.wake()
+
     def _pass(self, pass_id: str) -> PassResult:
         del pass_id  # carried into log lines by the loop's context variable
+        if self._keeper is not None and not self._keeper.leading:
+            # Lost between the loop's check and now: the next try decides.
+            raise TransientError("the lease was lost just before the pass")
         return reconcile_once(self.wiring.context)
 
     # -- after each pass --------------------------------------------------------------
@@ -170,6 +214,7 @@ class SyncService:
         self.metrics.runs_by_phase(Counter(r.phase.value for r in view.runs.values()))
         if result is not None:
             self._log_result(result)
+        if result is not None and self.sync_path is not None:
             write_sync_record(
                 self.sync_path,
                 SyncRecord(
@@ -242,11 +287,23 @@ class SyncService:
 
     def _run_loop(self) -> None:
         try:
-            self.loop.run()
+            if self._keeper is None:
+                self.loop.run()
+            else:
+                self._run_loop_while_leading(self._keeper)
         except BaseException:
             # Passes cannot raise into the loop; this is a bug in the loop itself.
             self._broken = True
             log.exception("the loop stopped unexpectedly")
+
+    def _run_loop_while_leading(self, keeper: LeaseKeeper) -> None:
+        """Run passes only while we hold the lease; stand by otherwise, until stopped."""
+        retry = keeper.elector.settings.retry_period_seconds
+        while not self.loop.stopping:
+            if keeper.leading:
+                self.loop.run_once_or_wait()  # losing the lease wakes its wait
+            else:
+                self._waiter.wait(retry)  # gaining it (or a stop) wakes this one
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         del frame

@@ -337,7 +337,6 @@ def test_open_ledger_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("dynamodb://jobs-ledger", "DynamoDB ledger is not available yet"),
         ("sqlite:", "names no file"),
         ("sqlite:///var/lib/state.db", "write sqlite:PATH"),
         ("", "expected sqlite:PATH"),

@@ -1,0 +1,507 @@
+"""The DynamoDB ledger: one shared table, so several replicas share one memory (DESIGN.md §9).
+
+Why DynamoDB: replicas on different hosts need a ledger none of them owns,
+with conditional writes for the start protocol's claims and a lease item for
+leader election (`controller.state.leader`). Why these choices:
+
+* **One table, string keys `pk` and `sk`** (single-table design). Each kind
+  of record is one partition, so every read the planner needs is a Query of
+  one partition, never a Scan:
+
+  | pk         | sk                           | other attributes                       |
+  |------------|------------------------------|----------------------------------------|
+  | `RUN`      | `["<name>","<runId>"]` (JSON)| name, run_id, phase, version, body     |
+  | `CRON`     | CronJob name                 | last_scheduled                         |
+  | `REVISION` | task-definition ARN          | family, revision, spec_hash, status,   |
+  |            |                              | owner?, tagged_hash?                   |
+  | `EVENT`    | `<append time>#<random hex>` | at, reason, message;                   |
+  |            |                              | run_key, name, run_id (run events)     |
+  | `LEASE`    | lease name (`leader`)        | holder, acquired_at, renewed_at,       |
+  |            |                              | duration_ms, transitions               |
+
+  A global secondary index `events_by_run` (hash `run_key`, range `sk`) holds
+  only the events of runs, for `status NAME`; it is the one read that is
+  eventually consistent (DynamoDB cannot read an index otherwise).
+* **A run is one item,** its attempts and tasks serialised as JSON in `body`,
+  so saving a run is one conditional PutItem: `attribute_not_exists(pk)` for
+  version 0, `version = :v` otherwise; a failed condition is LedgerConflict.
+  name, run_id and phase are copied out of the body so an operator can
+  filter them in the console. DynamoDB items hold at most 400 KB; a run
+  above `MAX_ITEM_BYTES` (350,000 bytes, leaving room for the key and the
+  other attributes) is refused with a TerminalError before anything is
+  written. That is hundreds of attempts of typical size; a run that large is
+  a runaway retry loop, not a job.
+* **Datetimes as fixed-width ISO 8601 UTC text** with microseconds, exact and
+  sorted as text in time order, as in the SQLite ledger; naive ones are refused.
+* **Events keep append order.** Their sort key is the append time on this
+  process's clock, made strictly increasing per ledger object, plus random
+  hex so two replicas appending in the same microsecond never collide.
+  Between replicas the order is as good as their clocks.
+* **`view()` reads three partitions**, each page strongly consistent, and
+  decodes only runs whose version changed since the previous view. It is not
+  a point-in-time snapshot across items (DynamoDB has none for a Query); the
+  planner tolerates that because every run write is conditional on the
+  version it read.
+* **The table is created on first use** if missing (PAY_PER_REQUEST, with
+  the index), which needs `dynamodb:CreateTable` once; a table created ahead
+  of time must have the same keys and index (see README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Final
+
+from controller.aws.dynamodb import Condition, DynamoDbGateway, Item, ItemValue, SecondaryIndex
+from controller.aws.session import AwsSession
+from controller.errors import TerminalError
+from controller.model.manifest import Kind, RunKey
+from controller.model.run import (
+    AttemptOutcome,
+    AttemptRecord,
+    Event,
+    Phase,
+    Reason,
+    RevisionRecord,
+    RunRecord,
+    TaskRecord,
+)
+from controller.state.leader import LeaseRecord
+from controller.state.ledger import LedgerConflict, LedgerView
+
+#: Runs larger than this (as DynamoDB counts item size) are refused; the hard limit is 400 KB.
+MAX_ITEM_BYTES: Final = 350_000
+
+_RUN: Final = "RUN"
+_CRON: Final = "CRON"
+_REVISION: Final = "REVISION"
+_EVENT: Final = "EVENT"
+_LEASE: Final = "LEASE"
+EVENTS_BY_RUN: Final = SecondaryIndex("events_by_run", "run_key", "sk")
+#: Events read per Query page when the caller wants the newest few.
+_EVENT_PAGE: Final = 100
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class DynamoDbLedger:
+    """The `Ledger` on one DynamoDB table; safe to share between threads."""
+
+    def __init__(self, table: str, session: AwsSession, *, create_table: bool = True) -> None:
+        """Open the ledger on `table`, creating the table first if `create_table` and missing."""
+        self.table = table
+        self._gateway = DynamoDbGateway(session)
+        self._lock = threading.Lock()
+        self._closed = False
+        #: runs decoded by the last view(), by sort key; reused while the version is unchanged
+        self._decoded: dict[str, RunRecord] = {}
+        #: the last event sort-key time, in microseconds since the epoch
+        self._last_event_us = 0
+        if create_table:
+            self._gateway.create_table_if_missing(table, "pk", "sk", (EVENTS_BY_RUN,))
+
+    # -- the Ledger protocol -------------------------------------------------------
+
+    def view(self) -> LedgerView:
+        """Read every run, CronJob schedule and revision (each page strongly consistent)."""
+        self._check_open()
+        previous = self._decoded
+        runs: dict[str, RunRecord] = {}
+        for item in self._partition(_RUN):
+            sk = str(item["sk"])
+            cached = previous.get(sk)
+            fresh = cached is not None and cached.version == item["version"]
+            runs[sk] = cached if fresh and cached is not None else _decode_run(item)
+        self._decoded = runs  # records are immutable: sharing them is safe
+        cron = {str(i["sk"]): _from_text(str(i["last_scheduled"])) for i in self._partition(_CRON)}
+        revisions = {str(i["sk"]): _decode_revision(i) for i in self._partition(_REVISION)}
+        return LedgerView(
+            runs={run.key: run for run in runs.values()},
+            cron_last_scheduled=cron,
+            revisions=revisions,
+        )
+
+    def get(self, key: RunKey) -> RunRecord | None:
+        """Return one run (strongly consistent read), or None."""
+        self._check_open()
+        item = self._gateway.get_item(self.table, {"pk": _RUN, "sk": _run_sk(key)})
+        return None if item is None else _decode_run(item)
+
+    def save(self, run: RunRecord) -> RunRecord:
+        """Store `run` whole if the stored version is `run.version`; return it with version + 1."""
+        self._check_open()
+        new_version = run.version + 1
+        item: Item = {
+            "pk": _RUN,
+            "sk": _run_sk(run.key),
+            "name": run.key.name,
+            "run_id": run.key.run_id,
+            "phase": run.phase.value,
+            "version": new_version,
+            "body": _to_json(_encode_run(run)),
+        }
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            raise TerminalError(
+                f"run {run.key} would be a {size:,}-byte DynamoDB item, above the ledger's"
+                f" limit of {MAX_ITEM_BYTES:,} bytes (DynamoDB items hold at most 400 KB):"
+                f" {len(run.attempts)} attempts are too many to record"
+            )
+        if run.version <= 0:
+            condition = Condition("attribute_not_exists(pk)", {}, {})
+        else:
+            condition = Condition("#v = :v", {"#v": "version"}, {":v": run.version})
+        if run.version < 0 or not self._gateway.put_item(self.table, item, condition):
+            stored = self._gateway.get_item(self.table, {"pk": _RUN, "sk": _run_sk(run.key)})
+            raise LedgerConflict(_conflict_message(run, 0 if stored is None else stored["version"]))
+        return replace(run, version=new_version)
+
+    def append_event(self, event: Event) -> None:
+        """Add one event to the end of the log."""
+        self._check_open()
+        item: Item = {
+            "pk": _EVENT,
+            "sk": f"{_to_text(self._append_time())}#{secrets.token_hex(4)}",
+            "at": _to_text(event.at),
+            "reason": event.reason,
+            "message": event.message,
+        }
+        if event.run is not None:
+            item.update(run_key=_run_sk(event.run), name=event.run.name, run_id=event.run.run_id)
+        self._gateway.put_item(self.table, item)
+
+    def events(self, key: RunKey | None = None, limit: int = 100) -> list[Event]:
+        """Return the newest `limit` events (of one run, if given), oldest first."""
+        self._check_open()
+        if limit <= 0:
+            return []
+        if key is None:
+            pages = self._gateway.query_pages(
+                self.table, "pk", _EVENT, newest_first=True, page_size=min(limit, _EVENT_PAGE)
+            )
+        else:
+            pages = self._gateway.query_pages(
+                self.table,
+                EVENTS_BY_RUN.hash_key,
+                _run_sk(key),
+                index=EVENTS_BY_RUN.name,
+                newest_first=True,
+                page_size=min(limit, _EVENT_PAGE),
+            )
+        newest: list[Event] = []
+        for page in pages:
+            newest.extend(_decode_event(item) for item in page)
+            if len(newest) >= limit:
+                break
+        return list(reversed(newest[:limit]))
+
+    def set_cron_last_scheduled(self, name: str, at: datetime) -> None:
+        """Remember the newest occurrence of a CronJob already handled."""
+        self._check_open()
+        item: Item = {"pk": _CRON, "sk": name, "last_scheduled": _to_text(at)}
+        self._gateway.put_item(self.table, item)
+
+    def put_revision(self, revision: RevisionRecord) -> None:
+        """Remember a described revision, replacing what was known under its ARN."""
+        self._check_open()
+        item: Item = {
+            "pk": _REVISION,
+            "sk": revision.arn,
+            "family": revision.family,
+            "revision": revision.revision,
+            "spec_hash": revision.spec_hash,
+            "status": revision.status,
+        }
+        if revision.owner is not None:
+            item["owner"] = revision.owner
+        if revision.tagged_hash is not None:
+            item["tagged_hash"] = revision.tagged_hash
+        self._gateway.put_item(self.table, item)
+
+    def forget_revision(self, arn: str) -> None:
+        """Drop a revision that was deleted; forgetting an unknown one does nothing."""
+        self._check_open()
+        self._gateway.delete_item(self.table, {"pk": _REVISION, "sk": arn})
+
+    def close(self) -> None:
+        """Stop using the table (there is no connection to close); closing twice is harmless."""
+        self._closed = True
+
+    # -- the lease -----------------------------------------------------------------
+
+    def lease_store(self, name: str = "leader") -> DynamoDbLeaseStore:
+        """The lease item `name` in this ledger's table, for `LeaderElector`."""
+        return DynamoDbLeaseStore(self._gateway, self.table, name)
+
+    # -- inside --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TerminalError(f"the ledger dynamodb://{self.table} is closed")
+
+    def _partition(self, pk: str) -> list[Item]:
+        """Every item of one partition, all pages."""
+        items: list[Item] = []
+        for page in self._gateway.query_pages(self.table, "pk", pk):
+            items.extend(page)
+        return items
+
+    def _append_time(self) -> datetime:
+        """Now, but always later than the previous event this ledger appended."""
+        with self._lock:
+            micros = max(time.time_ns() // 1000, self._last_event_us + 1)
+            self._last_event_us = micros
+        return _EPOCH + timedelta(microseconds=micros)
+
+    def __enter__(self) -> DynamoDbLedger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DynamoDbLedger({self.table!r})"
+
+
+class DynamoDbLeaseStore:
+    """The lease record as one item (pk `LEASE`) of the ledger's table."""
+
+    def __init__(self, gateway: DynamoDbGateway, table: str, name: str) -> None:
+        self._gateway = gateway
+        self._table = table
+        self._key = {"pk": _LEASE, "sk": name}
+
+    def read(self) -> LeaseRecord | None:
+        """The lease record, read strongly consistently; None when there is none."""
+        item = self._gateway.get_item(self._table, self._key)
+        if item is None:
+            return None
+        return LeaseRecord(
+            holder=str(item["holder"]),
+            acquired_at=_from_text(str(item["acquired_at"])),
+            renewed_at=_from_text(str(item["renewed_at"])),
+            duration_seconds=int(item["duration_ms"]) / 1000,
+            transitions=int(item["transitions"]),
+        )
+
+    def create(self, record: LeaseRecord) -> bool:
+        """Write `record` only if there is no lease item yet."""
+        condition = Condition("attribute_not_exists(pk)", {}, {})
+        return self._gateway.put_item(self._table, self._item(record), condition)
+
+    def replace(self, expected: LeaseRecord, new: LeaseRecord) -> bool:
+        """Write `new` only if the stored holder and renew time are still `expected`'s."""
+        condition = Condition(
+            "#h = :holder AND #r = :renewed",
+            {"#h": "holder", "#r": "renewed_at"},
+            {":holder": expected.holder, ":renewed": _to_text(expected.renewed_at)},
+        )
+        return self._gateway.put_item(self._table, self._item(new), condition)
+
+    def _item(self, record: LeaseRecord) -> Item:
+        return {
+            **self._key,
+            "holder": record.holder,
+            "acquired_at": _to_text(record.acquired_at),
+            "renewed_at": _to_text(record.renewed_at),
+            # Items hold no floats here; milliseconds are exact enough for a lease.
+            "duration_ms": round(record.duration_seconds * 1000),
+            "transitions": record.transitions,
+        }
+
+
+# -- size ----------------------------------------------------------------------
+
+
+def item_size(item: Mapping[str, ItemValue]) -> int:
+    """An item's size as DynamoDB counts it: names and values in UTF-8 bytes (numbers ~21)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        if isinstance(value, bool):
+            size += 1
+        elif isinstance(value, int):
+            size += 21  # the most a number can take
+        else:
+            size += len(value.encode())
+    return size
+
+
+# -- encoding ------------------------------------------------------------------
+
+
+def _run_sk(key: RunKey) -> str:
+    """The sort key of a run: JSON, so any name and run id stay apart and non-empty."""
+    return json.dumps([key.name, key.run_id], separators=(",", ":"))
+
+
+def _to_text(at: datetime) -> str:
+    """Encode a datetime as fixed-width ISO 8601 UTC text with microseconds."""
+    if at.utcoffset() is None:
+        # A naive datetime names no instant; guessing local time would shift
+        # deadlines and backoffs by the host's UTC offset.
+        raise ValueError(f"the ledger stores timezone-aware datetimes only, got naive {at!r}")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _optional_text(at: datetime | None) -> str | None:
+    return None if at is None else _to_text(at)
+
+
+def _from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _optional_datetime(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _to_json(value: object) -> str:
+    """Compact JSON; NaN and infinities are refused, as no AWS API accepts them."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def _encode_run(run: RunRecord) -> dict[str, Any]:
+    """The JSON body of a run item: everything but the key and the version."""
+    return {
+        "kind": run.kind.value,
+        "phase": run.phase.value,
+        "reason": run.reason.value,
+        "message": run.message,
+        "createdAt": _to_text(run.created_at),
+        "updatedAt": _to_text(run.updated_at),
+        "specDigest": run.spec_digest,
+        "frozenSpec": None if run.frozen_spec is None else dict(run.frozen_spec),
+        "taskDefinitionArn": run.task_definition_arn,
+        "attempts": [_encode_attempt(a) for a in run.attempts],
+        "notBefore": _optional_text(run.not_before),
+        "pendingSince": _optional_text(run.pending_since),
+        "finishedAt": _optional_text(run.finished_at),
+    }
+
+
+def _encode_attempt(attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "clientToken": attempt.client_token,
+        "taskDefinitionArn": attempt.task_definition_arn,
+        "request": dict(attempt.request),
+        "intentAt": _to_text(attempt.intent_at),
+        "tasks": [_encode_task(t) for t in attempt.tasks],
+        "submitted": attempt.submitted,
+        "placementFailures": list(attempt.placement_failures),
+        "outcome": None if attempt.outcome is None else attempt.outcome.value,
+        "message": attempt.message,
+        "finishedAt": _optional_text(attempt.finished_at),
+    }
+
+
+def _encode_task(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "arn": task.arn,
+        "lastStatus": task.last_status,
+        "exitCodes": dict(task.exit_codes),
+        "stopCode": task.stop_code,
+        "stoppedReason": task.stopped_reason,
+        "startedAt": _optional_text(task.started_at),
+        "stoppedAt": _optional_text(task.stopped_at),
+        "missing": task.missing,
+    }
+
+
+def _decode_run(item: Mapping[str, ItemValue]) -> RunRecord:
+    """Decode a run item written by `save`."""
+    body = json.loads(str(item["body"]))
+    return RunRecord(
+        key=RunKey(str(item["name"]), str(item["run_id"])),
+        kind=Kind(body["kind"]),
+        phase=Phase(body["phase"]),
+        reason=Reason(body["reason"]),
+        message=body["message"],
+        created_at=_from_text(body["createdAt"]),
+        updated_at=_from_text(body["updatedAt"]),
+        spec_digest=body["specDigest"],
+        frozen_spec=body["frozenSpec"],
+        task_definition_arn=body["taskDefinitionArn"],
+        attempts=tuple(_decode_attempt(a) for a in body["attempts"]),
+        not_before=_optional_datetime(body["notBefore"]),
+        pending_since=_optional_datetime(body["pendingSince"]),
+        finished_at=_optional_datetime(body["finishedAt"]),
+        version=int(item["version"]),
+    )
+
+
+def _decode_attempt(body: Mapping[str, Any]) -> AttemptRecord:
+    outcome = body["outcome"]
+    return AttemptRecord(
+        number=body["number"],
+        client_token=body["clientToken"],
+        task_definition_arn=body["taskDefinitionArn"],
+        request=body["request"],
+        intent_at=_from_text(body["intentAt"]),
+        tasks=tuple(_decode_task(t) for t in body["tasks"]),
+        submitted=body["submitted"],
+        placement_failures=tuple(body["placementFailures"]),
+        outcome=None if outcome is None else AttemptOutcome(outcome),
+        message=body["message"],
+        finished_at=_optional_datetime(body["finishedAt"]),
+    )
+
+
+def _decode_task(body: Mapping[str, Any]) -> TaskRecord:
+    return TaskRecord(
+        arn=body["arn"],
+        last_status=body["lastStatus"],
+        exit_codes=body["exitCodes"],
+        stop_code=body["stopCode"],
+        stopped_reason=body["stoppedReason"],
+        started_at=_optional_datetime(body["startedAt"]),
+        stopped_at=_optional_datetime(body["stoppedAt"]),
+        missing=body["missing"],
+    )
+
+
+def _decode_revision(item: Mapping[str, ItemValue]) -> RevisionRecord:
+    owner, tagged = item.get("owner"), item.get("tagged_hash")
+    return RevisionRecord(
+        arn=str(item["sk"]),
+        family=str(item["family"]),
+        revision=int(item["revision"]),
+        spec_hash=str(item["spec_hash"]),
+        owner=None if owner is None else str(owner),
+        status=str(item["status"]),
+        tagged_hash=None if tagged is None else str(tagged),
+    )
+
+
+def _decode_event(item: Mapping[str, ItemValue]) -> Event:
+    run = None if "run_key" not in item else RunKey(str(item["name"]), str(item["run_id"]))
+    return Event(
+        at=_from_text(str(item["at"])),
+        run=run,
+        reason=str(item["reason"]),
+        message=str(item["message"]),
+    )
+
+
+def _conflict_message(run: RunRecord, stored: ItemValue) -> str:
+    """Explain why a save was refused, in words an operator can act on."""
+    if run.version == 0:
+        return f"run {run.key} already exists (version {stored}): it was saved by someone else"
+    if stored == 0:
+        return f"run {run.key} is not stored, but the record has version {run.version}"
+    return (
+        f"run {run.key} was saved by someone else (stored version {stored},"
+        f" the record has {run.version}): re-read it and plan again"
+    )
