@@ -32,7 +32,7 @@ from controller.clock import Clock, FakeClock, SystemClock
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import DesiredSet
 from controller.model.run import RunRecord
-from controller.report import status_table
+from controller.report import cron_lines, status_table
 from controller.runtime.reconcile import PassContext, reconcile_once
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource
@@ -172,6 +172,8 @@ def _passes(
             clock.sleep(PASS_INTERVAL_SECONDS)
         echo("")
         echo(status_table(sorted(view.runs.values(), key=lambda r: r.key), clock.now()))
+        for line in cron_lines(result.loaded.desired.cron_jobs, clock.now(), None):
+            echo(line)
         echo("")
         verdicts = []
         for name, (expected, attempts) in sorted(expectations.items()):
