@@ -249,6 +249,7 @@ def plan_run(
             return [*actions, start]
         record = start
 
+    record = _with_drift(desired, record)
     if fresh or _changed(before, record):
         record = replace(record, updated_at=ctx.now)
         actions.append(RecordRun(record.key, record, record.message))
@@ -511,15 +512,23 @@ def _changed(before: RunRecord, after: RunRecord) -> bool:
     return replace(before, updated_at=after.updated_at) != after
 
 
+DRIFT_NOTE = "spec changed after the run started; change spec.runId to run again"
+
+
+def _with_drift(desired: DesiredRun | None, record: RunRecord) -> RunRecord:
+    """The record whose message says so when the manifest changed after the run started."""
+    drifted = desired is not None and record.started and desired.digest != record.spec_digest
+    if not drifted or DRIFT_NOTE in record.message:
+        return record
+    return replace(record, message=f"{record.message} ({DRIFT_NOTE})")
+
+
 def _drift_note(desired: DesiredRun | None, record: RunRecord, ctx: RunContext) -> list[Action]:
     """A finished run whose manifest changed: say how to run it again, once."""
-    if desired is None or desired.digest == record.spec_digest or not record.started:
+    updated = _with_drift(desired, record)
+    if updated is record:
         return []
-    note = "spec changed after the run started; change spec.runId to run again"
-    if note in record.message:
-        return []
-    updated = replace(record, message=f"{record.message} ({note})", updated_at=ctx.now)
-    return [RecordRun(record.key, updated, note)]
+    return [RecordRun(record.key, replace(updated, updated_at=ctx.now), DRIFT_NOTE)]
 
 
 # -- starting attempts -------------------------------------------------------

@@ -722,6 +722,16 @@ def test_a_finished_run_whose_spec_changed_gets_one_note() -> None:
     assert step(edited, noted, now=at(7200))[0] == []
 
 
+def test_a_running_run_whose_spec_changed_says_so_and_keeps_running() -> None:
+    record = running(RUN, "t1")
+    edited = desired_run(image="orders:next")
+    obs = observed(task("t1", "RUNNING"))
+    noted = only(step(edited, record, obs, at(60))[0], RecordRun).record
+    assert noted.phase is Phase.RUNNING
+    assert "change spec.runId to run again" in noted.message
+    assert step(edited, noted, obs, at(120))[0] == []  # said once, no churn
+
+
 def test_a_pending_run_that_has_not_started_picks_up_edits() -> None:
     _, suspended = step(desired_run(suspend=True, count=1), None)
     edited = desired_run(image="orders:next", count=4, launchType="FARGATE")
