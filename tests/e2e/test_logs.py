@@ -45,3 +45,13 @@ def test_logs_of_an_unknown_run_is_an_error(world: World) -> None:
     missing = world.cli("logs", "nope")
     assert missing.returncode == 1
     assert "no run nope in the ledger" in missing.stderr
+
+
+def test_follow_ends_once_the_tasks_have_stopped(world: World) -> None:
+    world.sandbox.create_log_group("/ecs/batch")
+    world.write("a.yaml", job("brief", duration=5) + AWSLOGS)
+    world.reconcile()
+    world.clock.advance(6)
+    followed = world.cli("logs", "brief", "--follow")
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.count("app exited with code 0 (sandbox)") == 1
