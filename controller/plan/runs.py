@@ -191,6 +191,28 @@ def plan_run(
             record = _finish(record, Phase.FAILED, Reason.DEADLINE_EXCEEDED, message, ctx)
         return [*actions, RecordRun(record.key, record, message)]
 
+    # 2b. Tasks stuck waiting for capacity a provider cannot find (PROVISIONING
+    # under a capacity provider or Fargate) give up like unplaceable ones.
+    if attempt is not None and _provisioning_too_long(attempt, spec, ctx.now):
+        waited = spec.capacity.max_pending_seconds
+        message = f"tasks still waiting for capacity after {waited}s (capacity.maxPendingSeconds)"
+        live = tuple(t.arn for t in attempt.tasks if not t.stopped)
+        ended = replace(
+            attempt, outcome=AttemptOutcome.STOPPED, message=message, finished_at=ctx.now
+        )
+        record = _finish(
+            record.with_attempt(ended), Phase.FAILED, Reason.UNSCHEDULABLE, message, ctx
+        )
+        give_up = StopTasks(
+            run=record.key,
+            cluster=spec.cluster,
+            task_arns=live,
+            stop_reason=f"ecs-job-controller: {message}",
+            record=record,
+            reason=message,
+        )
+        return [*actions, give_up]
+
     # 3. A finished attempt decides the run's phase.
     if attempt is not None and attempt.finished:
         record = _after_attempt(record, spec, ctx, gone=desired is None)
@@ -463,6 +485,19 @@ def _trailing_unplaceable(record: RunRecord) -> int:
             break
         count += 1
     return count
+
+
+#: Task states that mean "placed, but still waiting for capacity to exist".
+PROVISIONING_STATES = frozenset({"PROVISIONING"})
+
+
+def _provisioning_too_long(attempt: AttemptRecord, spec: JobSpec, now: datetime) -> bool:
+    """True when every task of a live attempt is still PROVISIONING past maxPendingSeconds."""
+    if attempt.finished or not attempt.submitted or not attempt.tasks:
+        return False
+    if not all(t.last_status in PROVISIONING_STATES for t in attempt.tasks):
+        return False
+    return (now - attempt.intent_at).total_seconds() >= spec.capacity.max_pending_seconds
 
 
 def _running(record: RunRecord, attempt: AttemptRecord, ctx: RunContext) -> RunRecord:

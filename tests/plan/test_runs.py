@@ -854,3 +854,15 @@ def test_an_unanswered_intent_of_a_removed_manifest_is_closed_not_repeated() -> 
     assert "ResumeAttempt" not in kinds(actions)
     record = only(actions, RecordRun).record
     assert (record.phase, record.reason) == (Phase.FAILED, Reason.ORPHANED)
+
+
+def test_tasks_provisioning_past_max_pending_seconds_are_stopped_and_fail() -> None:
+    run = desired_run(capacity={"maxPendingSeconds": 300})
+    record = placed(start(run), task("t1", "PROVISIONING"))
+    obs = observed(task("t1", "PROVISIONING"))
+    assert kinds(step(run, record, obs, at(200))[0]) in ([], ["RecordRun"])
+    stop = only(step(run, record, obs, at(301))[0], StopTasks)
+    assert stop.task_arns == (task_arn("t1"),)
+    assert (stop.record.phase, stop.record.reason) == (Phase.FAILED, Reason.UNSCHEDULABLE)
+    running_obs = observed(task("t1", "RUNNING"))
+    assert "StopTasks" not in kinds(step(run, record, running_obs, at(301))[0])
