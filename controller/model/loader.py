@@ -170,6 +170,18 @@ def _assemble(
                 )
             )
         invalid.add(ident)
+    # Names are unique per source across kinds too (DESIGN.md §3): runs are
+    # keyed NAME/RUN_ID, so a JobRun and a CronJob may not share a name.
+    for name in sorted({n for _, n in chosen}):
+        clashing = [m for (k, n), m in chosen.items() if n == name]
+        if len(clashing) < 2:
+            continue
+        places = ", ".join(str(m.source) for m in clashing)
+        for m in clashing:
+            message = f"metadata.name {name!r} is used by both a JobRun and a CronJob ({places})"
+            errors.append(ManifestError(m.source.path, m.source.line, message))
+            del chosen[(m.kind.value, name)]
+            invalid.add((m.kind.value, name))
     # Last known good: a file that is broken now keeps what it last yielded.
     for path, result in results.items():
         if not result.errors:

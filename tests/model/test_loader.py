@@ -128,7 +128,7 @@ def test_duplicate_names_of_the_same_kind_name_both_files() -> None:
     assert all("a.yaml:1" in e and "b.yaml:1" in e for e in errors)
 
 
-def test_same_name_in_different_kinds_is_allowed() -> None:
+def test_a_name_is_unique_across_kinds_too() -> None:
     cron = textwrap.dedent(
         """\
         apiVersion: ecs-job-controller/v1
@@ -143,9 +143,11 @@ def test_same_name_in_different_kinds_is_allowed() -> None:
     )
     loader = ManifestLoader(validators())
     result = loader.load({"a.yaml": job("same").encode(), "b.yaml": cron.encode()})
-    assert result.errors == ()
-    assert "same" in result.desired.job_runs
-    assert "same" in result.desired.cron_jobs
+    assert len(result.errors) == 2
+    assert all("used by both a JobRun and a CronJob" in e.message for e in result.errors)
+    assert "same" not in result.desired.job_runs
+    assert "same" not in result.desired.cron_jobs
+    assert ("JobRun", "same") in result.invalid_names
 
 
 def test_non_utf8_file_is_reported_with_the_line_of_the_bad_byte() -> None:
