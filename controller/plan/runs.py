@@ -166,29 +166,14 @@ def plan_run(
     deadline = _deadline(record, spec)
     if deadline is not None and ctx.now >= deadline and not _succeeded_by(attempt, deadline):
         message = f"activeDeadlineSeconds ({spec.active_deadline_seconds}s) exceeded"
-        running = attempt is not None and not attempt.finished
-        if running and attempt is not None:
-            live = tuple(t.arn for t in attempt.tasks if not t.stopped)
-            stopped = replace(
-                attempt, outcome=AttemptOutcome.STOPPED, message=message, finished_at=ctx.now
-            )
-            record = _finish(
-                record.with_attempt(stopped), Phase.FAILED, Reason.DEADLINE_EXCEEDED, message, ctx
-            )
-            if live:
-                actions.append(
-                    StopTasks(
-                        run=record.key,
-                        cluster=spec.cluster,
-                        task_arns=live,
-                        stop_reason=f"ecs-job-controller: {message}",
-                        record=record,
-                        reason=message,
-                    )
-                )
-                return actions
-        else:
-            record = _finish(record, Phase.FAILED, Reason.DEADLINE_EXCEEDED, message, ctx)
+        if attempt is not None and not attempt.finished:
+            return [
+                *actions,
+                *_stop_attempt(
+                    record, attempt, spec.cluster, Reason.DEADLINE_EXCEEDED, message, ctx
+                ),
+            ]
+        record = _finish(record, Phase.FAILED, Reason.DEADLINE_EXCEEDED, message, ctx)
         return [*actions, RecordRun(record.key, record, message)]
 
     # 2b. Tasks stuck waiting for capacity a provider cannot find (PROVISIONING
@@ -196,22 +181,10 @@ def plan_run(
     if attempt is not None and _provisioning_too_long(attempt, spec, ctx.now):
         waited = spec.capacity.max_pending_seconds
         message = f"tasks still waiting for capacity after {waited}s (capacity.maxPendingSeconds)"
-        live = tuple(t.arn for t in attempt.tasks if not t.stopped)
-        ended = replace(
-            attempt, outcome=AttemptOutcome.STOPPED, message=message, finished_at=ctx.now
-        )
-        record = _finish(
-            record.with_attempt(ended), Phase.FAILED, Reason.UNSCHEDULABLE, message, ctx
-        )
-        give_up = StopTasks(
-            run=record.key,
-            cluster=spec.cluster,
-            task_arns=live,
-            stop_reason=f"ecs-job-controller: {message}",
-            record=record,
-            reason=message,
-        )
-        return [*actions, give_up]
+        return [
+            *actions,
+            *_stop_attempt(record, attempt, spec.cluster, Reason.UNSCHEDULABLE, message, ctx),
+        ]
 
     # 3. A finished attempt decides the run's phase.
     if attempt is not None and attempt.finished:
@@ -233,29 +206,8 @@ def plan_run(
         elif stop and attempt is not None:
             # --stop-orphans: the manifest is gone, so is the reason to run.
             message = f"{gone_message or 'manifest removed'}: stopped (--stop-orphans)"
-            live = tuple(t.arn for t in attempt.tasks if not t.stopped)
-            ended = replace(
-                attempt, outcome=AttemptOutcome.STOPPED, message=message, finished_at=ctx.now
-            )
-            record = _finish(
-                record.with_attempt(ended),
-                Phase.FAILED,
-                gone_reason or Reason.ORPHANED,
-                message,
-                ctx,
-            )
-            if live:
-                return [
-                    *actions,
-                    StopTasks(
-                        run=record.key,
-                        cluster=spec.cluster,
-                        task_arns=live,
-                        stop_reason=f"ecs-job-controller: {message}",
-                        record=replace(record, updated_at=ctx.now),
-                        reason=message,
-                    ),
-                ]
+            reason = gone_reason or Reason.ORPHANED
+            return [*actions, *_stop_attempt(record, attempt, spec.cluster, reason, message, ctx)]
         else:
             record = _with_status(
                 record, record.phase, gone_reason or Reason.ORPHANED, gone_message, ctx
@@ -279,6 +231,33 @@ def plan_run(
 
 
 # -- attempt bookkeeping ---------------------------------------------------
+
+
+def _stop_attempt(
+    record: RunRecord,
+    attempt: AttemptRecord,
+    cluster: str,
+    reason: Reason,
+    message: str,
+    ctx: RunContext,
+) -> list[Action]:
+    """End a live attempt for `reason`: StopTask what still runs, and fail the run."""
+    live = tuple(t.arn for t in attempt.tasks if not t.stopped)
+    ended = replace(attempt, outcome=AttemptOutcome.STOPPED, message=message, finished_at=ctx.now)
+    failed = _finish(record.with_attempt(ended), Phase.FAILED, reason, message, ctx)
+    failed = replace(failed, updated_at=ctx.now)
+    if not live:
+        return [RecordRun(failed.key, failed, message)]
+    return [
+        StopTasks(
+            run=failed.key,
+            cluster=cluster,
+            task_arns=live,
+            stop_reason=f"ecs-job-controller: {message}",
+            record=failed,
+            reason=message,
+        )
+    ]
 
 
 def _no_resume_reason(desired: DesiredRun | None, record: RunRecord, ctx: RunContext) -> str | None:
