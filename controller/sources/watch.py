@@ -160,7 +160,13 @@ class DirectoryWatcher:
         """
         alive = {emitter.watch for emitter in self._observer.emitters if emitter.is_alive()}
         dead = not self._tree_watches or any(w not in alive for w in self._tree_watches)
-        return self._watch_target(force=dead or _identity(self._target) != self._identity)
+        before = self._target
+        changed = self._watch_target(force=dead or _identity(self._target) != self._identity)
+        if changed and before and self._target != before:
+            # The swap was noticed here before its own event arrived (which
+            # then finds nothing to do): say it all the same.
+            self._notify(f"source symlink now points to {self._target}")
+        return changed
 
     def _watch_target(self, *, force: bool = False) -> bool:
         """(Re)point the tree watch at what the root resolves to now; True when it moved."""

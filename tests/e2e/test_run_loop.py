@@ -248,7 +248,8 @@ def test_a_git_sync_symlink_swap_is_followed(world: World, start: Callable[..., 
     shutil.rmtree(old)
     eventually(task_count(world, 2), "beta's task after the swap")
     assert running.stop() == 0
-    assert "source symlink now points to" in running.log()
+    # Which event names the pass (the swap, or the old tree's deletion) is a
+    # race; the watcher's own test checks the swap message. Here: it followed.
     assert {r["name"]: r["reason"] for r in world.status()["runs"]}["alpha"] != "Orphaned"
 
 
