@@ -73,6 +73,21 @@ from controller.model.run import (
     RunRecord,
     TaskRecord,
 )
+from controller.state.encoding import (
+    from_text as _from_text,
+)
+from controller.state.encoding import (
+    optional_datetime as _optional_datetime,
+)
+from controller.state.encoding import (
+    optional_text as _optional_text,
+)
+from controller.state.encoding import (
+    to_json as _to_json,
+)
+from controller.state.encoding import (
+    to_text as _to_text,
+)
 from controller.state.leader import LeaseRecord
 from controller.state.ledger import LedgerConflict, LedgerView
 
@@ -344,32 +359,6 @@ def item_size(item: Mapping[str, ItemValue]) -> int:
 def _run_sk(key: RunKey) -> str:
     """The sort key of a run: JSON, so any name and run id stay apart and non-empty."""
     return json.dumps([key.name, key.run_id], separators=(",", ":"))
-
-
-def _to_text(at: datetime) -> str:
-    """Encode a datetime as fixed-width ISO 8601 UTC text with microseconds."""
-    if at.utcoffset() is None:
-        # A naive datetime names no instant; guessing local time would shift
-        # deadlines and backoffs by the host's UTC offset.
-        raise ValueError(f"the ledger stores timezone-aware datetimes only, got naive {at!r}")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _optional_text(at: datetime | None) -> str | None:
-    return None if at is None else _to_text(at)
-
-
-def _from_text(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _optional_datetime(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _to_json(value: object) -> str:
-    """Compact JSON; NaN and infinities are refused, as no AWS API accepts them."""
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
 def _encode_run(run: RunRecord) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -57,6 +57,21 @@ from controller.model.run import (
     RevisionRecord,
     RunRecord,
     TaskRecord,
+)
+from controller.state.encoding import (
+    from_text as _from_text,
+)
+from controller.state.encoding import (
+    optional_datetime as _optional_datetime,
+)
+from controller.state.encoding import (
+    optional_text as _optional_text,
+)
+from controller.state.encoding import (
+    to_json as _to_json,
+)
+from controller.state.encoding import (
+    to_text as _to_text,
 )
 from controller.state.ledger import LedgerConflict, LedgerView
 
@@ -516,30 +531,6 @@ class SqliteLedger:
 # -- encoding ----------------------------------------------------------------
 
 
-def _to_text(at: datetime) -> str:
-    """Encode a datetime as fixed-width ISO 8601 UTC text with microseconds."""
-    if at.utcoffset() is None:
-        # A naive datetime names no instant; guessing local time would shift
-        # deadlines and backoffs by the host's UTC offset.
-        raise ValueError(f"the ledger stores timezone-aware datetimes only, got naive {at!r}")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _optional_text(at: datetime | None) -> str | None:
-    """Encode like `_to_text`, passing None through."""
-    return None if at is None else _to_text(at)
-
-
-def _from_text(text: str) -> datetime:
-    """Decode the timezone-aware UTC datetime stored by `_to_text`."""
-    return datetime.fromisoformat(text)
-
-
-def _optional_datetime(text: str | None) -> datetime | None:
-    """Decode like `_from_text`, passing None through."""
-    return None if text is None else datetime.fromisoformat(text)
-
-
 #: Decodes the compact JSON `_to_json` writes; raw_decode skips json.loads'
 #: whitespace regexes, a third of view()'s time with 10,000 runs.
 _JSON: Final = json.JSONDecoder()
@@ -548,11 +539,6 @@ _JSON: Final = json.JSONDecoder()
 def _from_json(text: str) -> Any:
     """Decode JSON written by `_to_json`."""
     return _JSON.raw_decode(text)[0]
-
-
-def _to_json(value: object) -> str:
-    """Encode compact JSON; NaN and infinities are refused, as no AWS API accepts them."""
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
 def _run_values(run: RunRecord) -> tuple[Any, ...]:
