@@ -74,19 +74,11 @@ from controller.model.run import (
     TaskRecord,
 )
 from controller.state.encoding import (
-    from_text as _from_text,
-)
-from controller.state.encoding import (
-    optional_datetime as _optional_datetime,
-)
-from controller.state.encoding import (
-    optional_text as _optional_text,
-)
-from controller.state.encoding import (
-    to_json as _to_json,
-)
-from controller.state.encoding import (
-    to_text as _to_text,
+    from_text,
+    optional_datetime,
+    optional_text,
+    to_json,
+    to_text,
 )
 from controller.state.leader import LeaseRecord
 from controller.state.ledger import LedgerConflict, LedgerView
@@ -134,7 +126,7 @@ class DynamoDbLedger:
             fresh = cached is not None and cached.version == item["version"]
             runs[sk] = cached if fresh and cached is not None else _decode_run(item)
         self._decoded = runs  # records are immutable: sharing them is safe
-        cron = {str(i["sk"]): _from_text(str(i["last_scheduled"])) for i in self._partition(_CRON)}
+        cron = {str(i["sk"]): from_text(str(i["last_scheduled"])) for i in self._partition(_CRON)}
         revisions = {str(i["sk"]): _decode_revision(i) for i in self._partition(_REVISION)}
         return LedgerView(
             runs={run.key: run for run in runs.values()},
@@ -159,7 +151,7 @@ class DynamoDbLedger:
             "run_id": run.key.run_id,
             "phase": run.phase.value,
             "version": new_version,
-            "body": _to_json(_encode_run(run)),
+            "body": to_json(_encode_run(run)),
         }
         size = item_size(item)
         if size > MAX_ITEM_BYTES:
@@ -182,8 +174,8 @@ class DynamoDbLedger:
         self._check_open()
         item: Item = {
             "pk": _EVENT,
-            "sk": f"{_to_text(self._append_time())}#{secrets.token_hex(4)}",
-            "at": _to_text(event.at),
+            "sk": f"{to_text(self._append_time())}#{secrets.token_hex(4)}",
+            "at": to_text(event.at),
             "reason": event.reason,
             "message": event.message,
         }
@@ -219,7 +211,7 @@ class DynamoDbLedger:
     def set_cron_last_scheduled(self, name: str, at: datetime) -> None:
         """Remember the newest occurrence of a CronJob already handled."""
         self._check_open()
-        item: Item = {"pk": _CRON, "sk": name, "last_scheduled": _to_text(at)}
+        item: Item = {"pk": _CRON, "sk": name, "last_scheduled": to_text(at)}
         self._gateway.put_item(self.table, item)
 
     def put_revision(self, revision: RevisionRecord) -> None:
@@ -304,8 +296,8 @@ class DynamoDbLeaseStore:
             return None
         return LeaseRecord(
             holder=str(item["holder"]),
-            acquired_at=_from_text(str(item["acquired_at"])),
-            renewed_at=_from_text(str(item["renewed_at"])),
+            acquired_at=from_text(str(item["acquired_at"])),
+            renewed_at=from_text(str(item["renewed_at"])),
             duration_seconds=int(item["duration_ms"]) / 1000,
             transitions=int(item["transitions"]),
         )
@@ -320,7 +312,7 @@ class DynamoDbLeaseStore:
         condition = Condition(
             "#h = :holder AND #r = :renewed",
             {"#h": "holder", "#r": "renewed_at"},
-            {":holder": expected.holder, ":renewed": _to_text(expected.renewed_at)},
+            {":holder": expected.holder, ":renewed": to_text(expected.renewed_at)},
         )
         return self._gateway.put_item(self._table, self._item(new), condition)
 
@@ -328,8 +320,8 @@ class DynamoDbLeaseStore:
         return {
             **self._key,
             "holder": record.holder,
-            "acquired_at": _to_text(record.acquired_at),
-            "renewed_at": _to_text(record.renewed_at),
+            "acquired_at": to_text(record.acquired_at),
+            "renewed_at": to_text(record.renewed_at),
             # Items hold no floats here; milliseconds are exact enough for a lease.
             "duration_ms": round(record.duration_seconds * 1000),
             "transitions": record.transitions,
@@ -368,15 +360,15 @@ def _encode_run(run: RunRecord) -> dict[str, Any]:
         "phase": run.phase.value,
         "reason": run.reason.value,
         "message": run.message,
-        "createdAt": _to_text(run.created_at),
-        "updatedAt": _to_text(run.updated_at),
+        "createdAt": to_text(run.created_at),
+        "updatedAt": to_text(run.updated_at),
         "specDigest": run.spec_digest,
         "frozenSpec": None if run.frozen_spec is None else dict(run.frozen_spec),
         "taskDefinitionArn": run.task_definition_arn,
         "attempts": [_encode_attempt(a) for a in run.attempts],
-        "notBefore": _optional_text(run.not_before),
-        "pendingSince": _optional_text(run.pending_since),
-        "finishedAt": _optional_text(run.finished_at),
+        "notBefore": optional_text(run.not_before),
+        "pendingSince": optional_text(run.pending_since),
+        "finishedAt": optional_text(run.finished_at),
     }
 
 
@@ -386,13 +378,13 @@ def _encode_attempt(attempt: AttemptRecord) -> dict[str, Any]:
         "clientToken": attempt.client_token,
         "taskDefinitionArn": attempt.task_definition_arn,
         "request": dict(attempt.request),
-        "intentAt": _to_text(attempt.intent_at),
+        "intentAt": to_text(attempt.intent_at),
         "tasks": [_encode_task(t) for t in attempt.tasks],
         "submitted": attempt.submitted,
         "placementFailures": list(attempt.placement_failures),
         "outcome": None if attempt.outcome is None else attempt.outcome.value,
         "message": attempt.message,
-        "finishedAt": _optional_text(attempt.finished_at),
+        "finishedAt": optional_text(attempt.finished_at),
     }
 
 
@@ -403,8 +395,8 @@ def _encode_task(task: TaskRecord) -> dict[str, Any]:
         "exitCodes": dict(task.exit_codes),
         "stopCode": task.stop_code,
         "stoppedReason": task.stopped_reason,
-        "startedAt": _optional_text(task.started_at),
-        "stoppedAt": _optional_text(task.stopped_at),
+        "startedAt": optional_text(task.started_at),
+        "stoppedAt": optional_text(task.stopped_at),
         "missing": task.missing,
     }
 
@@ -418,15 +410,15 @@ def _decode_run(item: Mapping[str, ItemValue]) -> RunRecord:
         phase=Phase(body["phase"]),
         reason=Reason(body["reason"]),
         message=body["message"],
-        created_at=_from_text(body["createdAt"]),
-        updated_at=_from_text(body["updatedAt"]),
+        created_at=from_text(body["createdAt"]),
+        updated_at=from_text(body["updatedAt"]),
         spec_digest=body["specDigest"],
         frozen_spec=body["frozenSpec"],
         task_definition_arn=body["taskDefinitionArn"],
         attempts=tuple(_decode_attempt(a) for a in body["attempts"]),
-        not_before=_optional_datetime(body["notBefore"]),
-        pending_since=_optional_datetime(body["pendingSince"]),
-        finished_at=_optional_datetime(body["finishedAt"]),
+        not_before=optional_datetime(body["notBefore"]),
+        pending_since=optional_datetime(body["pendingSince"]),
+        finished_at=optional_datetime(body["finishedAt"]),
         version=int(item["version"]),
     )
 
@@ -438,13 +430,13 @@ def _decode_attempt(body: Mapping[str, Any]) -> AttemptRecord:
         client_token=body["clientToken"],
         task_definition_arn=body["taskDefinitionArn"],
         request=body["request"],
-        intent_at=_from_text(body["intentAt"]),
+        intent_at=from_text(body["intentAt"]),
         tasks=tuple(_decode_task(t) for t in body["tasks"]),
         submitted=body["submitted"],
         placement_failures=tuple(body["placementFailures"]),
         outcome=None if outcome is None else AttemptOutcome(outcome),
         message=body["message"],
-        finished_at=_optional_datetime(body["finishedAt"]),
+        finished_at=optional_datetime(body["finishedAt"]),
     )
 
 
@@ -455,8 +447,8 @@ def _decode_task(body: Mapping[str, Any]) -> TaskRecord:
         exit_codes=body["exitCodes"],
         stop_code=body["stopCode"],
         stopped_reason=body["stoppedReason"],
-        started_at=_optional_datetime(body["startedAt"]),
-        stopped_at=_optional_datetime(body["stoppedAt"]),
+        started_at=optional_datetime(body["startedAt"]),
+        stopped_at=optional_datetime(body["stoppedAt"]),
         missing=body["missing"],
     )
 
@@ -477,7 +469,7 @@ def _decode_revision(item: Mapping[str, ItemValue]) -> RevisionRecord:
 def _decode_event(item: Mapping[str, ItemValue]) -> Event:
     run = None if "run_key" not in item else RunKey(str(item["name"]), str(item["run_id"]))
     return Event(
-        at=_from_text(str(item["at"])),
+        at=from_text(str(item["at"])),
         run=run,
         reason=str(item["reason"]),
         message=str(item["message"]),

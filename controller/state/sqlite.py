@@ -59,19 +59,11 @@ from controller.model.run import (
     TaskRecord,
 )
 from controller.state.encoding import (
-    from_text as _from_text,
-)
-from controller.state.encoding import (
-    optional_datetime as _optional_datetime,
-)
-from controller.state.encoding import (
-    optional_text as _optional_text,
-)
-from controller.state.encoding import (
-    to_json as _to_json,
-)
-from controller.state.encoding import (
-    to_text as _to_text,
+    from_text,
+    optional_datetime,
+    optional_text,
+    to_json,
+    to_text,
 )
 from controller.state.ledger import LedgerConflict, LedgerView
 
@@ -363,7 +355,7 @@ class SqliteLedger:
         with self._transaction("BEGIN") as db:
             runs = self._current_runs(db)
             cron = {
-                name: _from_text(at)
+                name: from_text(at)
                 for name, at in db.execute("SELECT name, last_scheduled FROM cron_schedules")
             }
             revisions = {
@@ -447,7 +439,7 @@ class SqliteLedger:
     def append_event(self, event: Event) -> None:
         """Add one event to the end of the log."""
         name, run_id = (event.run.name, event.run.run_id) if event.run else (None, None)
-        row = (_to_text(event.at), name, run_id, event.reason, event.message)
+        row = (to_text(event.at), name, run_id, event.reason, event.message)
         with self._transaction("BEGIN IMMEDIATE") as db:
             db.execute(
                 "INSERT INTO events (at, name, run_id, reason, message) VALUES (?, ?, ?, ?, ?)",
@@ -465,7 +457,7 @@ class SqliteLedger:
                 rows = db.execute(_NEWEST_EVENTS_OF_RUN, (key.name, key.run_id, limit)).fetchall()
         return [
             Event(
-                at=_from_text(at),
+                at=from_text(at),
                 run=None if name is None else RunKey(name, run_id),
                 reason=reason,
                 message=message,
@@ -479,7 +471,7 @@ class SqliteLedger:
             db.execute(
                 "INSERT INTO cron_schedules (name, last_scheduled) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET last_scheduled = excluded.last_scheduled",
-                (name, _to_text(at)),
+                (name, to_text(at)),
             )
 
     def put_revision(self, revision: RevisionRecord) -> None:
@@ -531,13 +523,13 @@ class SqliteLedger:
 # -- encoding ----------------------------------------------------------------
 
 
-#: Decodes the compact JSON `_to_json` writes; raw_decode skips json.loads'
+#: Decodes the compact JSON `to_json` writes; raw_decode skips json.loads'
 #: whitespace regexes, a third of view()'s time with 10,000 runs.
 _JSON: Final = json.JSONDecoder()
 
 
 def _from_json(text: str) -> Any:
-    """Decode JSON written by `_to_json`."""
+    """Decode JSON written by `to_json`."""
     return _JSON.raw_decode(text)[0]
 
 
@@ -548,14 +540,14 @@ def _run_values(run: RunRecord) -> tuple[Any, ...]:
         run.phase.value,
         run.reason.value,
         run.message,
-        _to_text(run.created_at),
-        _to_text(run.updated_at),
+        to_text(run.created_at),
+        to_text(run.updated_at),
         run.spec_digest,
-        None if run.frozen_spec is None else _to_json(run.frozen_spec),
+        None if run.frozen_spec is None else to_json(run.frozen_spec),
         run.task_definition_arn,
-        _optional_text(run.not_before),
-        _optional_text(run.pending_since),
-        _optional_text(run.finished_at),
+        optional_text(run.not_before),
+        optional_text(run.pending_since),
+        optional_text(run.finished_at),
     )
 
 
@@ -565,13 +557,13 @@ def _attempt_values(attempt: AttemptRecord) -> tuple[Any, ...]:
         attempt.number,
         attempt.client_token,
         attempt.task_definition_arn,
-        _to_json(attempt.request),
-        _to_text(attempt.intent_at),
+        to_json(attempt.request),
+        to_text(attempt.intent_at),
         int(attempt.submitted),
-        _to_json(list(attempt.placement_failures)),
+        to_json(list(attempt.placement_failures)),
         None if attempt.outcome is None else attempt.outcome.value,
         attempt.message,
-        _optional_text(attempt.finished_at),
+        optional_text(attempt.finished_at),
     )
 
 
@@ -580,11 +572,11 @@ def _task_values(task: TaskRecord) -> tuple[Any, ...]:
     return (
         task.arn,
         task.last_status,
-        _to_json(dict(task.exit_codes)),
+        to_json(dict(task.exit_codes)),
         task.stop_code,
         task.stopped_reason,
-        _optional_text(task.started_at),
-        _optional_text(task.stopped_at),
+        optional_text(task.started_at),
+        optional_text(task.stopped_at),
         int(task.missing),
     )
 
@@ -649,8 +641,8 @@ def _task(row: Sequence[Any]) -> TaskRecord:
         exit_codes=exit_codes,
         stop_code=row[7],
         stopped_reason=row[8],
-        started_at=_optional_datetime(row[9]),
-        stopped_at=_optional_datetime(row[10]),
+        started_at=optional_datetime(row[9]),
+        stopped_at=optional_datetime(row[10]),
         missing=bool(row[11]),
     )
 
@@ -662,13 +654,13 @@ def _attempt(row: Sequence[Any], tasks: tuple[TaskRecord, ...]) -> AttemptRecord
         client_token=row[3],
         task_definition_arn=row[4],
         request=_from_json(row[5]),
-        intent_at=_from_text(row[6]),
+        intent_at=from_text(row[6]),
         tasks=tasks,
         submitted=bool(row[7]),
         placement_failures=tuple(_from_json(row[8])),
         outcome=None if row[9] is None else AttemptOutcome(row[9]),
         message=row[10],
-        finished_at=_optional_datetime(row[11]),
+        finished_at=optional_datetime(row[11]),
     )
 
 
@@ -680,14 +672,14 @@ def _run(row: Sequence[Any], attempts: tuple[AttemptRecord, ...]) -> RunRecord:
         phase=Phase(row[3]),
         reason=Reason(row[4]),
         message=row[5],
-        created_at=_from_text(row[6]),
-        updated_at=_from_text(row[7]),
+        created_at=from_text(row[6]),
+        updated_at=from_text(row[7]),
         spec_digest=row[8],
         frozen_spec=None if row[9] is None else _from_json(row[9]),
         task_definition_arn=row[10],
         attempts=attempts,
-        not_before=_optional_datetime(row[11]),
-        pending_since=_optional_datetime(row[12]),
-        finished_at=_optional_datetime(row[13]),
+        not_before=optional_datetime(row[11]),
+        pending_since=optional_datetime(row[12]),
+        finished_at=optional_datetime(row[13]),
         version=row[14],
     )
