@@ -210,7 +210,9 @@ class Executor:
         )
 
     def _delete(self, action: DeleteTaskDefinitions) -> None:
-        owned = [a for a in action.arns if self._owned_revision(a).arn == a]
+        for arn in action.arns:
+            self._owned_revision(arn)  # raises, deleting none, if one is not ours
+        owned = list(action.arns)
         refused = self._ecs.delete(owned)
         refused_arns = {r.split(": ", 1)[0] for r in refused}
         for arn in owned:
