@@ -14,7 +14,6 @@ import copy
 import functools
 import importlib.util
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -29,15 +28,12 @@ from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import best_match
 
 from controller.model import manifest
+from tests.corpora import REAL, REAL_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO / "schema"
 SCHEMA_FILES = ("jobrun.schema.json", "cronjob.schema.json")
-TESTDATA_ENV = "EJC_TESTDATA"
-REAL_TASKDEFS = "taskdefs-real"
-NOT_TASKDEFS = {"index.json", "README.md"}
 MIN_ACCEPTED = 50
-MISSING = "<testdata missing>"
 
 Json = dict[str, Any]
 
@@ -84,30 +80,9 @@ def task_definition_shape() -> StructureShape:
     return shape
 
 
-def shared_testdata_dir() -> Path:
-    """The shared test data folder: $EJC_TESTDATA, or ../shared/testdata next to the repo."""
-    override = os.environ.get(TESTDATA_ENV)
-    return Path(override) if override else REPO.parent / "shared" / "testdata"
-
-
-def real_taskdefs_dir() -> Path:
-    """The real task definitions; fails the test (never skips) when they are absent."""
-    folder = shared_testdata_dir() / REAL_TASKDEFS
-    if not folder.is_dir():
-        pytest.fail(
-            f"real task definitions not found at {folder}: set {TESTDATA_ENV} to the "
-            "shared testdata folder (the one holding taskdefs-real/)",
-            pytrace=False,
-        )
-    return folder
-
-
 def real_taskdef_names() -> list[str]:
-    """File names to parametrise over, or one sentinel that fails when the data is absent."""
-    folder = shared_testdata_dir() / REAL_TASKDEFS
-    if not folder.is_dir():
-        return [MISSING]
-    return sorted(p.name for p in folder.glob("*.json") if p.name not in NOT_TASKDEFS)
+    """The real task-definition files' names, to parametrise over."""
+    return [p.name for p in REAL_FILES]
 
 
 def minimal_job_run(**spec: Any) -> Json:
@@ -241,7 +216,7 @@ def first_schema_error(task_definition: Json) -> str:
 
 def load_real(name: str) -> Json:
     """One real task definition, parsed."""
-    data: Json = json.loads((real_taskdefs_dir() / name).read_text(encoding="utf-8"))
+    data: Json = json.loads((REAL / name).read_text(encoding="utf-8"))
     return data
 
 
@@ -407,7 +382,6 @@ def test_descriptions_are_plain_text_of_bounded_length() -> None:
 @pytest.mark.parametrize("name", real_taskdef_names())
 def test_schema_and_botocore_agree_on_real_task_definition(name: str) -> None:
     """Botocore accepts the file (nulls stripped) exactly when the schema accepts it as written."""
-    real_taskdefs_dir()
     task_definition = load_real(name)
     by_botocore = botocore_errors(task_definition)
     by_traits = list(
@@ -424,9 +398,8 @@ def test_schema_and_botocore_agree_on_real_task_definition(name: str) -> None:
 
 def test_most_real_task_definitions_are_accepted() -> None:
     """Guards against passing vacuously: a schema that rejects everything agrees with nothing."""
-    folder = real_taskdefs_dir()
     names = real_taskdef_names()
-    listed = {entry["file"] for entry in json.loads((folder / "index.json").read_text())}
+    listed = {entry["file"] for entry in json.loads((REAL / "index.json").read_text())}
     assert set(names) == listed, "taskdefs-real/ and its index.json disagree"
     rejected = {name: first_schema_error(load_real(name)) for name in names}
     rejected = {name: why for name, why in rejected.items() if why != "accepted"}

@@ -1,7 +1,7 @@
 """The canonical task definition: one test per rule, then the shared corpora.
 
-Pure tests (no AWS). The corpora live outside the repo, in shared/testdata;
-EJC_TESTDATA points elsewhere. A missing corpus is an error, never a skip.
+Pure tests (no AWS). The corpora live in tests/data (tests/corpora.py);
+a missing corpus is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -25,24 +24,8 @@ from controller.model.taskdef import (
     strip_nulls,
     to_register_input,
 )
+from tests.corpora import EQUIVALENCE, REAL_FILES
 
-
-def _testdata() -> Path:
-    root = Path(
-        os.environ.get("EJC_TESTDATA")
-        or Path(__file__).resolve().parents[2] / "shared" / "testdata"
-    )
-    if not (root / "taskdef-equivalence").is_dir() or not (root / "taskdefs-real").is_dir():
-        # Raised at collection: the run fails loudly instead of skipping the proof.
-        raise FileNotFoundError(f"task-definition test data not found under {root}")
-    return root
-
-
-TESTDATA = _testdata()
-EQUIVALENCE = TESTDATA / "taskdef-equivalence"
-REAL_FILES = sorted(
-    p for p in (TESTDATA / "taskdefs-real").glob("*.json") if p.name != "index.json"
-)
 CASES = json.loads((EQUIVALENCE / "cases.json").read_text())
 DESCRIBED_ONLY = json.loads((EQUIVALENCE / "described-only.json").read_text())
 

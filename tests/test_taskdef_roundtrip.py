@@ -22,7 +22,6 @@ canonical rules:
 from __future__ import annotations
 
 import json
-import os
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,24 +37,11 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from controller.model.taskdef import canonical_task_definition, changed_paths, to_register_input
+from tests.corpora import REAL_FILES
 
 REGION = "us-east-1"
 
 
-def _testdata() -> Path:
-    root = Path(
-        os.environ.get("EJC_TESTDATA")
-        or Path(__file__).resolve().parents[2] / "shared" / "testdata"
-    )
-    if not (root / "taskdefs-real").is_dir():
-        # Raised at collection: the run fails loudly instead of skipping the proof.
-        raise FileNotFoundError(f"task-definition test data not found under {root}")
-    return root
-
-
-REAL_FILES = sorted(
-    p for p in (_testdata() / "taskdefs-real").glob("*.json") if p.name != "index.json"
-)
 _REQUEST_SHAPE = (
     botocore.session.get_session()
     .get_service_model("ecs")
