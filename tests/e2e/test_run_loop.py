@@ -297,7 +297,9 @@ def test_sigterm_during_a_pass_exits_0_with_a_consistent_ledger(
     for i in range(25):
         world.write(f"job-{i:02d}.yaml", job(f"job-{i:02d}", duration=600, family="shared"))
     running = start()
-    running.wait_log("watching ")  # the first pass starts right after this line
+    # The first RunTask the sandbox sees proves the pass is in flight (a log
+    # line before the pass would race the loop's start).
+    eventually(world.all_tasks, "the first pass's first RunTask")
     assert running.stop() == 0
     log = running.log()
     assert "SIGTERM: finishing the pass in flight" in log
