@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from controller.model.durations import is_never, plus_seconds
 from controller.model.manifest import DesiredSet, JobRun, Kind, RunKey
 from controller.model.observed import ObservedState
 from controller.model.run import AttemptOutcome, LedgerView, Phase, Reason, RunRecord
@@ -393,9 +394,10 @@ def next_wakeup(ledger: LedgerView, actions: Sequence[Action], now: datetime) ->
             times.append(record.not_before)
         deadline = (record.frozen_spec or {}).get("activeDeadlineSeconds")
         first = record.first_started_at
-        if deadline and first is not None:
-            times.append(first + timedelta(seconds=int(deadline)))
-    future = [t for t in times if t > now]
+        if isinstance(deadline, int) and first is not None:
+            times.append(plus_seconds(first, deadline))
+    # A time capped at FAR_FUTURE never comes: nothing to wake up for.
+    future = [t for t in times if now < t and not is_never(t)]
     return min(future) if future else None
 
 
