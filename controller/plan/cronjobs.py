@@ -88,7 +88,7 @@ def cron_actions(
                         ctx,
                         gone_reason=Reason.CANCELLED,
                         gone_message=decision.stop_reason,
-                        stop=True,
+                        stop_message=decision.stop_reason,
                     )
                 )
         for missed in decision.missed:

@@ -219,7 +219,14 @@ def make_plan(
         reason, message = verdict
         stop = stop_orphans and reason is Reason.ORPHANED
         run_actions.extend(
-            plan_run(None, record, ctx, gone_reason=reason, gone_message=message, stop=stop)
+            plan_run(
+                None,
+                record,
+                ctx,
+                gone_reason=reason,
+                gone_message=message,
+                stop_message=f"{message}: stopped (--stop-orphans)" if stop else None,
+            )
         )
     run_actions.extend(cron_actions(desired.cron, ledger, ctx))
     scale_actions: list[Action] = []

@@ -101,9 +101,13 @@ def plan_run(
     *,
     gone_reason: Reason | None = None,
     gone_message: str = "",
-    stop: bool = False,
+    stop_message: str | None = None,
 ) -> list[Action]:
-    """The actions for one run; `desired` is None when its manifest no longer asks for it."""
+    """The actions for one run; `desired` is None when its manifest no longer asks for it.
+
+    `stop_message`, given only with `desired` None, stops the run's live tasks
+    for that reason (the StopTask reason, the run's message and its event).
+    """
     if record is None:
         if desired is None:
             return []
@@ -204,11 +208,13 @@ def plan_run(
                 gone_message or "manifest removed before the run finished",
                 ctx,
             )
-        elif stop and attempt is not None:
-            # --stop-orphans: the manifest is gone, so is the reason to run.
-            message = f"{gone_message or 'manifest removed'}: stopped (--stop-orphans)"
+        elif stop_message is not None and attempt is not None:
+            # Nothing asks for the run any more (--stop-orphans, Replace): stop it.
             reason = gone_reason or Reason.ORPHANED
-            return [*actions, *_stop_attempt(record, attempt, spec.cluster, reason, message, ctx)]
+            return [
+                *actions,
+                *_stop_attempt(record, attempt, spec.cluster, reason, stop_message, ctx),
+            ]
         else:
             record = _with_status(
                 record, record.phase, gone_reason or Reason.ORPHANED, gone_message, ctx

@@ -100,3 +100,22 @@ def test_status_names_the_next_occurrence_in_the_time_zone(world: World) -> None
     assert shown.returncode == 0, shown.stderr
     assert "CronJob nightly: '30 3 * * *' in Asia/Tokyo, next run at " in shown.stdout
     assert "T18:30:00Z" in shown.stdout  # 03:30 in Tokyo is 18:30 UTC
+
+
+def test_replace_stops_the_running_occurrence_and_says_what_replaced_it(world: World) -> None:
+    world.write("c.yaml", cron("swap", duration=3600, extra="  concurrencyPolicy: Replace\n"))
+    at_minute(world, 30)
+    world.reconcile()
+    at_minute(world, 2)
+    world.reconcile()
+    at_minute(world, 2)
+    done = world.reconcile()
+    assert done.returncode == 0, done.stderr
+    old, new = sorted(world.status()["runs"], key=lambda r: r["runId"])
+    why = f"concurrencyPolicy Replace: replaced by swap/{new['runId']}"
+    assert (old["phase"], old["reason"], old["message"]) == ("Failed", "Cancelled", why)
+    assert "--stop-orphans" not in done.stdout
+    assert new["attempts"]
+    ecs = world.sandbox.client("ecs")
+    described = ecs.describe_tasks(cluster="batch", tasks=old["attempts"][0]["taskArns"])
+    assert described["tasks"][0]["stoppedReason"] == f"ecs-job-controller: {why}"
