@@ -28,9 +28,15 @@ from controller.plan.actions import (
     StopTasks,
 )
 from controller.plan.capacity import GroupState, WaitingTask, plan_capacity, task_size
-from controller.plan.cronjobs import ScheduledCron, cron_actions, next_occurrence_due
+from controller.plan.cronjobs import (
+    ScheduledCron,
+    cron_job_actions,
+    next_occurrence_due,
+    settle_concurrency,
+)
 from controller.plan.prune import PruneInput, PruneSettings, prune_revisions
 from controller.plan.runs import DesiredRun, RunContext, effective_spec, plan_run
+from controller.plan.schedule import ScheduleDecision
 from controller.plan.taskdefs import TaskDefinitionChoice, choose_revision
 
 DEFAULT_MAX_ORPHAN_FRACTION = 0.5
@@ -173,20 +179,15 @@ def make_plan(
     spec_hashes: dict[RunKey, str] = {}
     choices: dict[str, TaskDefinitionChoice] = {}
     registers: dict[tuple[str, str], RegisterTaskDefinition] = {}
-    for key, candidate in sorted(desired.runs.items()):
-        td = candidate.spec.task_definition
-        if td is None or not _about_to_start(candidate, ledger.runs.get(key)):
+    # Due CronJob occurrences wait for concurrency to be settled (below).
+    candidates = desired.cron.candidates
+    for key, run in sorted(desired.runs.items()):
+        if key in candidates:
             continue
-        family = str(td.get("family"))
-        if family not in observed.families:
-            continue  # not listed this pass (unreadable): wait, do not register blindly
-        digest = spec_hash(td)
-        spec_hashes[key] = digest
-        if digest not in choices:
-            choice = choose_revision(td, observed.families[family], owner, observed.revision_bodies)
-            choices[digest] = choice
-            if choice.register is not None:
-                registers[(family, digest)] = choice.register
+        found = _revision_for(run, ledger.runs.get(key), observed, owner, choices)
+        if found is not None:
+            spec_hashes[key] = found[0]
+            _keep_choice(found, choices, registers)
 
     ctx = RunContext(
         owner=owner, now=now, observed=observed, choices=choices, spec_hashes=spec_hashes
@@ -198,37 +199,21 @@ def make_plan(
 
     run_actions: list[Action] = []
     keys = sorted(set(desired.runs) | {k for k, r in ledger.runs.items() if not r.phase.terminal})
-    # Runs a CronJob replaces are handled by cron_actions, once.
-    replaced = {RunKey(n, r) for n, d in desired.cron.decisions.items() for r in d.stop}
     for key in keys:
-        if key in replaced:
+        if key in candidates:
             continue
-        record = ledger.runs.get(key)
-        wanted = desired.runs.get(key)
-        if wanted is not None:
-            run_actions.extend(plan_run(wanted, record, ctx))
-            continue
-        if record is None:
-            continue
-        verdict = gone.get(key)
-        if verdict is None or orphan_guard:
-            held = _held_run(record)
-            if held is not None:
-                run_actions.extend(plan_run(held, record, ctx))
-            continue
-        reason, message = verdict
-        stop = stop_orphans and reason is Reason.ORPHANED
         run_actions.extend(
-            plan_run(
-                None,
-                record,
-                ctx,
-                gone_reason=reason,
-                gone_message=message,
-                stop_message=f"{message}: stopped (--stop-orphans)" if stop else None,
-            )
+            _plan_known_run(key, desired, ledger, ctx, gone, orphan_guard, stop_orphans)
         )
-    run_actions.extend(cron_actions(desired.cron, ledger, ctx))
+
+    # Concurrency is decided on the runs as this pass observed them: one
+    # seen finished now neither blocks the next occurrence nor is replaced.
+    decisions = settle_concurrency(desired.cron, ledger, latest_records(ledger, run_actions), now)
+    # A run a CronJob replaces is planned once more, stopped, by cron_job_actions.
+    replaced = {RunKey(n, r) for n, d in decisions.items() for r in d.stop}
+    run_actions = [a for a in run_actions if _run_of(a) not in replaced]
+    for name, decision in sorted(decisions.items()):
+        run_actions.extend(_cron_job_plan(name, decision, desired, ledger, ctx, choices, registers))
     scale_actions: list[Action] = []
     if capacity is not None:
         run_actions, scale_actions = _capacity_actions(ledger, run_actions, capacity, now)
@@ -251,6 +236,106 @@ def make_plan(
             next_wakeup(ledger, run_actions, now), next_occurrence_due(desired.cron)
         ),
     )
+
+
+def _revision_for(
+    run: DesiredRun,
+    record: RunRecord | None,
+    observed: ObservedState,
+    owner: str,
+    choices: Mapping[str, TaskDefinitionChoice],
+) -> tuple[str, TaskDefinitionChoice] | None:
+    """The spec hash and revision of a run about to start with an inline taskDefinition."""
+    td = run.spec.task_definition
+    if td is None or not _about_to_start(run, record):
+        return None
+    family = str(td.get("family"))
+    if family not in observed.families:
+        return None  # not listed this pass (unreadable): wait, do not register blindly
+    digest = spec_hash(td)
+    known = choices.get(digest)
+    if known is not None:
+        return digest, known
+    return digest, choose_revision(td, observed.families[family], owner, observed.revision_bodies)
+
+
+def _keep_choice(
+    found: tuple[str, TaskDefinitionChoice],
+    choices: dict[str, TaskDefinitionChoice],
+    registers: dict[tuple[str, str], RegisterTaskDefinition],
+) -> None:
+    digest, choice = found
+    if digest not in choices:
+        choices[digest] = choice
+        if choice.register is not None:
+            registers[(choice.register.family, digest)] = choice.register
+
+
+def _plan_known_run(
+    key: RunKey,
+    desired: DesiredInput,
+    ledger: LedgerView,
+    ctx: RunContext,
+    gone: Mapping[RunKey, tuple[Reason, str]],
+    orphan_guard: str | None,
+    stop_orphans: bool,
+) -> list[Action]:
+    """The actions for one run the source asks for or the ledger holds unfinished."""
+    record = ledger.runs.get(key)
+    wanted = desired.runs.get(key)
+    if wanted is not None:
+        return plan_run(wanted, record, ctx)
+    if record is None:
+        return []
+    verdict = gone.get(key)
+    if verdict is None or orphan_guard:
+        held = _held_run(record)
+        return plan_run(held, record, ctx) if held is not None else []
+    reason, message = verdict
+    stop = stop_orphans and reason is Reason.ORPHANED
+    return plan_run(
+        None,
+        record,
+        ctx,
+        gone_reason=reason,
+        gone_message=message,
+        stop_message=f"{message}: stopped (--stop-orphans)" if stop else None,
+    )
+
+
+def _cron_job_plan(
+    name: str,
+    decision: ScheduleDecision,
+    desired: DesiredInput,
+    ledger: LedgerView,
+    ctx: RunContext,
+    choices: dict[str, TaskDefinitionChoice],
+    registers: dict[tuple[str, str], RegisterTaskDefinition],
+) -> list[Action]:
+    """One CronJob's settled decision: its new run's start, then stops, Missed runs, watermark."""
+    actions: list[Action] = []
+    found: tuple[str, TaskDefinitionChoice] | None = None
+    key = RunKey(name, decision.start.run_id) if decision.start is not None else None
+    if key is not None and key in desired.cron.candidates:
+        run = desired.runs[key]
+        found = _revision_for(run, None, ctx.observed, ctx.owner, choices)
+        start_ctx = ctx
+        if found is not None:
+            start_ctx = replace(
+                ctx,
+                choices={**ctx.choices, found[0]: found[1]},
+                spec_hashes={**ctx.spec_hashes, key: found[0]},
+            )
+        actions.extend(plan_run(run, None, start_ctx))
+    actions.extend(cron_job_actions(name, decision, ledger, ctx))
+    if found is not None:
+        _keep_choice(found, choices, registers)
+    return actions
+
+
+def _run_of(action: Action) -> RunKey | None:
+    run = getattr(action, "run", None)
+    return run if isinstance(run, RunKey) else None
 
 
 def _earliest(*times: datetime | None) -> datetime | None:

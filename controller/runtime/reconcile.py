@@ -92,6 +92,8 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     loaded = ctx.loader.load(snapshot.files, snapshot.errors)
     view = ctx.ledger.view()
     now = ctx.clock.now()  # one instant for the whole pass
+    # Due occurrences join the desired runs so that their needs are observed;
+    # make_plan settles concurrencyPolicy once observation shows what still runs.
     scheduled = schedule_cron_jobs(loaded.desired.cron_jobs, view, now)
     desired = DesiredInput(
         runs={**desired_runs(loaded.desired), **scheduled.runs},

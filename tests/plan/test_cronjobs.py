@@ -1,14 +1,20 @@
-"""CronJobs in the whole pass: what concurrencyPolicy does to the previous occurrence.
+"""CronJobs in the whole pass: concurrencyPolicy is decided on what this pass observed.
 
-Each test is one pass over (CronJob, ledger with the previous occurrence
-started, what ECS shows of it now) -> plan, as `reconcile_once` makes it:
-`schedule_cron_jobs`, then `make_plan`.
+Seen in production: an every-minute Forbid CronJob with a 2 s task, the pass
+at 18:30:00 recorded `berlin-tick/20261201T1829Z Succeeded/Completed` and, in
+the same pass, `berlin-tick/20261201T1830Z Failed/Missed: concurrencyPolicy
+Forbid: ...1829Z still running` — the decision read the ledger as it was
+before the pass. Each row here is one pass over (CronJob, ledger with the
+previous occurrence started, what ECS shows of it now) -> plan, as
+`reconcile_once` makes it: `schedule_cron_jobs`, then `make_plan`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from controller.model.loader import job_spec_from_raw
 from controller.model.manifest import (
@@ -20,8 +26,8 @@ from controller.model.manifest import (
     SourceLocation,
 )
 from controller.model.observed import ObservedState
-from controller.model.run import LedgerView, RunRecord
-from controller.plan.actions import Action, Plan, RecordRun, StartAttempt, StopTasks
+from controller.model.run import LedgerView, Phase, Reason, RunRecord
+from controller.plan.actions import Action, Plan, RecordRun, RecordSchedule, StartAttempt, StopTasks
 from controller.plan.cronjobs import schedule_cron_jobs
 from controller.plan.reconcile import DesiredInput, make_plan
 from tests.plan.builders import (
@@ -80,7 +86,7 @@ def seen(record: RunRecord, how: str) -> ObservedState:
 
 
 def one_pass(cron: CronJob, record: RunRecord, obs: ObservedState) -> Plan:
-    """The 18:30 pass: schedule, then plan."""
+    """The 18:30 pass: schedule, then plan (concurrency settled inside)."""
     view = LedgerView(
         runs={record.key: record},
         cron_last_scheduled={NAME: datetime(2026, 12, 1, 18, 29, tzinfo=UTC)},
@@ -103,6 +109,57 @@ def last_record(actions: list[Action]) -> RunRecord:
     return records[-1]
 
 
+@pytest.mark.parametrize(
+    ("policy", "how", "template", "previous_ends", "due"),
+    [
+        # Observed finished in this pass: no longer active, whatever the policy.
+        (ConcurrencyPolicy.FORBID, "exit 0", {}, (Phase.SUCCEEDED, Reason.COMPLETED), "start"),
+        (ConcurrencyPolicy.REPLACE, "exit 0", {}, (Phase.SUCCEEDED, Reason.COMPLETED), "start"),
+        (ConcurrencyPolicy.ALLOW, "exit 0", {}, (Phase.SUCCEEDED, Reason.COMPLETED), "start"),
+        (
+            ConcurrencyPolicy.FORBID,
+            "exit 3",
+            {},
+            (Phase.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED),
+            "start",
+        ),
+        # Still running, or failed with a retry to come: still active.
+        (ConcurrencyPolicy.FORBID, "running", {}, (Phase.RUNNING, Reason.RUNNING), "missed"),
+        (
+            ConcurrencyPolicy.FORBID,
+            "exit 3",
+            RETRY_LATER,
+            (Phase.PENDING, Reason.BACKOFF),
+            "missed",
+        ),
+        (ConcurrencyPolicy.ALLOW, "running", {}, (Phase.RUNNING, Reason.RUNNING), "start"),
+        (ConcurrencyPolicy.REPLACE, "running", {}, (Phase.FAILED, Reason.CANCELLED), "start"),
+    ],
+)
+def test_concurrency_is_decided_on_the_runs_as_this_pass_observed_them(
+    policy: ConcurrencyPolicy,
+    how: str,
+    template: dict[str, Any],
+    previous_ends: tuple[Phase, Reason],
+    due: str,
+) -> None:
+    record = previous_run(**template)
+    plan = one_pass(cron_job(policy, **template), record, seen(record, how))
+    previous = last_record(about(plan, PREVIOUS))
+    assert (previous.phase, previous.reason) == previous_ends
+    due_actions = about(plan, DUE)
+    if due == "start":
+        assert kinds(due_actions) == ["StartAttempt"]
+    else:
+        (missed,) = due_actions
+        assert isinstance(missed, RecordRun)
+        assert (missed.record.phase, missed.record.reason) == (Phase.FAILED, Reason.MISSED)
+        assert missed.record.message == f"concurrencyPolicy Forbid: {NAME}/{PREVIOUS} still running"
+    # Either way the occurrence is dealt with: the watermark moves to 18:30.
+    (schedule,) = [a for a in plan.actions if isinstance(a, RecordSchedule)]
+    assert schedule.last_scheduled == datetime(2026, 12, 1, 18, 30, tzinfo=UTC)
+
+
 def test_replace_stops_the_running_occurrence_saying_what_replaced_it() -> None:
     record = previous_run()
     plan = one_pass(cron_job(ConcurrencyPolicy.REPLACE), record, seen(record, "running"))
@@ -113,3 +170,26 @@ def test_replace_stops_the_running_occurrence_saying_what_replaced_it() -> None:
     assert stop.record.message == why  # what status shows
     assert "--stop-orphans" not in stop.stop_reason
     assert kinds(about(plan, PREVIOUS)) == ["StopTasks"]  # planned once, stopped
+
+
+def test_replace_does_not_stop_an_occurrence_this_pass_saw_finish() -> None:
+    record = previous_run()
+    plan = one_pass(cron_job(ConcurrencyPolicy.REPLACE), record, seen(record, "exit 0"))
+    assert not [a for a in plan.actions if isinstance(a, StopTasks)]
+    assert kinds(about(plan, PREVIOUS)) == ["RecordRun"]
+    assert "replaced" not in last_record(about(plan, PREVIOUS)).message
+    (schedule,) = [a for a in plan.actions if isinstance(a, RecordSchedule)]
+    assert schedule.reason == f"start {DUE}"  # the decision stops nothing
+
+
+def test_a_due_occurrence_held_back_by_forbid_registers_nothing() -> None:
+    """The due run joins the observed needs, but it registers only when it starts."""
+    cron = cron_job(ConcurrencyPolicy.FORBID)
+    record = previous_run()
+    empty_family = observed(task("t1", "RUNNING"), families={FAMILY: ()})
+    plan = one_pass(cron, record, empty_family)
+    assert "RegisterTaskDefinition" not in kinds(plan.actions)
+    finished = ending(record, "exit 0", STARTED + timedelta(seconds=2))
+    plan = one_pass(cron, record, observed(*finished.tasks.values(), families={FAMILY: ()}))
+    assert kinds(plan.actions)[0] == "RegisterTaskDefinition"
+    assert kinds(about(plan, DUE)) == ["StartAttempt"]
