@@ -21,6 +21,10 @@ Missed runs, StopTasks for concurrencyPolicy Replace, and the new
 `last_scheduled` watermark — recorded after the run it covers, so a crash in
 between makes the next pass decide the same occurrence again (and find its
 run already recorded, never starting it twice).
+
+A CronJob whose schedule cannot be computed is reported in
+`ScheduledCron.errors` and left alone this pass (its unfinished runs go on);
+it never stops the other CronJobs.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from datetime import datetime
 
 from controller.model.manifest import ConcurrencyPolicy, CronJob, Kind, RunKey
 from controller.model.run import LedgerView, Phase, Reason, RunRecord
-from controller.plan.actions import Action, RecordRun, RecordSchedule
+from controller.plan.actions import Action, RecordRun, RecordSchedule, planning_error
 from controller.plan.runs import DesiredRun, RunContext, plan_run
 from controller.plan.schedule import ScheduleDecision, decide
 
@@ -47,6 +51,8 @@ class ScheduledCron:
     #: due occurrences not in the ledger yet: started only once concurrency
     #: is settled
     candidates: frozenset[RunKey] = frozenset()
+    #: one line per CronJob that could not be scheduled this pass
+    errors: tuple[str, ...] = ()
 
 
 def schedule_cron_jobs(
@@ -60,11 +66,16 @@ def schedule_cron_jobs(
     runs: dict[RunKey, DesiredRun] = {}
     decisions: dict[str, ScheduleDecision] = {}
     candidates: set[RunKey] = set()
+    errors: list[str] = []
     for name, cron in sorted(cron_jobs.items()):
         for record in ledger.runs_of(name):
             if record.kind is Kind.CRON_JOB and not record.phase.terminal:
                 runs[record.key] = _desired(record.key, cron)
-        decision = _decide(cron, ledger, now, ())
+        try:
+            decision = _decide(cron, ledger, now, ())
+        except Exception as exc:  # one CronJob's schedule never stops the others
+            errors.append(planning_error(f"CronJob {name}", exc))
+            continue
         decisions[name] = decision
         if decision.start is not None:
             key = RunKey(name, decision.start.run_id)
@@ -76,6 +87,7 @@ def schedule_cron_jobs(
         decisions=decisions,
         cron_jobs=dict(cron_jobs),
         candidates=frozenset(candidates),
+        errors=tuple(errors),
     )
 
 
@@ -84,18 +96,21 @@ def settle_concurrency(
     ledger: LedgerView,
     latest: Mapping[RunKey, RunRecord],
     now: datetime,
-) -> dict[str, ScheduleDecision]:
+) -> tuple[dict[str, ScheduleDecision], list[str]]:
     """The decisions with concurrencyPolicy applied to the runs active in `latest`.
 
     `latest` is every run as this pass leaves it (observation folded in), so
     a run that finished since the last pass is not active. Only a CronJob
-    whose due occurrence meets another active run is decided again.
+    whose due occurrence meets another active run is decided again. Returns
+    the decisions and one error line per CronJob that could not be decided
+    (it is left out: nothing of it is started, stopped or recorded).
     """
     active: dict[str, list[str]] = {}
     for key, record in latest.items():
         if record.kind is Kind.CRON_JOB and not record.phase.terminal:
             active.setdefault(key.name, []).append(key.run_id)
     decisions: dict[str, ScheduleDecision] = {}
+    errors: list[str] = []
     for name, decision in sorted(scheduled.decisions.items()):
         cron = scheduled.cron_jobs.get(name)
         start = decision.start
@@ -106,8 +121,11 @@ def settle_concurrency(
         if not others:
             decisions[name] = decision
             continue
-        decisions[name] = _decide(cron, ledger, now, others)
-    return decisions
+        try:
+            decisions[name] = _decide(cron, ledger, now, others)
+        except Exception as exc:  # one CronJob's schedule never stops the others
+            errors.append(planning_error(f"CronJob {name}", exc))
+    return decisions, errors
 
 
 def _decide(

@@ -26,6 +26,7 @@ from controller.plan.actions import (
     SetDesiredCapacity,
     StartAttempt,
     StopTasks,
+    planning_error,
 )
 from controller.plan.capacity import GroupState, WaitingTask, plan_capacity, task_size
 from controller.plan.cronjobs import (
@@ -118,8 +119,12 @@ def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
         if not _about_to_start(run, ledger.runs.get(key)):
             continue
         if run.spec.family is not None and run.spec.task_definition is not None:
+            try:
+                digest = spec_hash(run.spec.task_definition)
+            except Exception:  # noqa: S112 -- make_plan names the run in Plan.errors
+                continue
             families.add(run.spec.family)
-            hashes.setdefault(run.spec.family, set()).add(spec_hash(run.spec.task_definition))
+            hashes.setdefault(run.spec.family, set()).add(digest)
         if run.spec.task_definition_ref is not None:
             refs.add(run.spec.task_definition_ref)
     for record in ledger.runs.values():
@@ -174,8 +179,14 @@ def make_plan(
     stop_orphans: bool = False,
     capacity: Mapping[str, GroupState] | None = None,
 ) -> Plan:
-    """Everything to do this pass: registrations, runs, then pruning."""
+    """Everything to do this pass: registrations, runs, then pruning.
+
+    Total: a run (or CronJob) the planner fails on is left as it is, named in
+    `Plan.errors`, and every other run is still planned.
+    """
     warnings: list[str] = []
+    errors: list[str] = list(desired.cron.errors)
+    failed: set[RunKey] = set()
     spec_hashes: dict[RunKey, str] = {}
     choices: dict[str, TaskDefinitionChoice] = {}
     registers: dict[tuple[str, str], RegisterTaskDefinition] = {}
@@ -184,7 +195,12 @@ def make_plan(
     for key, run in sorted(desired.runs.items()):
         if key in candidates:
             continue
-        found = _revision_for(run, ledger.runs.get(key), observed, owner, choices)
+        try:
+            found = _revision_for(run, ledger.runs.get(key), observed, owner, choices)
+        except Exception as exc:  # one run's spec never stops the others
+            errors.append(planning_error(str(key), exc))
+            failed.add(key)
+            continue
         if found is not None:
             spec_hashes[key] = found[0]
             _keep_choice(found, choices, registers)
@@ -200,38 +216,60 @@ def make_plan(
     run_actions: list[Action] = []
     keys = sorted(set(desired.runs) | {k for k, r in ledger.runs.items() if not r.phase.terminal})
     for key in keys:
-        if key in candidates:
+        if key in candidates or key in failed:
             continue
-        run_actions.extend(
-            _plan_known_run(key, desired, ledger, ctx, gone, orphan_guard, stop_orphans)
-        )
+        try:
+            run_actions.extend(
+                _plan_known_run(key, desired, ledger, ctx, gone, orphan_guard, stop_orphans)
+            )
+        except Exception as exc:  # one run's numbers never stop the others
+            errors.append(planning_error(str(key), exc))
+            failed.add(key)
 
     # Concurrency is decided on the runs as this pass observed them: one
     # seen finished now neither blocks the next occurrence nor is replaced.
-    decisions = settle_concurrency(desired.cron, ledger, latest_records(ledger, run_actions), now)
+    decisions, settle_errors = settle_concurrency(
+        desired.cron, ledger, latest_records(ledger, run_actions), now
+    )
+    errors.extend(settle_errors)
     # A run a CronJob replaces is planned once more, stopped, by cron_job_actions.
     replaced = {RunKey(n, r) for n, d in decisions.items() for r in d.stop}
     run_actions = [a for a in run_actions if _run_of(a) not in replaced]
     for name, decision in sorted(decisions.items()):
-        run_actions.extend(_cron_job_plan(name, decision, desired, ledger, ctx, choices, registers))
+        try:
+            run_actions.extend(
+                _cron_job_plan(name, decision, desired, ledger, ctx, choices, registers)
+            )
+        except Exception as exc:  # one CronJob never stops the others
+            errors.append(planning_error(f"CronJob {name}", exc))
     scale_actions: list[Action] = []
     if capacity is not None:
-        run_actions, scale_actions = _capacity_actions(ledger, run_actions, capacity, now)
+        try:
+            run_actions, scale_actions = _capacity_actions(ledger, run_actions, capacity, now)
+        except Exception as exc:  # runs still start; only the scale-out waits
+            errors.append(planning_error("capacity", exc))
     prune_actions: list[Action] = []
     if prune is not None:
         healthy = _source_guard(desired)
+        if healthy is None and errors:
+            # What a run the planner failed on needs is unknown: delete nothing.
+            healthy = f"{len(errors)} run(s) or CronJob(s) could not be planned"
         if healthy is None:
-            prune_actions.extend(
-                prune_revisions(
-                    ledger.revisions,
-                    _prune_input(desired, ledger, run_actions, choices, prune, owner),
+            try:
+                prune_actions.extend(
+                    prune_revisions(
+                        ledger.revisions,
+                        _prune_input(desired, ledger, run_actions, choices, prune, owner),
+                    )
                 )
-            )
+            except Exception as exc:
+                errors.append(planning_error("pruning", exc))
         elif any(r.owner == owner for r in ledger.revisions.values()):
             warnings.append(f"{healthy}: no revision pruned this pass")
     return Plan(
         actions=(*registers.values(), *scale_actions, *run_actions, *prune_actions),
         warnings=tuple(warnings),
+        errors=tuple(errors),
         requeue_at=_earliest(
             next_wakeup(ledger, run_actions, now), next_occurrence_due(desired.cron)
         ),
@@ -312,7 +350,11 @@ def _cron_job_plan(
     choices: dict[str, TaskDefinitionChoice],
     registers: dict[tuple[str, str], RegisterTaskDefinition],
 ) -> list[Action]:
-    """One CronJob's settled decision: its new run's start, then stops, Missed runs, watermark."""
+    """One CronJob's settled decision: its new run's start, then stops, Missed runs, watermark.
+
+    All or nothing: should any part fail, nothing of this CronJob is planned
+    (the watermark stays, so the next pass decides the same occurrence again).
+    """
     actions: list[Action] = []
     found: tuple[str, TaskDefinitionChoice] | None = None
     key = RunKey(name, decision.start.run_id) if decision.start is not None else None
@@ -487,6 +529,7 @@ def next_wakeup(ledger: LedgerView, actions: Sequence[Action], now: datetime) ->
         deadline = (record.frozen_spec or {}).get("activeDeadlineSeconds")
         first = record.first_started_at
         if isinstance(deadline, int) and first is not None:
+            # Any other value: plan_run already names the run in Plan.errors.
             times.append(plus_seconds(first, deadline))
     # A time capped at FAR_FUTURE never comes: nothing to wake up for.
     future = [t for t in times if now < t and not is_never(t)]

@@ -77,12 +77,13 @@ class PassResult:
 
     @property
     def clean(self) -> bool:
-        """True when every manifest was valid and every action succeeded."""
+        """True when every manifest was valid, every run planned and every action succeeded."""
         return (
             not self.loaded.errors
             and self.applied.ok
             and not self.observe_errors
             and not self.plan.warnings
+            and not self.plan.errors
         )
 
 

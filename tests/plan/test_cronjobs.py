@@ -158,6 +158,7 @@ def test_concurrency_is_decided_on_the_runs_as_this_pass_observed_them(
     # Either way the occurrence is dealt with: the watermark moves to 18:30.
     (schedule,) = [a for a in plan.actions if isinstance(a, RecordSchedule)]
     assert schedule.last_scheduled == datetime(2026, 12, 1, 18, 30, tzinfo=UTC)
+    assert plan.errors == ()
 
 
 def test_replace_stops_the_running_occurrence_saying_what_replaced_it() -> None:
