@@ -158,6 +158,8 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
         click.echo(str(error), err=True)
     for problem in result.observe_errors:
         click.echo(f"error: {problem}", err=True)
+    for problem in result.plan.errors:
+        click.echo(f"error: {problem}", err=True)
     for warning in result.plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     for failure in result.applied.failed:
@@ -170,7 +172,9 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
             "failed": result.applied.failed,
             "conflicts": result.applied.conflicts,
             "warnings": list(result.plan.warnings),
-            "errors": [str(e) for e in result.loaded.errors] + result.observe_errors,
+            "errors": [str(e) for e in result.loaded.errors]
+            + result.observe_errors
+            + list(result.plan.errors),
         }
         click.echo(json.dumps(document, indent=2))
         return

@@ -140,6 +140,10 @@ class Plan:
     actions: tuple[Action, ...] = ()
     #: problems the plan found but cannot act on (shown by diff/reconcile)
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: runs (and CronJobs) the planner failed on, one line each naming it
+    #: (`planning_error`): left as they were this pass, every other run is
+    #: planned; an error of the pass
+    errors: tuple[str, ...] = field(default_factory=tuple)
     #: the earliest time something becomes due without any outside change (a
     #: backoff expiring, a deadline, a capacity retry): the loop wakes then
     requeue_at: datetime | None = None
@@ -148,6 +152,12 @@ class Plan:
     def empty(self) -> bool:
         """True when there is nothing to do."""
         return not self.actions
+
+
+def planning_error(subject: str, exc: Exception) -> str:
+    """One line for a run or CronJob the planner failed on: what, and the exception."""
+    detail = " ".join(str(exc).split()) or "no detail"
+    return f"{subject}: cannot plan: {type(exc).__name__}: {detail}"
 
 
 def describe(action: Action) -> str:

@@ -1,25 +1,41 @@
 """CronJobs in the pass: due occurrences become runs, the rest becomes ledger records (pure).
 
-`schedule_cron_jobs` runs before anything is observed, so the occurrence
-due now joins the desired runs (and the observer lists its task-definition
-family like any JobRun's). Every unfinished run of a present CronJob is
-desired too, under its frozen spec: an earlier occurrence still running is
-not an orphan. `cron_actions` then turns each `ScheduleDecision` into data:
+Scheduling has two stages, because concurrency depends on what this pass
+observes:
+
+* `schedule_cron_jobs` runs before anything is observed. It finds each
+  CronJob's due occurrence and makes it a desired run whatever the
+  concurrencyPolicy, so that the observer lists its task-definition family
+  like any JobRun's. Every unfinished run of a present CronJob is desired
+  too, under its frozen spec: an earlier occurrence still running is not an
+  orphan.
+* `settle_concurrency` runs inside `make_plan`, once every existing run has
+  been planned against this pass's observation. It applies the
+  concurrencyPolicy to the runs still active *then*: a run this pass saw
+  finish neither holds back the next occurrence (Forbid) nor is stopped for
+  it (Replace). Deciding on the ledger as it was before the pass lost every
+  other occurrence of a short every-minute job.
+
+`cron_job_actions` then turns each settled `ScheduleDecision` into data:
 Missed runs, StopTasks for concurrencyPolicy Replace, and the new
 `last_scheduled` watermark — recorded after the run it covers, so a crash in
 between makes the next pass decide the same occurrence again (and find its
 run already recorded, never starting it twice).
+
+A CronJob whose schedule cannot be computed is reported in
+`ScheduledCron.errors` and left alone this pass (its unfinished runs go on);
+it never stops the other CronJobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controller.model.manifest import CronJob, Kind, RunKey
+from controller.model.manifest import ConcurrencyPolicy, CronJob, Kind, RunKey
 from controller.model.run import LedgerView, Phase, Reason, RunRecord
-from controller.plan.actions import Action, RecordRun, RecordSchedule
+from controller.plan.actions import Action, RecordRun, RecordSchedule, planning_error
 from controller.plan.runs import DesiredRun, RunContext, plan_run
 from controller.plan.schedule import ScheduleDecision, decide
 
@@ -30,33 +46,94 @@ class ScheduledCron:
 
     runs: Mapping[RunKey, DesiredRun] = field(default_factory=dict)
     decisions: Mapping[str, ScheduleDecision] = field(default_factory=dict)
+    #: the manifests, for `settle_concurrency`
+    cron_jobs: Mapping[str, CronJob] = field(default_factory=dict)
+    #: due occurrences not in the ledger yet: started only once concurrency
+    #: is settled
+    candidates: frozenset[RunKey] = frozenset()
+    #: one line per CronJob that could not be scheduled this pass
+    errors: tuple[str, ...] = ()
 
 
 def schedule_cron_jobs(
     cron_jobs: Mapping[str, CronJob], ledger: LedgerView, now: datetime
 ) -> ScheduledCron:
-    """Decide every CronJob: its due occurrence and its unfinished runs become desired runs."""
+    """Every CronJob's due occurrence and unfinished runs, as desired runs.
+
+    The decisions are made as if no other run were active; `make_plan`
+    settles concurrencyPolicy after observation (`settle_concurrency`).
+    """
     runs: dict[RunKey, DesiredRun] = {}
     decisions: dict[str, ScheduleDecision] = {}
+    candidates: set[RunKey] = set()
+    errors: list[str] = []
     for name, cron in sorted(cron_jobs.items()):
-        active = [
-            r for r in ledger.runs_of(name) if r.kind is Kind.CRON_JOB and not r.phase.terminal
-        ]
-        last = ledger.cron_last_scheduled.get(name)
-        # First sight of a CronJob: nothing before now counts as missed.
-        active_ids = [r.key.run_id for r in active]
-        decision = decide(cron, last, now if last is None else last, now, active_ids)
+        for record in ledger.runs_of(name):
+            if record.kind is Kind.CRON_JOB and not record.phase.terminal:
+                runs[record.key] = _desired(record.key, cron)
+        try:
+            decision = _decide(cron, ledger, now, ())
+        except Exception as exc:  # one CronJob's schedule never stops the others
+            errors.append(planning_error(f"CronJob {name}", exc))
+            continue
         decisions[name] = decision
-        for record in active:
-            if record.key.run_id in decision.stop:
-                continue  # stopped below (concurrencyPolicy Replace)
-            runs[record.key] = _desired(record.key, cron)
         if decision.start is not None:
             key = RunKey(name, decision.start.run_id)
-            existing = ledger.runs.get(key)
-            if existing is None or not existing.phase.terminal:
+            if key not in ledger.runs:
                 runs[key] = _desired(key, cron)
-    return ScheduledCron(runs=runs, decisions=decisions)
+                candidates.add(key)
+    return ScheduledCron(
+        runs=runs,
+        decisions=decisions,
+        cron_jobs=dict(cron_jobs),
+        candidates=frozenset(candidates),
+        errors=tuple(errors),
+    )
+
+
+def settle_concurrency(
+    scheduled: ScheduledCron,
+    ledger: LedgerView,
+    latest: Mapping[RunKey, RunRecord],
+    now: datetime,
+) -> tuple[dict[str, ScheduleDecision], list[str]]:
+    """The decisions with concurrencyPolicy applied to the runs active in `latest`.
+
+    `latest` is every run as this pass leaves it (observation folded in), so
+    a run that finished since the last pass is not active. Only a CronJob
+    whose due occurrence meets another active run is decided again. Returns
+    the decisions and one error line per CronJob that could not be decided
+    (it is left out: nothing of it is started, stopped or recorded).
+    """
+    active: dict[str, list[str]] = {}
+    for key, record in latest.items():
+        if record.kind is Kind.CRON_JOB and not record.phase.terminal:
+            active.setdefault(key.name, []).append(key.run_id)
+    decisions: dict[str, ScheduleDecision] = {}
+    errors: list[str] = []
+    for name, decision in sorted(scheduled.decisions.items()):
+        cron = scheduled.cron_jobs.get(name)
+        start = decision.start
+        if cron is None or start is None or cron.concurrency_policy is ConcurrencyPolicy.ALLOW:
+            decisions[name] = decision  # nothing starts, or nothing else matters
+            continue
+        others = sorted(r for r in active.get(name, ()) if r != start.run_id)
+        if not others:
+            decisions[name] = decision
+            continue
+        try:
+            decisions[name] = _decide(cron, ledger, now, others)
+        except Exception as exc:  # one CronJob's schedule never stops the others
+            errors.append(planning_error(f"CronJob {name}", exc))
+    return decisions, errors
+
+
+def _decide(
+    cron: CronJob, ledger: LedgerView, now: datetime, active_run_ids: Collection[str]
+) -> ScheduleDecision:
+    last = ledger.cron_last_scheduled.get(cron.name)
+    # First sight of a CronJob: nothing before now counts as missed.
+    return decide(cron, last, now if last is None else last, now, active_run_ids)
 
 
 def _desired(key: RunKey, cron: CronJob) -> DesiredRun:
@@ -70,56 +147,56 @@ def _desired(key: RunKey, cron: CronJob) -> DesiredRun:
     )
 
 
-def cron_actions(
-    scheduled: ScheduledCron,
+def cron_job_actions(
+    name: str,
+    decision: ScheduleDecision,
     ledger: LedgerView,
     ctx: RunContext,
 ) -> list[Action]:
-    """Missed runs, Replace stops and the watermark of every decision."""
+    """Replace stops, Missed runs and the watermark of one CronJob's decision."""
     actions: list[Action] = []
-    for name, decision in sorted(scheduled.decisions.items()):
-        for run_id in decision.stop:
-            record = ledger.runs.get(RunKey(name, run_id))
-            if record is not None and not record.phase.terminal:
-                actions.extend(
-                    plan_run(
-                        None,
-                        record,
-                        ctx,
-                        gone_reason=Reason.CANCELLED,
-                        gone_message=decision.stop_reason,
-                        stop=True,
-                    )
-                )
-        for missed in decision.missed:
-            key = RunKey(name, missed.run_id)
-            if key in ledger.runs:
-                continue  # recorded by an earlier pass (or running: never overwrite)
-            record = RunRecord(
-                key=key,
-                kind=Kind.CRON_JOB,
-                phase=Phase.FAILED,
-                reason=Reason.MISSED,
-                message=missed.message,
-                created_at=ctx.now,
-                updated_at=ctx.now,
-                spec_digest="",
-                finished_at=ctx.now,
-            )
-            actions.append(RecordRun(key, record, missed.message))
-        previous = ledger.cron_last_scheduled.get(name)
-        if previous != decision.last_scheduled or decision.missed_summary is not None:
-            summary = decision.missed_summary.message if decision.missed_summary else None
-            actions.append(
-                RecordSchedule(
-                    cron_job=name,
-                    last_scheduled=decision.last_scheduled,
-                    missed=len([a for a in actions if _is_missed_of(a, name)])
-                    + (decision.missed_summary.count if decision.missed_summary else 0),
-                    summary=summary,
-                    reason=decision.message,
+    for run_id in decision.stop:
+        record = ledger.runs.get(RunKey(name, run_id))
+        if record is not None and not record.phase.terminal:
+            actions.extend(
+                plan_run(
+                    None,
+                    record,
+                    ctx,
+                    gone_reason=Reason.CANCELLED,
+                    gone_message=decision.stop_reason,
+                    stop_message=decision.stop_reason,
                 )
             )
+    for missed in decision.missed:
+        key = RunKey(name, missed.run_id)
+        if key in ledger.runs:
+            continue  # recorded by an earlier pass (or running: never overwrite)
+        record = RunRecord(
+            key=key,
+            kind=Kind.CRON_JOB,
+            phase=Phase.FAILED,
+            reason=Reason.MISSED,
+            message=missed.message,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+            spec_digest="",
+            finished_at=ctx.now,
+        )
+        actions.append(RecordRun(key, record, missed.message))
+    previous = ledger.cron_last_scheduled.get(name)
+    if previous != decision.last_scheduled or decision.missed_summary is not None:
+        summary = decision.missed_summary.message if decision.missed_summary else None
+        actions.append(
+            RecordSchedule(
+                cron_job=name,
+                last_scheduled=decision.last_scheduled,
+                missed=len([a for a in actions if _is_missed_of(a, name)])
+                + (decision.missed_summary.count if decision.missed_summary else 0),
+                summary=summary,
+                reason=decision.message,
+            )
+        )
     return actions
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from controller.model.durations import is_never, plus_seconds
 from controller.model.manifest import DesiredSet, JobRun, Kind, RunKey
 from controller.model.observed import ObservedState
 from controller.model.run import AttemptOutcome, LedgerView, Phase, Reason, RunRecord
@@ -25,11 +26,18 @@ from controller.plan.actions import (
     SetDesiredCapacity,
     StartAttempt,
     StopTasks,
+    planning_error,
 )
 from controller.plan.capacity import GroupState, WaitingTask, plan_capacity, task_size
-from controller.plan.cronjobs import ScheduledCron, cron_actions, next_occurrence_due
+from controller.plan.cronjobs import (
+    ScheduledCron,
+    cron_job_actions,
+    next_occurrence_due,
+    settle_concurrency,
+)
 from controller.plan.prune import PruneInput, PruneSettings, prune_revisions
 from controller.plan.runs import DesiredRun, RunContext, effective_spec, plan_run
+from controller.plan.schedule import ScheduleDecision
 from controller.plan.taskdefs import TaskDefinitionChoice, choose_revision
 
 DEFAULT_MAX_ORPHAN_FRACTION = 0.5
@@ -111,8 +119,12 @@ def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
         if not _about_to_start(run, ledger.runs.get(key)):
             continue
         if run.spec.family is not None and run.spec.task_definition is not None:
+            try:
+                digest = spec_hash(run.spec.task_definition)
+            except Exception:  # noqa: S112 -- make_plan names the run in Plan.errors
+                continue
             families.add(run.spec.family)
-            hashes.setdefault(run.spec.family, set()).add(spec_hash(run.spec.task_definition))
+            hashes.setdefault(run.spec.family, set()).add(digest)
         if run.spec.task_definition_ref is not None:
             refs.add(run.spec.task_definition_ref)
     for record in ledger.runs.values():
@@ -167,25 +179,31 @@ def make_plan(
     stop_orphans: bool = False,
     capacity: Mapping[str, GroupState] | None = None,
 ) -> Plan:
-    """Everything to do this pass: registrations, runs, then pruning."""
+    """Everything to do this pass: registrations, runs, then pruning.
+
+    Total: a run (or CronJob) the planner fails on is left as it is, named in
+    `Plan.errors`, and every other run is still planned.
+    """
     warnings: list[str] = []
+    errors: list[str] = list(desired.cron.errors)
+    failed: set[RunKey] = set()
     spec_hashes: dict[RunKey, str] = {}
     choices: dict[str, TaskDefinitionChoice] = {}
     registers: dict[tuple[str, str], RegisterTaskDefinition] = {}
-    for key, candidate in sorted(desired.runs.items()):
-        td = candidate.spec.task_definition
-        if td is None or not _about_to_start(candidate, ledger.runs.get(key)):
+    # Due CronJob occurrences wait for concurrency to be settled (below).
+    candidates = desired.cron.candidates
+    for key, run in sorted(desired.runs.items()):
+        if key in candidates:
             continue
-        family = str(td.get("family"))
-        if family not in observed.families:
-            continue  # not listed this pass (unreadable): wait, do not register blindly
-        digest = spec_hash(td)
-        spec_hashes[key] = digest
-        if digest not in choices:
-            choice = choose_revision(td, observed.families[family], owner, observed.revision_bodies)
-            choices[digest] = choice
-            if choice.register is not None:
-                registers[(family, digest)] = choice.register
+        try:
+            found = _revision_for(run, ledger.runs.get(key), observed, owner, choices)
+        except Exception as exc:  # one run's spec never stops the others
+            errors.append(planning_error(str(key), exc))
+            failed.add(key)
+            continue
+        if found is not None:
+            spec_hashes[key] = found[0]
+            _keep_choice(found, choices, registers)
 
     ctx = RunContext(
         owner=owner, now=now, observed=observed, choices=choices, spec_hashes=spec_hashes
@@ -197,52 +215,169 @@ def make_plan(
 
     run_actions: list[Action] = []
     keys = sorted(set(desired.runs) | {k for k, r in ledger.runs.items() if not r.phase.terminal})
-    # Runs a CronJob replaces are handled by cron_actions, once.
-    replaced = {RunKey(n, r) for n, d in desired.cron.decisions.items() for r in d.stop}
     for key in keys:
-        if key in replaced:
+        if key in candidates or key in failed:
             continue
-        record = ledger.runs.get(key)
-        wanted = desired.runs.get(key)
-        if wanted is not None:
-            run_actions.extend(plan_run(wanted, record, ctx))
-            continue
-        if record is None:
-            continue
-        verdict = gone.get(key)
-        if verdict is None or orphan_guard:
-            held = _held_run(record)
-            if held is not None:
-                run_actions.extend(plan_run(held, record, ctx))
-            continue
-        reason, message = verdict
-        stop = stop_orphans and reason is Reason.ORPHANED
-        run_actions.extend(
-            plan_run(None, record, ctx, gone_reason=reason, gone_message=message, stop=stop)
-        )
-    run_actions.extend(cron_actions(desired.cron, ledger, ctx))
+        try:
+            run_actions.extend(
+                _plan_known_run(key, desired, ledger, ctx, gone, orphan_guard, stop_orphans)
+            )
+        except Exception as exc:  # one run's numbers never stop the others
+            errors.append(planning_error(str(key), exc))
+            failed.add(key)
+
+    # Concurrency is decided on the runs as this pass observed them: one
+    # seen finished now neither blocks the next occurrence nor is replaced.
+    decisions, settle_errors = settle_concurrency(
+        desired.cron, ledger, latest_records(ledger, run_actions), now
+    )
+    errors.extend(settle_errors)
+    # A run a CronJob replaces is planned once more, stopped, by cron_job_actions.
+    replaced = {RunKey(n, r) for n, d in decisions.items() for r in d.stop}
+    run_actions = [a for a in run_actions if _run_of(a) not in replaced]
+    for name, decision in sorted(decisions.items()):
+        try:
+            run_actions.extend(
+                _cron_job_plan(name, decision, desired, ledger, ctx, choices, registers)
+            )
+        except Exception as exc:  # one CronJob never stops the others
+            errors.append(planning_error(f"CronJob {name}", exc))
     scale_actions: list[Action] = []
     if capacity is not None:
-        run_actions, scale_actions = _capacity_actions(ledger, run_actions, capacity, now)
+        try:
+            run_actions, scale_actions = _capacity_actions(ledger, run_actions, capacity, now)
+        except Exception as exc:  # runs still start; only the scale-out waits
+            errors.append(planning_error("capacity", exc))
     prune_actions: list[Action] = []
     if prune is not None:
         healthy = _source_guard(desired)
+        if healthy is None and errors:
+            # What a run the planner failed on needs is unknown: delete nothing.
+            healthy = f"{len(errors)} run(s) or CronJob(s) could not be planned"
         if healthy is None:
-            prune_actions.extend(
-                prune_revisions(
-                    ledger.revisions,
-                    _prune_input(desired, ledger, run_actions, choices, prune, owner),
+            try:
+                prune_actions.extend(
+                    prune_revisions(
+                        ledger.revisions,
+                        _prune_input(desired, ledger, run_actions, choices, prune, owner),
+                    )
                 )
-            )
+            except Exception as exc:
+                errors.append(planning_error("pruning", exc))
         elif any(r.owner == owner for r in ledger.revisions.values()):
             warnings.append(f"{healthy}: no revision pruned this pass")
     return Plan(
         actions=(*registers.values(), *scale_actions, *run_actions, *prune_actions),
         warnings=tuple(warnings),
+        errors=tuple(errors),
         requeue_at=_earliest(
             next_wakeup(ledger, run_actions, now), next_occurrence_due(desired.cron)
         ),
     )
+
+
+def _revision_for(
+    run: DesiredRun,
+    record: RunRecord | None,
+    observed: ObservedState,
+    owner: str,
+    choices: Mapping[str, TaskDefinitionChoice],
+) -> tuple[str, TaskDefinitionChoice] | None:
+    """The spec hash and revision of a run about to start with an inline taskDefinition."""
+    td = run.spec.task_definition
+    if td is None or not _about_to_start(run, record):
+        return None
+    family = str(td.get("family"))
+    if family not in observed.families:
+        return None  # not listed this pass (unreadable): wait, do not register blindly
+    digest = spec_hash(td)
+    known = choices.get(digest)
+    if known is not None:
+        return digest, known
+    return digest, choose_revision(td, observed.families[family], owner, observed.revision_bodies)
+
+
+def _keep_choice(
+    found: tuple[str, TaskDefinitionChoice],
+    choices: dict[str, TaskDefinitionChoice],
+    registers: dict[tuple[str, str], RegisterTaskDefinition],
+) -> None:
+    digest, choice = found
+    if digest not in choices:
+        choices[digest] = choice
+        if choice.register is not None:
+            registers[(choice.register.family, digest)] = choice.register
+
+
+def _plan_known_run(
+    key: RunKey,
+    desired: DesiredInput,
+    ledger: LedgerView,
+    ctx: RunContext,
+    gone: Mapping[RunKey, tuple[Reason, str]],
+    orphan_guard: str | None,
+    stop_orphans: bool,
+) -> list[Action]:
+    """The actions for one run the source asks for or the ledger holds unfinished."""
+    record = ledger.runs.get(key)
+    wanted = desired.runs.get(key)
+    if wanted is not None:
+        return plan_run(wanted, record, ctx)
+    if record is None:
+        return []
+    verdict = gone.get(key)
+    if verdict is None or orphan_guard:
+        held = _held_run(record)
+        return plan_run(held, record, ctx) if held is not None else []
+    reason, message = verdict
+    stop = stop_orphans and reason is Reason.ORPHANED
+    return plan_run(
+        None,
+        record,
+        ctx,
+        gone_reason=reason,
+        gone_message=message,
+        stop_message=f"{message}: stopped (--stop-orphans)" if stop else None,
+    )
+
+
+def _cron_job_plan(
+    name: str,
+    decision: ScheduleDecision,
+    desired: DesiredInput,
+    ledger: LedgerView,
+    ctx: RunContext,
+    choices: dict[str, TaskDefinitionChoice],
+    registers: dict[tuple[str, str], RegisterTaskDefinition],
+) -> list[Action]:
+    """One CronJob's settled decision: its new run's start, then stops, Missed runs, watermark.
+
+    All or nothing: should any part fail, nothing of this CronJob is planned
+    (the watermark stays, so the next pass decides the same occurrence again).
+    """
+    actions: list[Action] = []
+    found: tuple[str, TaskDefinitionChoice] | None = None
+    key = RunKey(name, decision.start.run_id) if decision.start is not None else None
+    if key is not None and key in desired.cron.candidates:
+        run = desired.runs[key]
+        found = _revision_for(run, None, ctx.observed, ctx.owner, choices)
+        start_ctx = ctx
+        if found is not None:
+            start_ctx = replace(
+                ctx,
+                choices={**ctx.choices, found[0]: found[1]},
+                spec_hashes={**ctx.spec_hashes, key: found[0]},
+            )
+        actions.extend(plan_run(run, None, start_ctx))
+    actions.extend(cron_job_actions(name, decision, ledger, ctx))
+    if found is not None:
+        _keep_choice(found, choices, registers)
+    return actions
+
+
+def _run_of(action: Action) -> RunKey | None:
+    run = getattr(action, "run", None)
+    return run if isinstance(run, RunKey) else None
 
 
 def _earliest(*times: datetime | None) -> datetime | None:
@@ -393,9 +528,11 @@ def next_wakeup(ledger: LedgerView, actions: Sequence[Action], now: datetime) ->
             times.append(record.not_before)
         deadline = (record.frozen_spec or {}).get("activeDeadlineSeconds")
         first = record.first_started_at
-        if deadline and first is not None:
-            times.append(first + timedelta(seconds=int(deadline)))
-    future = [t for t in times if t > now]
+        if isinstance(deadline, int) and first is not None:
+            # Any other value: plan_run already names the run in Plan.errors.
+            times.append(plus_seconds(first, deadline))
+    # A time capped at FAR_FUTURE never comes: nothing to wake up for.
+    future = [t for t in times if now < t and not is_never(t)]
     return min(future) if future else None
 
 

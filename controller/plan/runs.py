@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from controller.model.durations import plus_seconds
 from controller.model.loader import job_spec_from_raw
 from controller.model.manifest import JobSpec, Kind, RunKey
 from controller.model.observed import ObservedState, ResolvedRef
@@ -100,9 +101,13 @@ def plan_run(
     *,
     gone_reason: Reason | None = None,
     gone_message: str = "",
-    stop: bool = False,
+    stop_message: str | None = None,
 ) -> list[Action]:
-    """The actions for one run; `desired` is None when its manifest no longer asks for it."""
+    """The actions for one run; `desired` is None when its manifest no longer asks for it.
+
+    `stop_message`, given only with `desired` None, stops the run's live tasks
+    for that reason (the StopTask reason, the run's message and its event).
+    """
     if record is None:
         if desired is None:
             return []
@@ -203,11 +208,13 @@ def plan_run(
                 gone_message or "manifest removed before the run finished",
                 ctx,
             )
-        elif stop and attempt is not None:
-            # --stop-orphans: the manifest is gone, so is the reason to run.
-            message = f"{gone_message or 'manifest removed'}: stopped (--stop-orphans)"
+        elif stop_message is not None and attempt is not None:
+            # Nothing asks for the run any more (--stop-orphans, Replace): stop it.
             reason = gone_reason or Reason.ORPHANED
-            return [*actions, *_stop_attempt(record, attempt, spec.cluster, reason, message, ctx)]
+            return [
+                *actions,
+                *_stop_attempt(record, attempt, spec.cluster, reason, stop_message, ctx),
+            ]
         else:
             record = _with_status(
                 record, record.phase, gone_reason or Reason.ORPHANED, gone_message, ctx
@@ -393,7 +400,7 @@ def _deadline(record: RunRecord, spec: JobSpec) -> datetime | None:
     first = record.first_started_at
     if first is None or spec.active_deadline_seconds is None:
         return None
-    return first + timedelta(seconds=spec.active_deadline_seconds)
+    return plus_seconds(first, spec.active_deadline_seconds)
 
 
 def _succeeded_by(attempt: AttemptRecord | None, deadline: datetime) -> bool:
@@ -433,7 +440,7 @@ def _after_attempt(
                 return _finish(record, Phase.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED, message, ctx)
             delay = spec.backoff.delay(failures)
             return _wait(
-                record, Reason.BACKOFF, finished_at + timedelta(seconds=delay), attempt.message, ctx
+                record, Reason.BACKOFF, plus_seconds(finished_at, delay), attempt.message, ctx
             )
         case AttemptOutcome.INFRASTRUCTURE_FAILURE:
             failures = _count(record, AttemptOutcome.INFRASTRUCTURE_FAILURE)
@@ -442,16 +449,16 @@ def _after_attempt(
                 return _finish(record, Phase.FAILED, Reason.INFRASTRUCTURE_FAILURES, message, ctx)
             delay = spec.backoff.delay(failures)
             return _wait(
-                record, Reason.BACKOFF, finished_at + timedelta(seconds=delay), attempt.message, ctx
+                record, Reason.BACKOFF, plus_seconds(finished_at, delay), attempt.message, ctx
             )
         case AttemptOutcome.UNPLACEABLE:
             since = record.pending_since or attempt.intent_at
-            give_up_at = since + timedelta(seconds=spec.capacity.max_pending_seconds)
+            give_up_at = plus_seconds(since, spec.capacity.max_pending_seconds)
             if ctx.now >= give_up_at:
                 message = f"no capacity for {spec.capacity.max_pending_seconds}s: {attempt.message}"
                 return _finish(record, Phase.FAILED, Reason.UNSCHEDULABLE, message, ctx)
             tries = _trailing_unplaceable(record)
-            retry_at = min(finished_at + timedelta(seconds=spec.backoff.delay(tries)), give_up_at)
+            retry_at = min(plus_seconds(finished_at, spec.backoff.delay(tries)), give_up_at)
             waiting = _wait(record, Reason.UNSCHEDULABLE, retry_at, attempt.message, ctx)
             return replace(waiting, pending_since=since)
     return record

@@ -77,12 +77,13 @@ class PassResult:
 
     @property
     def clean(self) -> bool:
-        """True when every manifest was valid and every action succeeded."""
+        """True when every manifest was valid, every run planned and every action succeeded."""
         return (
             not self.loaded.errors
             and self.applied.ok
             and not self.observe_errors
             and not self.plan.warnings
+            and not self.plan.errors
         )
 
 
@@ -92,6 +93,8 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     loaded = ctx.loader.load(snapshot.files, snapshot.errors)
     view = ctx.ledger.view()
     now = ctx.clock.now()  # one instant for the whole pass
+    # Due occurrences join the desired runs so that their needs are observed;
+    # make_plan settles concurrencyPolicy once observation shows what still runs.
     scheduled = schedule_cron_jobs(loaded.desired.cron_jobs, view, now)
     desired = DesiredInput(
         runs={**desired_runs(loaded.desired), **scheduled.runs},

@@ -255,6 +255,8 @@ class SyncService:
                 outcomes = (*result.applied.failed, *result.applied.conflicts)
                 why = next((f for f in outcomes if f.startswith(line)), line)
                 log.error("%s", why, extra=extra)
+        for problem in result.plan.errors:
+            log.error("%s", problem)
         for warning in result.plan.warnings:
             log.warning("%s", warning)
         # Invalid manifests are logged when they change, not on every resync.

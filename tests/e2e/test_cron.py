@@ -100,3 +100,60 @@ def test_status_names_the_next_occurrence_in_the_time_zone(world: World) -> None
     assert shown.returncode == 0, shown.stderr
     assert "CronJob nightly: '30 3 * * *' in Asia/Tokyo, next run at " in shown.stdout
     assert "T18:30:00Z" in shown.stdout  # 03:30 in Tokyo is 18:30 UTC
+
+
+def test_forbid_starts_the_next_occurrence_once_the_previous_one_finished(world: World) -> None:
+    """A 2 s task of an every-minute Forbid CronJob: every occurrence runs, none is Missed.
+
+    The task stops between two passes; the pass after the next occurrence's
+    time sees it finished and must start that occurrence, not call it Missed
+    because the ledger still said Running.
+    """
+    world.write("c.yaml", cron("berlin-tick", duration=2))
+    at_minute(world, 30)
+    world.reconcile()  # first sight
+    for _ in range(3):
+        at_minute(world, 0)
+        done = world.reconcile()
+        assert done.returncode == 0, done.stderr
+    runs = sorted(world.status()["runs"], key=lambda r: r["runId"])
+    assert [(r["phase"], r["reason"]) for r in runs[:2]] == [("Succeeded", "Completed")] * 2
+    assert len(runs) == 3
+    assert runs[2]["attempts"]  # the newest one started
+    assert not [r for r in runs if r["reason"] == "Missed"]
+    assert len(world.all_tasks()) == 3
+
+
+def test_replace_stops_the_running_occurrence_and_says_what_replaced_it(world: World) -> None:
+    world.write("c.yaml", cron("swap", duration=3600, extra="  concurrencyPolicy: Replace\n"))
+    at_minute(world, 30)
+    world.reconcile()
+    at_minute(world, 2)
+    world.reconcile()
+    at_minute(world, 2)
+    done = world.reconcile()
+    assert done.returncode == 0, done.stderr
+    old, new = sorted(world.status()["runs"], key=lambda r: r["runId"])
+    why = f"concurrencyPolicy Replace: replaced by swap/{new['runId']}"
+    assert (old["phase"], old["reason"], old["message"]) == ("Failed", "Cancelled", why)
+    assert "--stop-orphans" not in done.stdout
+    assert new["attempts"]
+    ecs = world.sandbox.client("ecs")
+    described = ecs.describe_tasks(cluster="batch", tasks=old["attempts"][0]["taskArns"])
+    assert described["tasks"][0]["stoppedReason"] == f"ecs-job-controller: {why}"
+
+
+def test_replace_leaves_an_occurrence_that_finished_alone(world: World) -> None:
+    world.write("c.yaml", cron("swap", duration=2, extra="  concurrencyPolicy: Replace\n"))
+    at_minute(world, 30)
+    world.reconcile()
+    at_minute(world, 2)
+    world.reconcile()
+    at_minute(world, 2)
+    done = world.reconcile()
+    assert done.returncode == 0, done.stderr
+    assert "StopTask" not in done.stdout
+    assert "; stop " not in done.stdout  # nor does the schedule decision say it stops one
+    old, new = sorted(world.status()["runs"], key=lambda r: r["runId"])
+    assert (old["phase"], old["reason"]) == ("Succeeded", "Completed")
+    assert new["attempts"]
