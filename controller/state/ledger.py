@@ -19,8 +19,8 @@ reading the source.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from controller.errors import ControllerError
@@ -30,6 +30,7 @@ from controller.model.run import Event, LedgerView, RevisionRecord, RunRecord
 from controller.state.encoding import from_text, to_text
 
 __all__ = [
+    "GUARD_WINDOW",
     "CronSchedule",
     "GuardWarning",
     "Ledger",
@@ -42,6 +43,11 @@ __all__ = [
 
 class LedgerConflict(ControllerError):
     """Someone else saved this run since we read it: re-read and re-plan."""
+
+
+#: How long `status` keeps showing a guard that held deletions back, while no
+#: pass since was healthy (DESIGN.md §8: "guards of the last day").
+GUARD_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,21 @@ class PassSummary:
     warnings: tuple[GuardWarning, ...] = ()
     #: the CronJobs it loaded, by name
     cron_jobs: tuple[CronSchedule, ...] = ()
+
+    def carrying_over(self, previous: PassSummary | None) -> PassSummary:
+        """Return the summary with the guards raised since the last healthy pass.
+
+        A pass that raises no guard is healthy and clears them all; one that
+        raises some keeps the previous pass's as well (each message once, at
+        its newest time), so a guard worded differently from pass to pass is
+        not lost, and drops those older than GUARD_WINDOW.
+        """
+        if not self.warnings or previous is None:
+            return self
+        latest = {w.message: w for w in previous.warnings if self.at - w.at <= GUARD_WINDOW}
+        latest.update((w.message, w) for w in self.warnings)
+        kept = tuple(sorted(latest.values(), key=lambda w: w.at))
+        return replace(self, warnings=kept)
 
     def as_document(self) -> dict[str, Any]:
         """The summary as JSON-ready values, as every ledger stores it."""
