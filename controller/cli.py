@@ -25,19 +25,12 @@ from controller.errors import ControllerError, TerminalError, UsageError
 from controller.logs import LogRequest, show_logs
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind
-from controller.report import (
-    cron_lines,
-    recent_guards,
-    report_pass,
-    shown_runs,
-    status_json,
-    status_table,
-)
+from controller.report import gather_status, report_pass, status_json, status_lines
 from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
 from controller.state import ledger_file, open_ledger
 from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
-from controller.wiring import Settings, build_pass, load_cron_jobs, make_clock
+from controller.wiring import Settings, build_pass, load_source_for_status, make_clock
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 
@@ -255,7 +248,7 @@ cli.add_command(diff_command, name="plan")
 @_OUTPUT
 @click.pass_obj
 def status(settings: Settings, name: str | None, output: str) -> None:
-    """Runs, phases, attempts, exit codes and ages, from the ledger."""
+    """Runs, CronJobs, invalid manifests and guards, from the ledger (exit 0)."""
     with _setup_errors():
         # Only a DynamoDB ledger needs AWS (and so a region) for status.
         remote = settings.state.startswith("dynamodb://")
@@ -263,23 +256,25 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         ledger = open_ledger(settings.state, session=session)
     try:
         view = ledger.view()
-        events = ledger.events(None, limit=200)
+        summary = ledger.pass_summary()
+        # Guards come from the summary; only a ledger without one needs the log.
+        events = ledger.events(None, limit=200) if summary is None else []
     finally:
         ledger.close()
-    now = make_clock().now()
-    cron_jobs = load_cron_jobs(settings.source)
-    records = shown_runs(view, cron_jobs, name)
+    shown = gather_status(
+        view,
+        summary,
+        events,
+        load_source_for_status(settings.source),
+        _sync_record(settings.state),
+        make_clock().now(),
+        name,
+    )
     if output == "json":
-        click.echo(json.dumps(status_json(records), indent=2))
+        click.echo(json.dumps(status_json(shown), indent=2))
         return
-    for line in cron_lines(cron_jobs, now, name):
+    for line in status_lines(shown):
         click.echo(line)
-    synced = _sync_record(settings.state)
-    if synced is not None:
-        click.echo(synced.summary())
-    for line in recent_guards(events, now):
-        click.echo(line)
-    click.echo(status_table(records, now))
 
 
 @cli.command()

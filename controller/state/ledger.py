@@ -24,7 +24,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from controller.errors import ControllerError
-from controller.model.manifest import CronJob, RunKey
+from controller.model.manifest import (
+    ConcurrencyPolicy,
+    CronJob,
+    JobSpec,
+    Metadata,
+    RunKey,
+    SourceLocation,
+)
 from controller.model.problems import ManifestError
 from controller.model.run import Event, LedgerView, RevisionRecord, RunRecord
 from controller.state.encoding import from_text, to_text
@@ -73,6 +80,25 @@ class CronSchedule:
             concurrency_policy=cron.concurrency_policy.value,
             successful_runs_history_limit=cron.successful_runs_history_limit,
             failed_runs_history_limit=cron.failed_runs_history_limit,
+        )
+
+    def as_cron_job(self) -> CronJob:
+        """The CronJob as far as its schedule goes: for `status`, never for planning.
+
+        Its jobTemplate is empty (the summary does not keep it), which is all
+        `next_occurrence` and `history` need.
+        """
+        return CronJob(
+            metadata=Metadata(name=self.name),
+            schedule=self.schedule,
+            time_zone=self.time_zone,
+            concurrency_policy=ConcurrencyPolicy(self.concurrency_policy),
+            starting_deadline_seconds=None,
+            suspend=self.suspend,
+            successful_runs_history_limit=self.successful_runs_history_limit,
+            failed_runs_history_limit=self.failed_runs_history_limit,
+            job_template=JobSpec(cluster=""),
+            source=SourceLocation("(recorded by the last pass)", 0),
         )
 
 
