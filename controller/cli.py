@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -316,9 +316,8 @@ def _sync_record(state: str) -> SyncRecord | None:
 @click.option(
     "--examples",
     type=click.Path(exists=True, file_okay=False),
-    default="manifests/examples",
-    show_default=True,
-    help="Directory of example manifests to run.",
+    default=None,
+    help="Directory of manifests to run [default: the examples shipped with the controller].",
 )
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds at most.")
 @click.option(
@@ -326,12 +325,25 @@ def _sync_record(state: str) -> SyncRecord | None:
     is_flag=True,
     help="Advance a fake clock between passes instead of waiting (same outcome, no wait).",
 )
-def demo(examples: str, timeout: float, simulated_time: bool) -> None:
+def demo(examples: str | None, timeout: float, simulated_time: bool) -> None:
     """Run the examples against the local sandbox; exit 0 when each ended as its file says."""
     from controller.demo import run_demo  # the sandbox (moto) is loaded only for the demo
+    from controller.packaged import bundled_directory
 
-    click.echo(f"sandbox: running {examples} (ledger in a temporary directory)")
-    ok = run_demo(Path(examples), click.echo, timeout, simulated_time=simulated_time)
+    given = None if examples is None else nullcontext(Path(examples))
+    with given or bundled_directory("manifests/examples") as path:
+        click.echo(f"sandbox: running {path} (ledger in a temporary directory)")
+        try:
+            ok = run_demo(path, click.echo, timeout, simulated_time=simulated_time)
+        except ModuleNotFoundError as exc:
+            # A plain `pip install ecs-job-controller` has no moto server.
+            missing = (exc.name or "a dependency").split(".")[0]
+            click.echo(
+                f"error: the demo needs the sandbox ({missing} is not installed):"
+                " pip install 'ecs-job-controller[sandbox]'",
+                err=True,
+            )
+            sys.exit(2)
     sys.exit(0 if ok else 1)
 
 
