@@ -40,7 +40,7 @@ from controller.plan.actions import (
     describe,
 )
 from controller.plan.runs import with_run_task_result, with_stopped_tasks
-from controller.state.ledger import Ledger, LedgerConflict
+from controller.state.ledger import Ledger, LedgerConflict, PassSummary
 
 Checkpoint = Callable[[str], None]
 
@@ -92,8 +92,8 @@ class Executor:
         # Jitter only spreads retries apart; it needs no cryptographic quality.
         self._jitter = random.Random()  # noqa: S311
 
-    def apply(self, plan: Plan) -> ApplyResult:
-        """Apply every action; failures are collected, not raised."""
+    def apply(self, plan: Plan, summary: PassSummary | None = None) -> ApplyResult:
+        """Apply every action, then record the pass's `summary`; failures are collected."""
         result = ApplyResult()
         for warning in plan.warnings:
             # Guards that held something back are part of the run history.
@@ -112,7 +112,17 @@ class Executor:
                 result.failed.append(f"{describe(action)}: {exc}")
             except Exception as exc:
                 result.failed.append(f"{describe(action)}: unexpected {type(exc).__name__}: {exc}")
+        if summary is not None:
+            self._record_summary(summary, result)
         return result
+
+    def _record_summary(self, summary: PassSummary, result: ApplyResult) -> None:
+        """Replace the ledger's pass summary, keeping guards raised since the last healthy pass."""
+        try:
+            previous = self._ledger.pass_summary()
+            self._ledger.record_pass_summary(summary.carrying_over(previous))
+        except ControllerError as exc:
+            result.failed.append(f"record the pass summary: {exc}")
 
     def _apply_one(
         self,
@@ -292,8 +302,9 @@ class DryRunExecutor:
     def __init__(self, echo: Callable[[str], None]) -> None:
         self._echo = echo
 
-    def apply(self, plan: Plan) -> ApplyResult:
-        """Describe each action instead of applying it."""
+    def apply(self, plan: Plan, summary: PassSummary | None = None) -> ApplyResult:
+        """Describe each action instead of applying it (the summary is not recorded)."""
+        del summary
         result = ApplyResult()
         for action in plan.actions:
             line = describe(action)

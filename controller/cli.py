@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +25,12 @@ from controller.errors import ControllerError, TerminalError, UsageError
 from controller.logs import LogRequest, show_logs
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind
-from controller.report import (
-    cron_lines,
-    recent_guards,
-    report_pass,
-    shown_runs,
-    status_json,
-    status_table,
-)
+from controller.report import gather_status, report_pass, status_json, status_lines
 from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
 from controller.state import ledger_file, open_ledger
 from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
-from controller.wiring import Settings, build_pass, load_cron_jobs, make_clock
+from controller.wiring import Settings, build_pass, load_source_for_status, make_clock
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 
@@ -255,7 +248,7 @@ cli.add_command(diff_command, name="plan")
 @_OUTPUT
 @click.pass_obj
 def status(settings: Settings, name: str | None, output: str) -> None:
-    """Runs, phases, attempts, exit codes and ages, from the ledger."""
+    """Runs, CronJobs, invalid manifests and guards, from the ledger (exit 0)."""
     with _setup_errors():
         # Only a DynamoDB ledger needs AWS (and so a region) for status.
         remote = settings.state.startswith("dynamodb://")
@@ -263,23 +256,25 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         ledger = open_ledger(settings.state, session=session)
     try:
         view = ledger.view()
-        events = ledger.events(None, limit=200)
+        summary = ledger.pass_summary()
+        # Guards come from the summary; only a ledger without one needs the log.
+        events = ledger.events(None, limit=200) if summary is None else []
     finally:
         ledger.close()
-    now = make_clock().now()
-    cron_jobs = load_cron_jobs(settings.source)
-    records = shown_runs(view, cron_jobs, name)
+    shown = gather_status(
+        view,
+        summary,
+        events,
+        load_source_for_status(settings.source),
+        _sync_record(settings.state),
+        make_clock().now(),
+        name,
+    )
     if output == "json":
-        click.echo(json.dumps(status_json(records), indent=2))
+        click.echo(json.dumps(status_json(shown), indent=2))
         return
-    for line in cron_lines(cron_jobs, now, name):
+    for line in status_lines(shown):
         click.echo(line)
-    synced = _sync_record(settings.state)
-    if synced is not None:
-        click.echo(synced.summary())
-    for line in recent_guards(events, now):
-        click.echo(line)
-    click.echo(status_table(records, now))
 
 
 @cli.command()
@@ -321,9 +316,8 @@ def _sync_record(state: str) -> SyncRecord | None:
 @click.option(
     "--examples",
     type=click.Path(exists=True, file_okay=False),
-    default="manifests/examples",
-    show_default=True,
-    help="Directory of example manifests to run.",
+    default=None,
+    help="Directory of manifests to run [default: the examples shipped with the controller].",
 )
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds at most.")
 @click.option(
@@ -331,12 +325,25 @@ def _sync_record(state: str) -> SyncRecord | None:
     is_flag=True,
     help="Advance a fake clock between passes instead of waiting (same outcome, no wait).",
 )
-def demo(examples: str, timeout: float, simulated_time: bool) -> None:
+def demo(examples: str | None, timeout: float, simulated_time: bool) -> None:
     """Run the examples against the local sandbox; exit 0 when each ended as its file says."""
     from controller.demo import run_demo  # the sandbox (moto) is loaded only for the demo
+    from controller.packaged import bundled_directory
 
-    click.echo(f"sandbox: running {examples} (ledger in a temporary directory)")
-    ok = run_demo(Path(examples), click.echo, timeout, simulated_time=simulated_time)
+    given = None if examples is None else nullcontext(Path(examples))
+    with given or bundled_directory("manifests/examples") as path:
+        click.echo(f"sandbox: running {path} (ledger in a temporary directory)")
+        try:
+            ok = run_demo(path, click.echo, timeout, simulated_time=simulated_time)
+        except ModuleNotFoundError as exc:
+            # A plain `pip install ecs-job-controller` has no moto server.
+            missing = (exc.name or "a dependency").split(".")[0]
+            click.echo(
+                f"error: the demo needs the sandbox ({missing} is not installed):"
+                " pip install 'ecs-job-controller[sandbox]'",
+                err=True,
+            )
+            sys.exit(2)
     sys.exit(0 if ok else 1)
 
 

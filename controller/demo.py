@@ -3,14 +3,16 @@
 Starts the sandbox (moto's server with the ECS fidelity patches), seeds what
 the examples expect — cluster `batch`, Auto Scaling group `batch-asg` with one
 registered instance, log group `/ecs/batch`, and the subnet and security
-group the FARGATE example names — and runs real passes over
-`manifests/examples` with a throw-away ledger until every example run has
-ended (at most `timeout` seconds), then prints the status table.
+group the FARGATE example names — and runs real passes over the examples
+(`manifests/examples`, which the wheel carries as package data, or the
+directory `--examples` names) with a throw-away ledger until every example
+run has ended (at most `timeout` seconds), then prints the status table.
 
 Each example states how it must end in the annotation
 `demo.ecs-job-controller/expect` (`Succeeded`, `Failed/DeadlineExceeded`,
-`Scheduled` for CronJobs) and optionally `.../expect-attempts`. The demo
-exits 0 only when every example ended that way.
+`Scheduled` for CronJobs) and optionally `.../expect-attempts` (attempts that
+ran a task, as `status` counts them). The demo exits 0 only when every
+example ended that way.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from controller.clock import Clock, FakeClock, SystemClock
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import DesiredSet
 from controller.model.run import RunRecord
-from controller.report import cron_lines, status_table
+from controller.report import cron_lines, ran_attempts, status_table
 from controller.runtime.reconcile import PassContext, reconcile_once
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource
@@ -72,7 +74,7 @@ def _outcome(record: RunRecord | None, expected: str, attempts: str | None) -> s
         return "not started"
     text = str(record.phase) if "/" not in expected else f"{record.phase}/{record.reason}"
     if attempts is not None:
-        text += f" after {len(record.attempts)} attempt(s)"
+        text += f" after {ran_attempts(record)} attempt(s)"
     return text
 
 

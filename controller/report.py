@@ -2,24 +2,52 @@
 
 `status -o json` is a contract other tools parse:
 `{"runs": [{"kind", "name", "runId", "phase", "reason", "message",
-"taskDefinitionArn", "attempts": [{"number", "taskArns", "exitCodes",
-"stopCode", "startedAt", "stoppedAt"}]}]}`, times ISO 8601 UTC.
+"taskDefinitionArn", "tries", "attempts": [{"number", "taskArns", "exitCodes",
+"stopCode", "startedAt", "stoppedAt"}]}], "cronJobs": [{"name", "schedule",
+"timeZone", "suspend", "concurrencyPolicy", "lastScheduleTime",
+"nextScheduleTime"}], "invalid": [{"path", "line", "message"}],
+"warnings": [string], "sync": {...} | null}`, times ISO 8601 UTC, null when
+there is none.
+
+Where `status` takes each part from, so that it needs no source:
+
+* runs, and each CronJob's lastScheduleTime (the scheduled time of its newest
+  occurrence that became a run, not counting Missed ones or manual
+  triggers, as Kubernetes counts it): the ledger;
+* invalid manifests and guard warnings: the summary the last pass recorded in
+  the ledger (a guard shows for a day, until a pass raises none);
+* the CronJobs (schedule, time zone, history limits): the source as it is now
+  when it can be read — a CronJob whose document is invalid now keeps the
+  version the last pass recorded, as the controller keeps the last known good
+  one — and otherwise (an `s3://` source, which status does not call AWS
+  for, or a directory that is not there) the ones the last pass recorded;
+* sync: `<ledger>.sync.json`, written by `controller run` (SQLite only).
+
+`attempts` lists every attempt, as numbered in the task tags and in
+`controller logs --attempt`. `tries` counts those whose RunTask placed no task
+(waiting for capacity, or refused): they never ran the job, so the table's
+ATTEMPTS column counts only the others and shows the tries beside them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from controller.model.manifest import CronJob, RunKey
-from controller.model.run import AttemptRecord, Event, LedgerView, RunRecord
+from controller.model.loader import LoadResult
+from controller.model.manifest import CronJob, Kind, RunKey
+from controller.model.problems import ManifestError
+from controller.model.run import AttemptRecord, Event, LedgerView, Reason, RunRecord
 from controller.plan.actions import as_json, describe
-from controller.plan.schedule import history, next_occurrence
+from controller.plan.schedule import history, next_occurrence, parse_occurrence_run_id
 from controller.runtime.reconcile import PassResult
+from controller.state.ledger import GUARD_WINDOW, GuardWarning, PassSummary
+from controller.state.sync import SyncRecord
 
 
 def iso(at: datetime | None) -> str | None:
@@ -41,6 +69,16 @@ def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
     }
 
 
+def placement_tries(record: RunRecord) -> int:
+    """How many attempts ended with no task placed (no room, or RunTask refused)."""
+    return sum(1 for a in record.attempts if a.finished and not a.tasks)
+
+
+def ran_attempts(record: RunRecord) -> int:
+    """How many attempts ran (or are about to run) a task: what ATTEMPTS counts."""
+    return len(record.attempts) - placement_tries(record)
+
+
 def run_json(record: RunRecord) -> dict[str, Any]:
     """One run in the status JSON shape."""
     return {
@@ -51,13 +89,127 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "reason": record.reason.value,
         "message": record.message,
         "taskDefinitionArn": record.task_definition_arn,
+        "tries": placement_tries(record),
         "attempts": [attempt_json(a) for a in record.attempts],
     }
 
 
-def status_json(records: Sequence[RunRecord]) -> dict[str, Any]:
+def last_schedule_time(view: LedgerView, name: str) -> datetime | None:
+    """When the newest occurrence of a CronJob that became a run (not Missed) was due."""
+    due = (
+        parse_occurrence_run_id(r.key.run_id)
+        for r in view.runs_of(name)
+        if r.kind is Kind.CRON_JOB and r.reason is not Reason.MISSED
+    )
+    return max((at for at in due if at is not None), default=None)
+
+
+def cron_json(cron: CronJob, view: LedgerView, now: datetime) -> dict[str, Any]:
+    """One CronJob in the status JSON shape (no next time while suspended)."""
+    return {
+        "name": cron.name,
+        "schedule": cron.schedule,
+        "timeZone": cron.time_zone,
+        "suspend": cron.suspend,
+        "concurrencyPolicy": cron.concurrency_policy.value,
+        "lastScheduleTime": iso(last_schedule_time(view, cron.name)),
+        "nextScheduleTime": None if cron.suspend else iso(next_occurrence(cron, now)),
+    }
+
+
+@dataclass(frozen=True)
+class Status:
+    """Everything `controller status` shows, gathered once for text and JSON alike."""
+
+    runs: Sequence[RunRecord]
+    cron_jobs: Mapping[str, CronJob]
+    view: LedgerView
+    invalid: Sequence[ManifestError]
+    warnings: Sequence[GuardWarning]
+    sync: SyncRecord | None
+    now: datetime
+    #: the NAME asked for, if any: runs and CronJobs are of it alone
+    name: str | None = None
+
+
+def gather_status(
+    view: LedgerView,
+    summary: PassSummary | None,
+    events: Sequence[Event],
+    loaded: LoadResult | None,
+    sync: SyncRecord | None,
+    now: datetime,
+    name: str | None,
+) -> Status:
+    """Put together what `status` shows (see the module docstring for where each part is from).
+
+    `events` are only read for guards when the ledger holds no pass summary
+    yet (written before summaries were recorded); `loaded` is the source,
+    None when it cannot be read.
+    """
+    cron_jobs = status_cron_jobs(loaded, summary)
+    if summary is None:
+        warnings = guards_from_events(events, now)
+    else:
+        warnings = tuple(w for w in summary.warnings if now - w.at <= GUARD_WINDOW)
+    return Status(
+        runs=shown_runs(view, cron_jobs, name),
+        cron_jobs={n: c for n, c in cron_jobs.items() if name is None or n == name},
+        view=view,
+        invalid=() if summary is None else summary.invalid,
+        warnings=warnings,
+        sync=sync,
+        now=now,
+        name=name,
+    )
+
+
+def status_cron_jobs(loaded: LoadResult | None, summary: PassSummary | None) -> dict[str, CronJob]:
+    """The CronJobs `status` shows: the readable source's, else those the last pass recorded."""
+    recorded = {c.name: c.as_cron_job() for c in summary.cron_jobs} if summary else {}
+    if loaded is None:
+        return recorded
+    shown = dict(loaded.desired.cron_jobs)
+    for name, cron in recorded.items():
+        # An invalid edit is not a deletion: keep the last version that loaded.
+        if name not in shown and (
+            loaded.incomplete or (Kind.CRON_JOB.value, name) in loaded.invalid_names
+        ):
+            shown[name] = cron
+    return shown
+
+
+def status_json(status: Status) -> dict[str, Any]:
     """The whole `status -o json` document."""
-    return {"runs": [run_json(r) for r in records]}
+    sync = None
+    if status.sync is not None:
+        # The same document as `<ledger>.sync.json` itself.
+        sync = {**asdict(status.sync), "at": status.sync.at.astimezone(UTC).isoformat()}
+    return {
+        "runs": [run_json(r) for r in status.runs],
+        "cronJobs": [
+            cron_json(c, status.view, status.now)
+            for c in sorted(status.cron_jobs.values(), key=lambda c: c.name)
+        ],
+        "invalid": [{"path": e.path, "line": e.line, "message": e.message} for e in status.invalid],
+        "warnings": [w.message for w in status.warnings],
+        "sync": sync,
+    }
+
+
+def status_lines(status: Status) -> list[str]:
+    """`status` for humans: CronJobs, sync, guards, the runs, then the invalid manifests."""
+    lines = cron_lines(status.cron_jobs, status.now, status.name)
+    if status.sync is not None:
+        lines.append(status.sync.summary())
+    lines.extend(f"warning: {w.message} (last at {iso(w.at)})" for w in status.warnings)
+    # One run asked for by name: its messages whole, however long.
+    lines.append(status_table(status.runs, status.now, whole_messages=status.name is not None))
+    if status.invalid:
+        lines.append("")
+        lines.append(f"{len(status.invalid)} invalid manifest(s), not loaded by the last pass:")
+        lines.extend(f"  {error}" for error in status.invalid)
+    return lines
 
 
 def shown_runs(
@@ -109,8 +261,21 @@ def _exit_codes(record: RunRecord) -> str:
     return ",".join(f"{k}={'-' if v is None else v}" for k, v in sorted(attempt.exit_codes.items()))
 
 
-def status_table(records: Sequence[RunRecord], now: datetime) -> str:
-    """A fixed-width table of runs for humans."""
+def _attempts_cell(record: RunRecord) -> str:
+    """`1`, or `1 (+2 tries)` when RunTask also placed nothing twice."""
+    tries = placement_tries(record)
+    cell = str(ran_attempts(record))
+    return cell if not tries else f"{cell} (+{tries} {'try' if tries == 1 else 'tries'})"
+
+
+#: Longest message the table shows whole when listing every run.
+_MESSAGE_WIDTH = 70
+
+
+def status_table(
+    records: Sequence[RunRecord], now: datetime, *, whole_messages: bool = False
+) -> str:
+    """A fixed-width table of runs for humans; long messages are cut unless `whole_messages`."""
     if not records:
         return "no runs recorded yet"
     header = ("NAME", "RUN-ID", "KIND", "PHASE", "REASON", "ATTEMPTS", "EXIT", "AGE", "MESSAGE")
@@ -121,10 +286,12 @@ def status_table(records: Sequence[RunRecord], now: datetime) -> str:
             r.kind.value,
             r.phase.value,
             r.reason.value,
-            str(len(r.attempts)),
+            _attempts_cell(r),
             _exit_codes(r),
             _age(r.created_at, now),
-            r.message if len(r.message) <= 70 else r.message[:67] + "...",
+            r.message
+            if whole_messages or len(r.message) <= _MESSAGE_WIDTH
+            else r.message[: _MESSAGE_WIDTH - 3] + "...",
         )
         for r in records
     ]
@@ -136,20 +303,15 @@ def status_table(records: Sequence[RunRecord], now: datetime) -> str:
     return "\n".join(lines)
 
 
-#: How far back `status` shows guards that held deletions back.
-GUARD_WINDOW = timedelta(hours=24)
-
-
-def recent_guards(events: Sequence[Event], now: datetime) -> list[str]:
-    """Warning lines for guards (orphan, prune) that held something back lately."""
+def guards_from_events(events: Sequence[Event], now: datetime) -> tuple[GuardWarning, ...]:
+    """Guards (orphan, prune) of the last day, from the event log of a ledger with no summary."""
     latest: dict[str, datetime] = {}
     for event in events:
         if event.reason == "Guard" and now - event.at <= GUARD_WINDOW:
             latest[event.message] = max(event.at, latest.get(event.message, event.at))
-    return [
-        f"warning: {message} (last at {iso(at)})"
-        for message, at in sorted(latest.items(), key=lambda item: item[1])
-    ]
+    return tuple(
+        GuardWarning(message, at) for message, at in sorted(latest.items(), key=lambda i: i[1])
+    )
 
 
 def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:

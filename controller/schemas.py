@@ -1,38 +1,30 @@
 """Finds and compiles the JSON Schemas in `schema/` (the single source of truth).
 
 The wheel carries them as `controller/schema/*.json`; in a source checkout
-they live at the repository's top-level `schema/`. This module is the only
-place that reads them, so `controller.model` stays free of file I/O and takes
-the compiled validators as an argument.
+they live at the repository's top-level `schema/` (`controller.packaged`
+finds either). This module is the only place that reads them, so
+`controller.model` stays free of file I/O and takes the compiled validators
+as an argument.
 """
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 
 from controller.model.manifest import Kind
+from controller.packaged import bundled
 
 SCHEMA_FILES = {Kind.JOB_RUN: "jobrun.schema.json", Kind.CRON_JOB: "cronjob.schema.json"}
 
 
 def _schema_text(kind: Kind) -> str:
     """The schema file's text: from the installed package, else from the checkout."""
-    name = SCHEMA_FILES[kind]
-    # importlib.resources also reads from a zipped wheel or zipapp.
-    packaged = resources.files("controller") / "schema" / name
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    checkout = Path(__file__).resolve().parent.parent / "schema" / name
-    if checkout.is_file():
-        return checkout.read_text(encoding="utf-8")
-    raise FileNotFoundError(f"JSON Schema {name} is neither packaged nor in a checkout")
+    return bundled(f"schema/{SCHEMA_FILES[kind]}").read_text(encoding="utf-8")
 
 
 @cache

@@ -29,8 +29,7 @@ from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
 from controller.clock import Clock, SystemClock
 from controller.errors import ControllerError
-from controller.model.loader import ManifestLoader
-from controller.model.manifest import CronJob
+from controller.model.loader import LoadResult, ManifestLoader
 from controller.plan.prune import PruneSettings
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
@@ -117,15 +116,19 @@ class ReadOnlyLedger:
         del revision
 
 
-def load_cron_jobs(spec: str) -> dict[str, CronJob]:
-    """The CronJobs of a directory source, for `status` (empty when it cannot be read)."""
+def load_source_for_status(spec: str) -> LoadResult | None:
+    """A directory source loaded for `status`; None when it cannot be read (or is on S3).
+
+    `status` makes no AWS calls, so an `s3://` source counts as unreadable;
+    it then shows what the last pass recorded in the ledger.
+    """
     if spec.startswith("s3://"):
-        return {}  # status makes no AWS calls
+        return None
     try:
         snapshot = DirectorySource(spec).snapshot()
     except ControllerError:
-        return {}
-    return dict(ManifestLoader(validators()).load(snapshot.files).desired.cron_jobs)
+        return None
+    return ManifestLoader(validators()).load(snapshot.files, snapshot.errors)
 
 
 @dataclass

@@ -228,3 +228,87 @@ def test_steady_state_pass_costs_only_the_task_listing(harness: Harness) -> None
     harness.reconcile()
     assert set(harness.last_calls) == {("ecs", "ListTasks")}
     assert harness.last_calls[("ecs", "ListTasks")] == 1
+
+
+def cron_job(name: str, schedule: str = "30 3 * * *") -> bytes:
+    return (
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: CronJob\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n"
+        f"  schedule: '{schedule}'\n"
+        "  timeZone: Asia/Tokyo\n"
+        "  concurrencyPolicy: Replace\n"
+        "  jobTemplate:\n"
+        "    cluster: batch\n"
+        "    taskDefinitionRef: nightly:1\n"
+    ).encode()
+
+
+def test_a_pass_records_what_it_could_not_load_and_the_cron_schedules(harness: Harness) -> None:
+    harness.source.files["good.yaml"] = job("good", family="fam")
+    harness.source.files["nightly.yaml"] = cron_job("nightly")
+    harness.source.files["bad.yaml"] = job("bad", family="fam").replace(b"runId", b"runIdd")
+    harness.reconcile()
+
+    summary = harness.ledger.pass_summary()
+    assert summary is not None
+    assert (summary.at, summary.revision) == (harness.clock.now(), "test")
+    assert [(e.path, e.line) for e in summary.invalid] == [("bad.yaml", 6)]
+    assert "runIdd" in summary.invalid[0].message
+    [nightly] = summary.cron_jobs
+    assert (nightly.name, nightly.schedule, nightly.time_zone) == (
+        "nightly",
+        "30 3 * * *",
+        "Asia/Tokyo",
+    )
+    assert (nightly.suspend, nightly.concurrency_policy) == (False, "Replace")
+    assert summary.warnings == ()
+
+    del harness.source.files["bad.yaml"]  # fixed: the next pass forgets it
+    harness.reconcile()
+    summary = harness.ledger.pass_summary()
+    assert summary is not None
+    assert summary.invalid == ()
+
+
+def test_guards_stay_in_the_summary_until_a_pass_is_healthy(harness: Harness) -> None:
+    harness.source.files["a.yaml"] = job("a", family="fam")
+    harness.reconcile()
+    harness.source.files.clear()  # an empty source: the orphan guard holds back
+    harness.clock.advance(60)
+    harness.reconcile()
+    harness.clock.advance(60)
+    harness.reconcile()
+    summary = harness.ledger.pass_summary()
+    assert summary is not None
+    # Orphaning and pruning both held back; each guard once, at its newest time.
+    assert len(summary.warnings) == 2
+    assert all("empty" in guard.message for guard in summary.warnings)
+    assert {guard.at for guard in summary.warnings} == {harness.clock.now()}
+
+    harness.source.files["a.yaml"] = job("a", family="fam")
+    harness.clock.advance(60)
+    harness.reconcile()
+    summary = harness.ledger.pass_summary()
+    assert summary is not None
+    assert summary.warnings == ()
+
+
+def test_a_dry_run_records_no_summary(harness: Harness) -> None:
+    from controller.apply import DryRunExecutor
+    from controller.wiring import ReadOnlyLedger
+
+    harness.source.files["bad.yaml"] = b"apiVersion: ecs-job-controller/v1\nkind: JobRun\n"
+    ctx = PassContext(
+        source=harness.source,
+        loader=harness.loader,
+        ecs=harness.ecs,
+        ledger=ReadOnlyLedger(harness.ledger),  # type: ignore[arg-type]
+        executor=DryRunExecutor(lambda _line: None),
+        clock=harness.clock,
+        owner=OWNER,
+    )
+    result = reconcile_once(ctx)
+    assert result.loaded.errors
+    assert harness.ledger.pass_summary() is None

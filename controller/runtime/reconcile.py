@@ -3,10 +3,12 @@
     desired  = load(source.snapshot())          what the user wants
     observed = observe(ecs, needs, ledger)      what exists
     plan     = make_plan(desired, observed, ledger, now)
-    result   = executor.apply(plan)             the only writes
+    result   = executor.apply(plan, summary)    the only writes
 
 `reconcile --once`, `diff` and the `run` loop all call `reconcile_once`;
-they differ only in the executor they pass (real or dry-run).
+they differ only in the executor they pass (real or dry-run). The real one
+also records the pass's summary (invalid manifests, guards, CronJob
+schedules) in the ledger, which is what `status` shows besides the runs.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ from controller.plan.reconcile import (
     protected_families,
 )
 from controller.sources.snapshot import Snapshot, Source
-from controller.state.ledger import Ledger
+from controller.state.ledger import CronSchedule, GuardWarning, Ledger, PassSummary
 
 
 class PlanExecutor(Protocol):
     """Anything that can carry out a plan (the real executor or a dry run)."""
 
-    def apply(self, plan: Plan) -> ApplyResult:
-        """Carry out the plan."""
+    def apply(self, plan: Plan, summary: PassSummary | None = None) -> ApplyResult:
+        """Carry out the plan, then record `summary` as the last pass's (a dry run does not)."""
         ...
 
 
@@ -124,5 +126,12 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         stop_orphans=ctx.stop_orphans,
         capacity=capacity,
     )
-    applied = ctx.executor.apply(plan)
+    summary = PassSummary(
+        at=now,
+        revision=snapshot.revision,
+        invalid=loaded.errors,
+        warnings=tuple(GuardWarning(warning, now) for warning in plan.warnings),
+        cron_jobs=tuple(CronSchedule.of(c) for _, c in sorted(loaded.desired.cron_jobs.items())),
+    )
+    applied = ctx.executor.apply(plan, summary)
     return PassResult(snapshot, loaded, plan, applied, report.errors)

@@ -1,7 +1,8 @@
 """Run a standalone sandbox until Ctrl-C: `python -m controller.sandbox --help`.
 
 Handy for manual play: it prints the `export` lines that point boto3, the
-AWS CLI and the `controller` CLI at it. Time is the real clock here, so a
+AWS CLI and the `controller` CLI at it. `--help` documents every option and
+the `SANDBOX_*` variables that script the tasks. Time is the real clock here, so a
 task with SANDBOX_DURATION_SECONDS=30 really runs for 30 seconds (it moves
 on whenever someone sends a request).
 """
@@ -17,27 +18,72 @@ from collections.abc import Sequence
 from controller.clock import SystemClock
 from controller.sandbox.server import Sandbox
 
+#: What `--help` ends with: how the tasks started in the sandbox behave.
+_TASK_KNOBS = """\
+Tasks started in the sandbox are scripted by environment variables of their
+container definitions (or RunTask containerOverrides); real ECS gives them
+no meaning:
+  SANDBOX_DURATION_SECONDS  how long the container runs (default 1)
+  SANDBOX_EXIT_CODE         its exit code (default 0), or a comma list, one per
+                            attempt: "3,0" fails the first attempt, then succeeds
+  SANDBOX_STOP_CODE         stop the task for an infrastructure reason instead,
+                            e.g. TaskFailedToStart or SpotInterruption
+
+At start it prints the export lines (endpoint, region, dummy credentials)
+that point boto3, the AWS CLI and the controller at it. For example:
+  python -m controller.sandbox --cluster batch --instances 2 --log-group /ecs/batch
+"""
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m controller.sandbox`, every option with its help."""
+    parser = argparse.ArgumentParser(
+        prog="python -m controller.sandbox",
+        description=(
+            "A local AWS (moto's server + ECS fidelity patches + a simulated ECS agent)\n"
+            "for trying the controller without an AWS account; serves until Ctrl-C or SIGTERM."
+        ),
+        epilog=_TASK_KNOBS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the epilog's layout
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    add("--port", type=int, default=5000, help="port; 0 picks a free one (default %(default)s)")
+    add("--region", default="us-east-1", help="the AWS region it serves (default %(default)s)")
+    add("--cluster", help="create this ECS cluster")
+    add("--instances", type=int, default=0, help="container instances to register in --cluster")
+    add(
+        "--instance-cpu",
+        type=int,
+        default=2048,
+        help="CPU units per instance (default %(default)s)",
+    )
+    add("--instance-memory", type=int, default=4096, help="MiB per instance (default %(default)s)")
+    add("--asg", help="create this Auto Scaling group, its instances joining --cluster")
+    add("--asg-min", type=int, default=0, help="MinSize of --asg (default %(default)s)")
+    add("--asg-max", type=int, default=4, help="MaxSize of --asg (default %(default)s)")
+    add("--asg-desired", type=int, default=0, help="DesiredCapacity of --asg (default %(default)s)")
+    add(
+        "--registration-delay",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a new --asg instance takes to join the cluster (default %(default)s)",
+    )
+    add("--log-group", action="append", default=[], help="create this log group (repeatable)")
+    add(
+        "--forget-after",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long ECS still describes a stopped task (default %(default)s, as ECS does)",
+    )
+    return parser
+
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m controller.sandbox",
-        description="A local AWS (moto + ECS fidelity patches + simulated agent).",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000, help="0 picks a free port")
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--cluster", help="create this ECS cluster")
-    parser.add_argument("--instances", type=int, default=0, help="container instances in it")
-    parser.add_argument("--instance-cpu", type=int, default=2048)
-    parser.add_argument("--instance-memory", type=int, default=4096)
-    parser.add_argument("--asg", help="create this Auto Scaling group, joining the cluster")
-    parser.add_argument("--asg-min", type=int, default=0)
-    parser.add_argument("--asg-max", type=int, default=4)
-    parser.add_argument("--asg-desired", type=int, default=0)
-    parser.add_argument("--registration-delay", type=float, default=30.0, metavar="SECONDS")
-    parser.add_argument("--log-group", action="append", default=[], help="repeatable")
-    parser.add_argument("--forget-after", type=float, default=3600.0, metavar="SECONDS")
+    parser = argument_parser()
     arguments = parser.parse_args(argv)
     if (arguments.instances or arguments.asg) and not arguments.cluster:
         parser.error("--instances and --asg need --cluster")

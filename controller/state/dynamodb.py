@@ -18,6 +18,7 @@ leader election (`controller.state.leader`). Why these choices:
   |            |                              | run_key, name, run_id (run events)     |
   | `LEASE`    | lease name (`leader`)        | holder, acquired_at, renewed_at,       |
   |            |                              | duration_ms, transitions               |
+  | `SUMMARY`  | `last` (the last pass)       | at, revision, body (PassSummary JSON)  |
 
   A global secondary index `events_by_run` (hash `run_key`, range `sk`) holds
   only the events of runs, for `status NAME`; it is the one read that is
@@ -81,7 +82,7 @@ from controller.state.encoding import (
     to_text,
 )
 from controller.state.leader import LeaseRecord
-from controller.state.ledger import LedgerConflict, LedgerView
+from controller.state.ledger import LedgerConflict, LedgerView, PassSummary
 
 #: Runs larger than this (as DynamoDB counts item size) are refused; the hard limit is 400 KB.
 MAX_ITEM_BYTES: Final = 350_000
@@ -91,6 +92,9 @@ _CRON: Final = "CRON"
 _REVISION: Final = "REVISION"
 _EVENT: Final = "EVENT"
 _LEASE: Final = "LEASE"
+_SUMMARY: Final = "SUMMARY"
+#: The one pass-summary item: each pass replaces it.
+_PASS_KEY: Final = {"pk": _SUMMARY, "sk": "last"}
 EVENTS_BY_RUN: Final = SecondaryIndex("events_by_run", "run_key", "sk")
 #: Events read per Query page when the caller wants the newest few.
 _EVENT_PAGE: Final = 100
@@ -239,6 +243,24 @@ class DynamoDbLedger:
     def close(self) -> None:
         """Stop using the table (there is no connection to close); closing twice is harmless."""
         self._closed = True
+
+    def record_pass_summary(self, summary: PassSummary) -> None:
+        """Replace the last pass's summary (one item)."""
+        self._check_open()
+        document = summary.as_document()
+        item: Item = {
+            **_PASS_KEY,
+            "at": document["at"],
+            "revision": document["revision"],
+            "body": to_json(document),
+        }
+        self._gateway.put_item(self.table, item)
+
+    def pass_summary(self) -> PassSummary | None:
+        """Return the last pass's summary (strongly consistent read); None before the first."""
+        self._check_open()
+        item = self._gateway.get_item(self.table, dict(_PASS_KEY))
+        return None if item is None else PassSummary.from_document(json.loads(str(item["body"])))
 
     # -- the lease -----------------------------------------------------------------
 

@@ -8,22 +8,187 @@ replicas) passes `tests/state/contract.py`.
 Runs are saved whole with optimistic concurrency: `save` succeeds only if the
 stored version equals the record's, so two controllers can never both record
 the intent of the same attempt — the exactly-once start protocol rests on it.
+
+Besides the runs, the ledger keeps one `PassSummary`: what the last pass saw
+that no run holds (the manifests it could not load, the guards that held
+deletions back, the CronJobs' schedules). Each pass replaces it whole, so
+`controller status` tells the whole state from the ledger alone, without
+reading the source.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from controller.errors import ControllerError
-from controller.model.manifest import RunKey
+from controller.model.manifest import (
+    ConcurrencyPolicy,
+    CronJob,
+    JobSpec,
+    Metadata,
+    RunKey,
+    SourceLocation,
+)
+from controller.model.problems import ManifestError
 from controller.model.run import Event, LedgerView, RevisionRecord, RunRecord
+from controller.state.encoding import from_text, to_text
 
-__all__ = ["Ledger", "LedgerConflict", "LedgerView"]
+__all__ = [
+    "GUARD_WINDOW",
+    "CronSchedule",
+    "GuardWarning",
+    "Ledger",
+    "LedgerConflict",
+    "LedgerView",
+    "ManifestError",
+    "PassSummary",
+]
 
 
 class LedgerConflict(ControllerError):
     """Someone else saved this run since we read it: re-read and re-plan."""
+
+
+#: How long `status` keeps showing a guard that held deletions back, while no
+#: pass since was healthy (DESIGN.md §8: "guards of the last day").
+GUARD_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A CronJob's schedule as the last pass loaded it: what `status` shows without the source."""
+
+    name: str
+    schedule: str
+    time_zone: str
+    suspend: bool
+    concurrency_policy: str
+    successful_runs_history_limit: int
+    failed_runs_history_limit: int
+
+    @classmethod
+    def of(cls, cron: CronJob) -> CronSchedule:
+        """The schedule data of a loaded CronJob."""
+        return cls(
+            name=cron.name,
+            schedule=cron.schedule,
+            time_zone=cron.time_zone,
+            suspend=cron.suspend,
+            concurrency_policy=cron.concurrency_policy.value,
+            successful_runs_history_limit=cron.successful_runs_history_limit,
+            failed_runs_history_limit=cron.failed_runs_history_limit,
+        )
+
+    def as_cron_job(self) -> CronJob:
+        """The CronJob as far as its schedule goes: for `status`, never for planning.
+
+        Its jobTemplate is empty (the summary does not keep it), which is all
+        `next_occurrence` and `history` need.
+        """
+        return CronJob(
+            metadata=Metadata(name=self.name),
+            schedule=self.schedule,
+            time_zone=self.time_zone,
+            concurrency_policy=ConcurrencyPolicy(self.concurrency_policy),
+            starting_deadline_seconds=None,
+            suspend=self.suspend,
+            successful_runs_history_limit=self.successful_runs_history_limit,
+            failed_runs_history_limit=self.failed_runs_history_limit,
+            job_template=JobSpec(cluster=""),
+            source=SourceLocation("(recorded by the last pass)", 0),
+        )
+
+
+@dataclass(frozen=True)
+class GuardWarning:
+    """A guard that held deletions back (orphaning, pruning), and when it last did."""
+
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    """What the last pass saw that no run record holds; replaced whole by every pass."""
+
+    #: when the pass ran
+    at: datetime
+    #: the source revision it read
+    revision: str
+    #: the manifests it could not load (`PATH:LINE: message`)
+    invalid: tuple[ManifestError, ...] = ()
+    #: the guards raised since the last pass that raised none (empty after a
+    #: healthy pass), newest last
+    warnings: tuple[GuardWarning, ...] = ()
+    #: the CronJobs it loaded, by name
+    cron_jobs: tuple[CronSchedule, ...] = ()
+
+    def carrying_over(self, previous: PassSummary | None) -> PassSummary:
+        """Return the summary with the guards raised since the last healthy pass.
+
+        A pass that raises no guard is healthy and clears them all; one that
+        raises some keeps the previous pass's as well (each message once, at
+        its newest time), so a guard worded differently from pass to pass is
+        not lost, and drops those older than GUARD_WINDOW.
+        """
+        if not self.warnings or previous is None:
+            return self
+        latest = {w.message: w for w in previous.warnings if self.at - w.at <= GUARD_WINDOW}
+        latest.update((w.message, w) for w in self.warnings)
+        kept = tuple(sorted(latest.values(), key=lambda w: w.at))
+        return replace(self, warnings=kept)
+
+    def as_document(self) -> dict[str, Any]:
+        """The summary as JSON-ready values, as every ledger stores it."""
+        return {
+            "at": to_text(self.at),
+            "revision": self.revision,
+            "invalid": [
+                {"path": e.path, "line": e.line, "message": e.message} for e in self.invalid
+            ],
+            "warnings": [{"message": w.message, "at": to_text(w.at)} for w in self.warnings],
+            "cronJobs": [
+                {
+                    "name": c.name,
+                    "schedule": c.schedule,
+                    "timeZone": c.time_zone,
+                    "suspend": c.suspend,
+                    "concurrencyPolicy": c.concurrency_policy,
+                    "successfulRunsHistoryLimit": c.successful_runs_history_limit,
+                    "failedRunsHistoryLimit": c.failed_runs_history_limit,
+                }
+                for c in self.cron_jobs
+            ],
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> PassSummary:
+        """Decode what `as_document` wrote."""
+        return cls(
+            at=from_text(document["at"]),
+            revision=document["revision"],
+            invalid=tuple(
+                ManifestError(e["path"], e["line"], e["message"]) for e in document["invalid"]
+            ),
+            warnings=tuple(
+                GuardWarning(w["message"], from_text(w["at"])) for w in document["warnings"]
+            ),
+            cron_jobs=tuple(
+                CronSchedule(
+                    name=c["name"],
+                    schedule=c["schedule"],
+                    time_zone=c["timeZone"],
+                    suspend=c["suspend"],
+                    concurrency_policy=c["concurrencyPolicy"],
+                    successful_runs_history_limit=c["successfulRunsHistoryLimit"],
+                    failed_runs_history_limit=c["failedRunsHistoryLimit"],
+                )
+                for c in document["cronJobs"]
+            ),
+        )
 
 
 class Ledger(Protocol):
@@ -66,4 +231,12 @@ class Ledger(Protocol):
 
     def close(self) -> None:
         """Release the store."""
+        ...
+
+    def record_pass_summary(self, summary: PassSummary) -> None:
+        """Replace the last pass's summary with `summary`."""
+        ...
+
+    def pass_summary(self) -> PassSummary | None:
+        """The summary the last pass recorded; None before the first (or on an older store)."""
         ...

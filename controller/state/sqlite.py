@@ -65,7 +65,7 @@ from controller.state.encoding import (
     to_json,
     to_text,
 )
-from controller.state.ledger import LedgerConflict, LedgerView
+from controller.state.ledger import LedgerConflict, LedgerView, PassSummary
 
 #: One schema step, from version N to N+1; runs inside the migration transaction.
 Migration = Callable[[sqlite3.Connection], None]
@@ -170,11 +170,29 @@ def _schema_v1(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _schema_v2(db: sqlite3.Connection) -> None:
+    """Add the last pass's summary: one row, replaced by every pass, read by `status`."""
+    # The parts are JSON because the row is written and read whole; json_each
+    # still answers "which files were invalid" in plain SQL.
+    db.execute(
+        """
+        CREATE TABLE pass_summary (
+            id        INTEGER PRIMARY KEY CHECK (id = 1),  -- one row: the last pass
+            at        TEXT NOT NULL,
+            revision  TEXT NOT NULL,
+            invalid   TEXT NOT NULL,     -- JSON array of {path, line, message}
+            warnings  TEXT NOT NULL,     -- JSON array of {message, at}
+            cron_jobs TEXT NOT NULL      -- JSON array of the CronJobs' schedules
+        )
+        """
+    )
+
+
 #: Schema steps in order: entry i takes a file from version i to i+1. Append
 #: new steps; never edit a released one (files in the field already ran it).
 #: A step runs inside the migration transaction, so it must not commit (no
 #: executescript): all pending steps and the new user_version land together.
-MIGRATIONS: tuple[Migration, ...] = (_schema_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _schema_v2)
 
 
 class SchemaVersionError(TerminalError):
@@ -497,6 +515,47 @@ class SqliteLedger:
         """Drop a revision that was deleted; forgetting an unknown one does nothing."""
         with self._transaction("BEGIN IMMEDIATE") as db:
             db.execute("DELETE FROM revisions WHERE arn = ?", (arn,))
+
+    def record_pass_summary(self, summary: PassSummary) -> None:
+        """Replace the last pass's summary (one row)."""
+        document = summary.as_document()
+        row = (
+            document["at"],
+            document["revision"],
+            to_json(document["invalid"]),
+            to_json(document["warnings"]),
+            to_json(document["cronJobs"]),
+        )
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pass_summary"
+                " (id, at, revision, invalid, warnings, cron_jobs) VALUES (1, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+    def pass_summary(self) -> PassSummary | None:
+        """Return the last pass's summary; None before the first pass or in an older file."""
+        try:
+            with self._transaction("BEGIN") as db:
+                row = db.execute(
+                    "SELECT at, revision, invalid, warnings, cron_jobs FROM pass_summary"
+                ).fetchone()
+        except sqlite3.OperationalError as error:
+            # A file not migrated yet (opened read-only, by `status`) has no table.
+            if "no such table" in str(error):
+                return None
+            raise
+        if row is None:
+            return None
+        return PassSummary.from_document(
+            {
+                "at": row[0],
+                "revision": row[1],
+                "invalid": _from_json(row[2]),
+                "warnings": _from_json(row[3]),
+                "cronJobs": _from_json(row[4]),
+            }
+        )
 
     def close(self) -> None:
         """Close the file; closing twice is harmless."""

@@ -35,7 +35,15 @@ from controller.model.run import (
     TaskRecord,
     client_token,
 )
-from controller.state.ledger import Ledger, LedgerConflict, LedgerView
+from controller.state.ledger import (
+    CronSchedule,
+    GuardWarning,
+    Ledger,
+    LedgerConflict,
+    LedgerView,
+    ManifestError,
+    PassSummary,
+)
 
 T0 = datetime(2026, 3, 1, 2, 3, 4, 567890, tzinfo=UTC)
 OWNER = "contract"
@@ -134,6 +142,26 @@ def full_run(key: RunKey) -> RunRecord:
         not_before=at(90),
         pending_since=at(95),
         finished_at=None,
+    )
+
+
+def busy_pass_summary() -> PassSummary:
+    """A pass summary that uses every field, with unicode and several of each."""
+    return PassSummary(
+        at=at(30.000001),
+        revision="0123456789abcdef0123456789abcdef01234567",
+        invalid=(
+            ManifestError("jobs/bad.yaml", 8, "/spec/backofLimit: unknown field — «typo»"),
+            ManifestError("jobs/worse.yaml", 1, "not UTF-8"),
+        ),
+        warnings=(
+            GuardWarning("the source is empty: nothing orphaned", at(10)),
+            GuardWarning("2 of 3 known manifests would be orphaned", at(30.000001)),
+        ),
+        cron_jobs=(
+            CronSchedule("nightly", "30 3 * * *", "Asia/Tokyo", False, "Forbid", 3, 1),
+            CronSchedule("hourly", "@hourly", "UTC", True, "Replace", 0, 50),
+        ),
     )
 
 
@@ -434,6 +462,31 @@ class LedgerContract:
             ledger.append_event(event)
 
         assert ledger.events() == log[5:]
+
+    # -- the pass summary ---------------------------------------------------
+
+    def test_there_is_no_pass_summary_before_the_first_pass(self, ledger: Ledger) -> None:
+        assert ledger.pass_summary() is None
+
+    def test_the_pass_summary_round_trips_and_is_replaced_whole(self, ledger: Ledger) -> None:
+        busy = busy_pass_summary()
+        ledger.record_pass_summary(busy)
+        assert ledger.pass_summary() == busy
+
+        healthy = PassSummary(at=at(90), revision="next")
+        ledger.record_pass_summary(healthy)
+
+        # Nothing of the previous summary lingers: not its invalid manifests,
+        # warnings or CronJobs.
+        assert ledger.pass_summary() == healthy
+        assert ledger.view().runs == {}  # and it is no run
+
+    def test_the_pass_summary_survives_close_and_reopen(self, reopen: Callable[[], Ledger]) -> None:
+        before = reopen()
+        before.record_pass_summary(busy_pass_summary())
+        before.close()
+
+        assert reopen().pass_summary() == busy_pass_summary()
 
     # -- durability ---------------------------------------------------------
 

@@ -33,7 +33,7 @@ from controller.model.run import (
     TaskRecord,
 )
 from controller.state import open_ledger
-from controller.state.ledger import Ledger
+from controller.state.ledger import Ledger, PassSummary
 from controller.state.sqlite import SchemaVersionError, SqliteLedger
 from tests.state.contract import LedgerContract, full_run, intent, pending_run
 
@@ -106,7 +106,7 @@ def test_an_empty_database_at_version_0_is_migrated(db_path: Path) -> None:
 
 
 def _add_notes(db: sqlite3.Connection) -> None:
-    """A made-up version 2: a column and a table, as a real next step might add."""
+    """A made-up next version: a column and a table, as a real next step might add."""
     db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
     db.execute("CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL)")
 
@@ -114,10 +114,11 @@ def _add_notes(db: sqlite3.Connection) -> None:
 def test_an_older_schema_is_migrated_on_open_and_keeps_its_data(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    current = len(sqlite_module.MIGRATIONS)
     with SqliteLedger(db_path) as v1:
         run = v1.save(full_run(RunKey("nightly", "1")))
         v1.set_cron_last_scheduled("nightly", run.created_at)
-    assert user_version(db_path) == 1
+    assert user_version(db_path) == current
 
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", (*sqlite_module.MIGRATIONS, _add_notes))
     with SqliteLedger(db_path) as v2:
@@ -125,7 +126,7 @@ def test_an_older_schema_is_migrated_on_open_and_keeps_its_data(
         assert v2.view().cron_last_scheduled == {"nightly": run.created_at}
         assert v2.save(replace(run, message="after migration")).version == 2
 
-    assert user_version(db_path) == 2
+    assert user_version(db_path) == current + 1
     with sqlite3.connect(db_path) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
         assert "note" in columns
@@ -146,12 +147,32 @@ def test_a_failing_migration_step_changes_nothing(
     with pytest.raises(RuntimeError, match="halfway"):
         SqliteLedger(db_path)
 
-    assert user_version(db_path) == 1
+    assert user_version(db_path) == len(sqlite_module.MIGRATIONS) - 1
     with sqlite3.connect(db_path) as db:
         assert "note" not in [row[1] for row in db.execute("PRAGMA table_info(runs)")]
     monkeypatch.undo()
     with SqliteLedger(db_path) as again:
         assert again.get(run.key) == run
+
+
+def test_a_version_1_file_gains_the_pass_summary_and_keeps_its_runs(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:1])
+    with SqliteLedger(db_path) as v1:
+        run = v1.save(pending_run(RunKey("once", "1")))
+        # Before the migration (as a read-only opener sees it) there is no table.
+        assert v1.pass_summary() is None
+    assert user_version(db_path) == 1
+    monkeypatch.undo()
+
+    with SqliteLedger(db_path) as v2:
+        assert v2.get(run.key) == run
+        assert v2.pass_summary() is None
+        summary = PassSummary(at=run.created_at, revision="abc")
+        v2.record_pass_summary(summary)
+        assert v2.pass_summary() == summary
+    assert user_version(db_path) == 2
 
 
 def test_a_newer_schema_is_refused_and_left_alone(db_path: Path) -> None:
