@@ -182,6 +182,10 @@ class DynamoDbGateway:
                 return
             request["ExclusiveStartKey"] = last
 
+    def table_exists(self, table: str) -> bool:
+        """True when `table` exists (one DescribeTable; creates nothing)."""
+        return self._describe(table) is not None
+
     def create_table_if_missing(
         self,
         table: str,
