@@ -1,7 +1,14 @@
 """Executes a Plan: the only place a pass writes to AWS (DESIGN.md §7 "apply").
 
 Each action is applied on its own; one failure is reported and the rest go
-on. The start protocol's order is enforced here: the intent is committed to
+on. An action whose write was done but whose outcome is a refusal counts as
+failed too (and terminal: asking again cannot help): a RunTask that ECS
+rejected (a bad subnet, parameters the API refuses) and a run recorded as
+Failed/TaskDefinitionError because AWS refused its task definition (a
+`taskDefinitionRef` that does not exist). The ledger still records the run
+as Failed; the pass exits 1 and lists the action as failed.
+
+The start protocol's order is enforced here: the intent is committed to
 the ledger before RunTask, and RunTask's answer is committed right after. A
 crash between any two steps leaves a state the next pass repairs without a
 second task (see `controller.plan.runs`).
@@ -23,7 +30,7 @@ from controller.aws.errors import AwsTransientError
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError
 from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
-from controller.model.run import Event, RevisionRecord, RunRecord, TaskRecord
+from controller.model.run import Event, Phase, Reason, RevisionRecord, RunRecord, TaskRecord
 from controller.observe import revision_record
 from controller.plan.actions import (
     Action,
@@ -155,6 +162,8 @@ class Executor:
                 self._save(with_stopped_tasks(action.record, stopped), action.reason)
             case RecordRun():
                 self._save(action.record, action.reason)
+                if _start_refused(action.record):
+                    raise TerminalError("the run failed before it started")
             case SetDesiredCapacity():
                 self._scale_out(action)
             case RecordSchedule():
@@ -281,11 +290,26 @@ class Executor:
                 updated = with_run_task_result(record, attempt, rejected=outcome.message, now=now)
         self._save(updated, updated.message)
         self._checkpoint("after-record")
+        if outcome.result is RunTaskResult.REJECTED:
+            raise TerminalError(outcome.message)  # recorded as Failed; the action failed
 
     def _save(self, record: RunRecord, why: str) -> RunRecord:
         saved = self._ledger.save(record)
         self._ledger.append_event(Event(self._clock.now(), record.key, str(record.reason), why))
         return saved
+
+
+def _start_refused(record: RunRecord) -> bool:
+    """True for a run this pass fails before it started: its task definition was refused.
+
+    Only the pass that finishes the run reports it (`finished_at` is this
+    pass's instant, as is `updated_at`), not a later note on the failed run.
+    """
+    return (
+        record.phase is Phase.FAILED
+        and record.reason is Reason.TASK_DEFINITION_ERROR
+        and record.finished_at == record.updated_at
+    )
 
 
 def _pin_revision(record: RunRecord, attempt_number: int, arn: str) -> RunRecord:

@@ -3,6 +3,17 @@
 Each command builds its collaborators from the global options and hands
 over to the module that does the work. Exit statuses follow the contract:
 `validate` 0/1, `diff` 0/1/2, `reconcile` 0/1/2, usage errors 2.
+
+Errors are handled once, for every command, by the command group
+(`_one_line_errors`): whatever a command does not handle itself ends as one
+line `error: ...` on stderr, never a traceback. An unknown name
+(NotFoundError) exits 1; usage errors (click's included), setup errors and
+anything else that stopped the command — an unreadable source, a damaged or
+locked ledger, no region or credentials — exit 2. An unexpected exception is
+a bug, still reported in one line that names it.
+
+`status`, `diff`, `plan`, `logs` and dry runs open the ledger read-only, so
+they never create it (`controller.state.open_ledger`).
 """
 
 from __future__ import annotations
@@ -21,11 +32,12 @@ from controller import __version__
 from controller.aws.ecs import EcsGateway
 from controller.aws.logs import LogsGateway
 from controller.aws.session import AwsSession
-from controller.errors import ControllerError, TerminalError, UsageError
+from controller.errors import ControllerError, NotFoundError
 from controller.logs import LogRequest, show_logs
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind
-from controller.report import gather_status, report_pass, status_json, status_lines
+from controller.model.run import LedgerView
+from controller.report import Status, gather_status, report_pass, status_json, status_lines
 from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
 from controller.state import ledger_file, open_ledger
@@ -43,7 +55,57 @@ def _check_owner(_ctx: click.Context, _param: click.Parameter, value: str) -> st
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _fail(message: str, status: int) -> None:
+    """End the command: one line on stderr, then the exit status."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Every error as one line with the documented exit status (see the module docstring)."""
+    try:
+        yield
+    except (click.exceptions.Exit, click.exceptions.NoArgsIsHelpError, click.Abort):
+        raise  # --help, --version, no arguments: click's own, and no error
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "controller"
+        _fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except NotFoundError as exc:
+        _fail(str(exc), 1)
+    except (ControllerError, OSError) as exc:
+        _fail(str(exc) or type(exc).__name__, 2)
+    except Exception as exc:
+        _fail(f"unexpected {type(exc).__name__}: {exc} (a bug; please report it)", 2)
+
+
+#: The setup phase some commands name; the group applies the same to everything.
+_setup_errors = _one_line_errors
+
+
+class _Commands(click.Group):
+    """The `controller` group: parses and runs a command under `_one_line_errors`."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Parse the global options (a bad one is one line, exit 2)."""
+        with _one_line_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Parse and run the command (its errors are one line each)."""
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="controller")
 @click.option(
     "--source",
@@ -253,7 +315,7 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         # Only a DynamoDB ledger needs AWS (and so a region) for status.
         remote = settings.state.startswith("dynamodb://")
         session = AwsSession(settings.region) if remote else None
-        ledger = open_ledger(settings.state, session=session)
+        ledger = open_ledger(settings.state, session=session, read_only=True)
     try:
         view = ledger.view()
         summary = ledger.pass_summary()
@@ -261,6 +323,10 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         events = ledger.events(None, limit=200) if summary is None else []
     finally:
         ledger.close()
+    if ledger.missing:
+        # A mistyped --state: say so (on stderr under -o json, which stays JSON).
+        where = ledger_file(settings.state) or settings.state
+        click.echo(f"no ledger at {where}", err=output == "json")
     shown = gather_status(
         view,
         summary,
@@ -270,11 +336,22 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         make_clock().now(),
         name,
     )
+    if name is not None and not ledger.missing and not _known(name, view, shown):
+        raise NotFoundError(f"no run {name} in the ledger")
     if output == "json":
         click.echo(json.dumps(status_json(shown), indent=2))
         return
     for line in status_lines(shown):
         click.echo(line)
+
+
+def _known(name: str, view: LedgerView, shown: Status) -> bool:
+    """Whether `status NAME` has something to show: runs, or a CronJob of the ledger or source."""
+    return (
+        any(key.name == name for key in view.runs)
+        or name in view.cron_last_scheduled
+        or name in shown.cron_jobs
+    )
 
 
 @cli.command()
@@ -291,19 +368,14 @@ def logs(
     """A run's CloudWatch Logs (awslogs driver), found through the ledger."""
     with _setup_errors():
         session = AwsSession(settings.region)
-        ledger = open_ledger(settings.state, session=session)
+        ledger = open_ledger(settings.state, session=session, read_only=True)
     try:
         view = ledger.view()
     finally:
         ledger.close()
     request = LogRequest(name=name, run_id=run_id, attempt=attempt, follow=follow)
-    try:
-        show_logs(
-            EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock()
-        )
-    except ControllerError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    # An unknown run or attempt is a NotFoundError (exit 1), AWS trouble exits 2.
+    show_logs(EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock())
 
 
 def _sync_record(state: str) -> SyncRecord | None:
@@ -345,16 +417,6 @@ def demo(examples: str | None, timeout: float, simulated_time: bool) -> None:
             )
             sys.exit(2)
     sys.exit(0 if ok else 1)
-
-
-@contextmanager
-def _setup_errors() -> Iterator[None]:
-    """Setup problems (bad URL, unreadable ledger) exit 2 with a one-line message."""
-    try:
-        yield
-    except (UsageError, TerminalError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from controller.aws.ecs import EcsGateway
 from controller.aws.logs import LogsGateway
 from controller.clock import Clock
-from controller.errors import TerminalError
+from controller.errors import NotFoundError
 from controller.model.run import AttemptRecord, LedgerView, RunRecord
 
 FOLLOW_INTERVAL_SECONDS = 2.0
@@ -48,11 +48,11 @@ def pick_attempt(view: LedgerView, request: LogRequest) -> tuple[RunRecord, Atte
     runs = [r for r in view.runs_of(request.name) if request.run_id in (None, r.key.run_id)]
     if not runs:
         wanted = request.name + (f"/{request.run_id}" if request.run_id else "")
-        raise TerminalError(f"no run {wanted} in the ledger")
+        raise NotFoundError(f"no run {wanted} in the ledger")
     record = runs[-1]
     attempts = [a for a in record.attempts if request.attempt in (None, a.number)]
     if not attempts:
-        raise TerminalError(f"run {record.key} has no attempt {request.attempt or ''}".rstrip())
+        raise NotFoundError(f"run {record.key} has no attempt {request.attempt or ''}".rstrip())
     return record, attempts[-1]
 
 

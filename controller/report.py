@@ -342,6 +342,9 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
         return
     verb = "would" if dry_run else "did"
     for action in result.plan.actions:
-        click.echo(f"{verb}: {describe(action)}")
+        line = describe(action)
+        # A failed action is listed once, as `failed:` on stderr (above).
+        if not any(f.startswith(f"{line}: ") for f in result.applied.failed):
+            click.echo(f"{verb}: {line}")
     if not result.plan.actions:
         click.echo(f"nothing to do (source {result.snapshot.revision})")

@@ -172,7 +172,8 @@ def build_pass(
     source = make_source(settings.source, session)
     if keep_last_good:
         source = LastGoodSource(source)
-    ledger = open_ledger(settings.state, session=session)
+    # A dry run writes nothing anywhere: not even a new ledger file or table.
+    ledger = open_ledger(settings.state, session=session, read_only=dry_run)
     ecs = EcsGateway(session)
     autoscaling = AutoScalingGateway(session)
     clock = make_clock()

@@ -23,7 +23,7 @@ from controller.aws.session import AwsSession
 from controller.clock import FakeClock
 from controller.model.loader import ManifestLoader
 from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
-from controller.model.run import client_token
+from controller.model.run import AttemptOutcome, Phase, Reason, client_token
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.snapshot import Snapshot
@@ -312,3 +312,47 @@ def test_a_dry_run_records_no_summary(harness: Harness) -> None:
     result = reconcile_once(ctx)
     assert result.loaded.errors
     assert harness.ledger.pass_summary() is None
+
+
+# -- refusals count as failed actions ---------------------------------------------------
+
+
+def test_a_run_task_ecs_rejects_is_recorded_and_is_a_terminal_failure(harness: Harness) -> None:
+    vpc = "{subnets: [subnet-nope], securityGroups: [sg-12345678]}"
+    network = f"  networkConfiguration: {{awsvpcConfiguration: {vpc}}}\n"
+    text = job("subnet", family="fam").decode().replace("  tags:", network + "  tags:")
+    harness.source.files["a.yaml"] = text.replace(
+        "cpu: 0.25 vCPU", "networkMode: awsvpc\n    cpu: 0.25 vCPU"
+    ).encode()
+
+    result = harness.reconcile()
+
+    [failure] = result.applied.failed
+    assert failure.startswith("RunTask subnet/1 attempt 1: ")
+    assert "subnet-nope" in failure
+    assert result.applied.terminal == [failure]  # the loop does not retry it on its own
+    assert not result.clean
+    [record] = harness.ledger.view().runs.values()
+    assert (record.phase, record.reason) == (Phase.FAILED, Reason.RUN_TASK_ERROR)
+    assert record.attempts[0].outcome is AttemptOutcome.REJECTED
+
+    again = harness.reconcile()  # the run has failed for good: nothing more to do
+    assert again.clean, again.applied.failed
+
+
+def test_a_task_definition_ref_aws_does_not_know_is_a_terminal_failure(harness: Harness) -> None:
+    text = job("ref", family="fam").decode()
+    body = text[: text.index("  taskDefinition:")]
+    harness.source.files["a.yaml"] = (body + "  taskDefinitionRef: 'no-such-family:7'\n").encode()
+
+    result = harness.reconcile()
+
+    [failure] = result.applied.failed
+    assert failure.startswith("Record ref/1 Failed/TaskDefinitionError: taskDefinitionRef")
+    assert result.applied.terminal == [failure]
+    [record] = harness.ledger.view().runs.values()
+    assert (record.phase, record.reason) == (Phase.FAILED, Reason.TASK_DEFINITION_ERROR)
+    assert harness.last_calls[("ecs", "RunTask")] == 0
+
+    again = harness.reconcile()
+    assert again.clean, again.applied.failed

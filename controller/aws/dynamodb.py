@@ -31,7 +31,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from controller.aws.errors import AwsTerminalError, AwsTransientError, call, classify, error_code
+from controller.aws.errors import (
+    AwsTerminalError,
+    AwsTransientError,
+    call,
+    classify,
+    classify_botocore,
+    error_code,
+)
 from controller.aws.session import AwsSession
 
 #: What an item attribute may hold here (None: the attribute is left out).
@@ -175,6 +182,10 @@ class DynamoDbGateway:
                 return
             request["ExclusiveStartKey"] = last
 
+    def table_exists(self, table: str) -> bool:
+        """True when `table` exists (one DescribeTable; creates nothing)."""
+        return self._describe(table) is not None
+
     def create_table_if_missing(
         self,
         table: str,
@@ -216,7 +227,7 @@ class DynamoDbGateway:
                 return False
             raise classify(exc, operation) from exc
         except BotoCoreError as exc:
-            raise AwsTransientError(type(exc).__name__, str(exc), operation) from exc
+            raise classify_botocore(exc, operation) from exc
         return True
 
     def _describe(self, table: str) -> dict[str, Any] | None:
@@ -228,7 +239,7 @@ class DynamoDbGateway:
                 return None
             raise classify(exc, "DescribeTable") from exc
         except BotoCoreError as exc:
-            raise AwsTransientError(type(exc).__name__, str(exc), "DescribeTable") from exc
+            raise classify_botocore(exc, "DescribeTable") from exc
         described: dict[str, Any] = answer["Table"]
         return described
 
@@ -267,7 +278,7 @@ class DynamoDbGateway:
                 return False  # a replica started at the same time won the race
             raise classify(exc, "CreateTable") from exc
         except BotoCoreError as exc:
-            raise AwsTransientError(type(exc).__name__, str(exc), "CreateTable") from exc
+            raise classify_botocore(exc, "CreateTable") from exc
         return True
 
     def _wait_until_active(self, table: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from controller.aws.errors import AwsTransientError, call, classify, error_code
+from controller.aws.errors import AwsTransientError, call, classify, classify_botocore, error_code
 from controller.aws.session import AwsSession
 
 #: GetObject answers for an object that changed or vanished after it was listed.
@@ -68,5 +68,5 @@ class S3Gateway:
                 ) from exc
             raise classify(exc, "GetObject") from exc
         except BotoCoreError as exc:
-            raise AwsTransientError(type(exc).__name__, str(exc), "GetObject") from exc
+            raise classify_botocore(exc, "GetObject") from exc
         return body

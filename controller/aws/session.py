@@ -5,6 +5,13 @@ friends), so the same binary talks to AWS or to the sandbox. botocore's
 "standard" retry mode retries throttling and 5xx with jittered backoff; our
 own classification (`controller.aws.errors`) decides what happens when it
 gives up.
+
+A session is made at start-up, so it checks there what every call needs: a
+region, a readable AWS configuration (an `AWS_PROFILE` that exists) and
+credentials. Without them it raises UsageError (one line, exit 2) instead of
+letting the first call fail deep inside a pass. Finding credentials is what
+botocore does for the first client anyway (environment, profile, SSO,
+container or instance role), so the check costs nothing extra.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 
+from controller.aws.errors import CREDENTIALS_HINT, AwsTerminalError, one_line
 from controller.errors import UsageError
 
 #: botocore retries throttling/5xx itself before we ever see the error.
@@ -30,12 +39,28 @@ class AwsSession:
     """Creates clients for one region and counts API calls per (service, operation)."""
 
     def __init__(self, region: str | None = None) -> None:
-        self._session = boto3.session.Session(region_name=region)
-        if self._session.region_name is None:
+        try:
+            self._session = boto3.session.Session(region_name=region)
+            found_region = self._session.region_name
+        except BotoCoreError as exc:  # a profile that does not exist, a broken config file
+            raise UsageError(f"AWS configuration: {one_line(str(exc))}") from None
+        if found_region is None:
             # botocore would only say so at the first call, deep inside a pass.
             raise UsageError("no AWS region: pass --region, or set AWS_REGION / AWS_DEFAULT_REGION")
+        self._check_credentials()
         self._clients: dict[str, Any] = {}
         self.calls: Counter[tuple[str, str]] = Counter()
+
+    def _check_credentials(self) -> None:
+        """Raise UsageError when boto3 finds no credentials (see the module docstring)."""
+        try:
+            credentials = self._session.get_credentials()
+        except BotoCoreError as exc:
+            raise UsageError(
+                f"AWS credentials: {type(exc).__name__}: {one_line(str(exc))}"
+            ) from None
+        if credentials is None:
+            raise UsageError(f"no AWS credentials: {CREDENTIALS_HINT}")
 
     @property
     def region(self) -> str | None:
@@ -47,7 +72,11 @@ class AwsSession:
         """A cached client for `service` whose calls are counted."""
         client = self._clients.get(service)
         if client is None:
-            client = self._session.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+            try:
+                client = self._session.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+            except (BotoCoreError, ValueError) as exc:
+                # e.g. an AWS_ENDPOINT_URL that is not a URL: every call would fail alike.
+                raise AwsTerminalError(type(exc).__name__, str(exc), f"{service} client") from exc
             client.meta.events.register("before-call.*.*", self._count)
             self._clients[service] = client
         return client

@@ -41,7 +41,7 @@ from types import FrameType
 from typing import Any
 
 from controller.clock import SystemClock
-from controller.errors import TransientError, UsageError
+from controller.errors import ControllerError, TransientError, UsageError
 from controller.metrics import (
     KNOWN_OPERATIONS,
     S3_OPERATIONS,
@@ -125,6 +125,9 @@ class SyncService:
         )
         self._closers.append(self.wiring.ledger.close)
         source = self.wiring.context.source
+        # A source unreadable at start is a setup error (exit 2); once one
+        # snapshot was read, the loop falls back on the last good one instead.
+        source.snapshot()
         inner = source.inner if isinstance(source, LastGoodSource) else source
         clock = SystemClock()
         polled = isinstance(inner, S3Source)
@@ -210,8 +213,12 @@ class SyncService:
             ok=report.ok, seconds=report.duration_seconds, action_counts=counts
         )
         self.metrics.aws_calls_total(self.wiring.session.calls)
-        view = self.wiring.ledger.view()
-        self.metrics.runs_by_phase(Counter(r.phase.value for r in view.runs.values()))
+        try:
+            view = self.wiring.ledger.view()
+        except ControllerError as exc:  # a ledger gone bad: the pass reports it, in one line
+            log.warning("runs by phase not updated: %s", exc)
+        else:
+            self.metrics.runs_by_phase(Counter(r.phase.value for r in view.runs.values()))
         if result is not None:
             self._log_result(result)
         if result is not None and self.sync_path is not None:

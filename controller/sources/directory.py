@@ -14,7 +14,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from controller.errors import TransientError
+from controller.errors import TransientError, UsageError
 from controller.model.loader import MAX_FILE_BYTES
 from controller.model.problems import ManifestError
 from controller.sources.snapshot import Snapshot
@@ -107,12 +107,31 @@ class DirectorySource:
         return self.display_root
 
     def snapshot(self) -> Snapshot:
-        """Read the tree; raise TransientError if the root itself is unreadable."""
-        if not self.root.is_dir():
-            raise TransientError(f"source directory {self.display_root!r} is not readable")
+        """Read the tree; raise TransientError if the root itself is unreadable.
+
+        Transient because a checkout being swapped comes back: the loop falls
+        back on its last good snapshot, while a command that cannot read the
+        source at start reports a setup error (exit 2).
+        """
+        problem = unreadable_directory(self.root)
+        if problem is not None:
+            raise TransientError(f"source directory {self.display_root!r} {problem}")
         files, errors = read_tree(self.root, self.display_root)
         revision = git_revision(self.root) or content_revision(files)
         return Snapshot(revision=revision, files=files, errors=tuple(errors))
+
+
+def unreadable_directory(path: Path) -> str | None:
+    """Why `path` cannot be read as a directory of manifests, or None when it can."""
+    try:
+        with os.scandir(path):
+            return None  # os.walk would silently skip a directory it cannot list
+    except FileNotFoundError:
+        return "does not exist"
+    except NotADirectoryError:
+        return "is not a directory"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
 
 
 def content_revision(files: dict[str, bytes]) -> str:
@@ -125,12 +144,21 @@ def content_revision(files: dict[str, bytes]) -> str:
 
 
 def read_paths(paths: list[str]) -> tuple[dict[str, bytes], list[ManifestError]]:
-    """Read manifests from files and directories named on a command line."""
+    """Read manifests from files and directories named on a command line.
+
+    A path that does not exist, or a directory that cannot be listed, is a
+    UsageError (the command line is wrong, exit 2), not an invalid manifest.
+    """
     files: dict[str, bytes] = {}
     errors: list[ManifestError] = []
     for given in paths:
         path = Path(given)
+        if not path.exists() and not path.is_symlink():
+            raise UsageError(f"{given} does not exist")
         if path.is_dir():
+            problem = unreadable_directory(path)
+            if problem is not None:
+                raise UsageError(f"{given} {problem}")
             more, problems = read_tree(path, given)
             files.update(more)
             errors.extend(problems)

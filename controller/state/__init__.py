@@ -9,6 +9,11 @@ profile); the endpoint, as for every AWS call, comes from boto3's configuration.
 `ledger_file` names the SQLite file, next to which `controller run` keeps its
 lease (`<ledger>.lock`) and its sync record (`<ledger>.sync.json`); with
 DynamoDB the lease is an item of the table (`controller.state.leader`).
+
+`read_only=True` is how the commands that write nothing (`status`, `diff`,
+`logs`, dry runs) open the ledger: no file, directory or table is created,
+nothing is migrated, writes are refused, and a ledger that does not exist
+reads as empty with `missing` set (`status` says `no ledger at PATH`).
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from controller.aws.session import AwsSession
 from controller.errors import UsageError
 from controller.state.dynamodb import DynamoDbLedger
 from controller.state.ledger import Ledger, LedgerConflict, LedgerView
-from controller.state.sqlite import SchemaVersionError, SqliteLedger
+from controller.state.sqlite import LedgerDamaged, SchemaVersionError, SqliteLedger
 
 __all__ = [
     "DynamoDbLedger",
     "Ledger",
     "LedgerConflict",
+    "LedgerDamaged",
     "LedgerView",
     "SchemaVersionError",
     "SqliteLedger",
@@ -40,17 +46,19 @@ _ACCEPTED_FORMS = "sqlite:PATH (e.g. sqlite:.controller/state.db) or dynamodb://
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
 
-def open_ledger(url: str, *, session: AwsSession | None = None) -> Ledger:
-    """Open the ledger a `--ledger` URL names; a malformed URL is a UsageError."""
+def open_ledger(
+    url: str, *, session: AwsSession | None = None, read_only: bool = False
+) -> SqliteLedger | DynamoDbLedger:
+    """Open the ledger a `--ledger` URL names (`read_only`: see above); bad URLs are UsageErrors."""
     path = ledger_file(url)
     if path is not None:
-        return SqliteLedger(path)
+        return SqliteLedger(path, read_only=read_only)
     table = dynamodb_table(url)
     assert table is not None  # ledger_file accepts nothing else
     if session is None:
         # No region at all is a UsageError from AwsSession itself.
         session = AwsSession(os.environ.get("CONTROLLER_REGION") or None)
-    return DynamoDbLedger(table, session)
+    return DynamoDbLedger(table, session, read_only=read_only)
 
 
 def dynamodb_table(url: str) -> str | None:

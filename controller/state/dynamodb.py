@@ -45,7 +45,9 @@ leader election (`controller.state.leader`). Why these choices:
   version it read.
 * **The table is created on first use** if missing (PAY_PER_REQUEST, with
   the index), which needs `dynamodb:CreateTable` once; a table created ahead
-  of time must have the same keys and index (see README.md).
+  of time must have the same keys and index (see README.md). A `read_only`
+  ledger (`status`, `diff`, `logs`) never creates it: it asks DescribeTable
+  once, reads a missing table as empty (`missing`) and refuses writes.
 """
 
 from __future__ import annotations
@@ -104,9 +106,23 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 class DynamoDbLedger:
     """The `Ledger` on one DynamoDB table; safe to share between threads."""
 
-    def __init__(self, table: str, session: AwsSession, *, create_table: bool = True) -> None:
-        """Open the ledger on `table`, creating the table first if `create_table` and missing."""
+    def __init__(
+        self,
+        table: str,
+        session: AwsSession,
+        *,
+        create_table: bool = True,
+        read_only: bool = False,
+    ) -> None:
+        """Open the ledger on `table`, creating the table first if `create_table` and missing.
+
+        A `read_only` ledger creates nothing and refuses writes; on a table
+        that does not exist it reads as empty and `missing` is True.
+        """
         self.table = table
+        self.read_only = read_only
+        #: True when a read-only open found no table: the ledger reads as empty
+        self.missing = False
         self._gateway = DynamoDbGateway(session)
         self._lock = threading.Lock()
         self._closed = False
@@ -114,7 +130,9 @@ class DynamoDbLedger:
         self._decoded: dict[str, RunRecord] = {}
         #: the last event sort-key time, in microseconds since the epoch
         self._last_event_us = 0
-        if create_table:
+        if read_only:
+            self.missing = not self._gateway.table_exists(table)
+        elif create_table:
             self._gateway.create_table_if_missing(table, "pk", "sk", (EVENTS_BY_RUN,))
 
     # -- the Ledger protocol -------------------------------------------------------
@@ -141,12 +159,14 @@ class DynamoDbLedger:
     def get(self, key: RunKey) -> RunRecord | None:
         """Return one run (strongly consistent read), or None."""
         self._check_open()
+        if self.missing:
+            return None
         item = self._gateway.get_item(self.table, {"pk": _RUN, "sk": _run_sk(key)})
         return None if item is None else _decode_run(item)
 
     def save(self, run: RunRecord) -> RunRecord:
         """Store `run` whole if the stored version is `run.version`; return it with version + 1."""
-        self._check_open()
+        self._check_writable()
         new_version = run.version + 1
         item: Item = {
             "pk": _RUN,
@@ -175,7 +195,7 @@ class DynamoDbLedger:
 
     def append_event(self, event: Event) -> None:
         """Add one event to the end of the log."""
-        self._check_open()
+        self._check_writable()
         item: Item = {
             "pk": _EVENT,
             "sk": f"{to_text(self._append_time())}#{secrets.token_hex(4)}",
@@ -190,7 +210,7 @@ class DynamoDbLedger:
     def events(self, key: RunKey | None = None, limit: int = 100) -> list[Event]:
         """Return the newest `limit` events (of one run, if given), oldest first."""
         self._check_open()
-        if limit <= 0:
+        if limit <= 0 or self.missing:
             return []
         if key is None:
             pages = self._gateway.query_pages(
@@ -214,13 +234,13 @@ class DynamoDbLedger:
 
     def set_cron_last_scheduled(self, name: str, at: datetime) -> None:
         """Remember the newest occurrence of a CronJob already handled."""
-        self._check_open()
+        self._check_writable()
         item: Item = {"pk": _CRON, "sk": name, "last_scheduled": to_text(at)}
         self._gateway.put_item(self.table, item)
 
     def put_revision(self, revision: RevisionRecord) -> None:
         """Remember a described revision, replacing what was known under its ARN."""
-        self._check_open()
+        self._check_writable()
         item: Item = {
             "pk": _REVISION,
             "sk": revision.arn,
@@ -237,7 +257,7 @@ class DynamoDbLedger:
 
     def forget_revision(self, arn: str) -> None:
         """Drop a revision that was deleted; forgetting an unknown one does nothing."""
-        self._check_open()
+        self._check_writable()
         self._gateway.delete_item(self.table, {"pk": _REVISION, "sk": arn})
 
     def close(self) -> None:
@@ -274,9 +294,16 @@ class DynamoDbLedger:
         if self._closed:
             raise TerminalError(f"the ledger dynamodb://{self.table} is closed")
 
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise TerminalError(f"the ledger dynamodb://{self.table} is open read-only")
+
     def _partition(self, pk: str) -> list[Item]:
-        """Every item of one partition, all pages."""
+        """Every item of one partition, all pages (none when the table is missing)."""
         items: list[Item] = []
+        if self.missing:
+            return items
         for page in self._gateway.query_pages(self.table, "pk", pk):
             items.extend(page)
         return items

@@ -29,11 +29,41 @@ runs and nothing else to install. Why these choices:
 * **Versioned schema.** `PRAGMA user_version` is the number of migration steps
   applied; `MIGRATIONS` lists the steps in order and is applied on open, in one
   transaction. A file written by a newer controller is refused, not guessed at.
+* **Private files.** The ledger holds frozen task definitions and RunTask
+  overrides, environment values included, so a new file is created with mode
+  0600 (SQLite gives its `-wal` and `-shm` the mode of the database file) and
+  a directory created for it with 0700. An existing file keeps its mode.
+* **Damage is refused at open.** Every open runs `PRAGMA quick_check`: it
+  reads every page once (about 3 ms per MB, the cost of one `view()`), so a
+  truncated or overwritten file is refused with one line saying what to do
+  (`LedgerDamaged`) before a pass has done half its work, and `controller
+  run` does not start on it. Damage appearing later is reported the same way
+  by whichever operation meets it.
+* **Read-only opens** (`read_only=True`: `status`, `diff`, `logs`, dry runs)
+  use SQLite's `mode=ro`, so nothing can be written through them: no file or
+  directory is created (a missing file reads as an empty ledger and sets
+  `missing`), the schema is not migrated, and `query_only` refuses writes.
+  A file of an older schema is read as it is: each table a later migration
+  step adds is stood in for by an empty TEMP table of the same name (TEMP
+  tables live in the connection, not the file). Only tables are covered: a
+  step that adds a column to an existing table must keep the old columns'
+  reads working. One effect remains outside our control: when no other
+  connection has the file open, SQLite creates its `-wal` and `-shm`
+  companions (empty, mode of the file) and a read-only connection cannot
+  remove them; the next writer uses and removes them.
+* **Errors are ours.** Every operation (and the open) turns SQLite's errors
+  into the controller's kinds: a lock held past `busy_timeout`, a full disk
+  or an I/O error is a TransientError (the loop retries the pass); a damaged
+  file is LedgerDamaged and a file that cannot be opened or written a
+  TerminalError (both exit 2 on the command line). Anything else (a
+  constraint violation, a closed ledger) is a bug and stays sqlite3's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -46,7 +76,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from controller.errors import TerminalError, TransientError
+from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
     AttemptOutcome,
@@ -196,7 +226,11 @@ MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _schema_v2)
 
 
 class SchemaVersionError(TerminalError):
-    """The ledger file was written by a newer controller (or is not a ledger at all)."""
+    """The ledger file was written by a newer controller."""
+
+
+class LedgerDamaged(TerminalError):
+    """The ledger file is damaged (truncated, overwritten) or not a SQLite database at all."""
 
 
 _DEFAULT_BUSY_TIMEOUT_SECONDS: Final = 10.0
@@ -245,36 +279,58 @@ class SqliteLedger:
     """The `Ledger` on one SQLite file in WAL mode; safe to share between threads."""
 
     def __init__(
-        self, path: str | Path, *, busy_timeout: float = _DEFAULT_BUSY_TIMEOUT_SECONDS
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = _DEFAULT_BUSY_TIMEOUT_SECONDS,
+        read_only: bool = False,
     ) -> None:
-        """Open (creating it and its directories if needed) and migrate the ledger at `path`.
+        """Open the ledger at `path`, creating (privately) and migrating it unless `read_only`.
 
         `busy_timeout` is how many seconds to wait for another connection's
-        write lock before giving up with a TransientError.
+        write lock before giving up with a TransientError. A read-only ledger
+        creates, migrates and writes nothing; where there is no file it reads
+        as empty and `missing` is True (see the module docstring).
         """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        #: True when a read-only open found no file: the ledger reads as empty
+        self.missing = read_only and not self.path.exists()
         self._lock = threading.Lock()
         self._closed = False
         #: The runs the last view() decoded, reused while their version is
         #: unchanged (see view); guarded by _lock like the connection.
         self._decoded: dict[RunKey, RunRecord] = {}
-        # isolation_level=None: the sqlite3 module must not open transactions
-        # behind our back; every transaction here is an explicit BEGIN.
-        self._db = sqlite3.connect(
-            self.path,
-            timeout=busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            self._configure(busy_timeout)
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
+        with self._errors_mapped():
+            self._db = self._connect(busy_timeout)
+            try:
+                if read_only:
+                    self._open_read_only(busy_timeout)
+                else:
+                    self._configure(busy_timeout)
+                    self._migrate()
+                self._check_integrity()
+            except BaseException:
+                self._db.close()
+                raise
 
     # -- opening -----------------------------------------------------------
+
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
+        """The connection: to the file (created privately), read-only, or in memory if missing."""
+        # isolation_level=None: the sqlite3 module must not open transactions
+        # behind our back; every transaction here is an explicit BEGIN.
+        if self.missing:
+            return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        if self.read_only:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            return sqlite3.connect(
+                uri, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=True
+            )
+        _create_private(self.path)
+        return sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
 
     def _configure(self, busy_timeout: float) -> None:
         """Set the per-connection pragmas; the journal mode is stored in the file."""
@@ -300,18 +356,35 @@ class SqliteLedger:
         while True:
             try:
                 return str(self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-            except sqlite3.DatabaseError as error:
-                if getattr(error, "sqlite_errorname", "") == "SQLITE_NOTADB":
-                    raise SchemaVersionError(
-                        f"{self.path} is not a ledger database: {error}"
-                    ) from error
-                if not (isinstance(error, sqlite3.OperationalError) and _is_busy(error)):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise TransientError(
-                        f"the ledger {self.path} is locked by another connection: {error}"
-                    ) from error
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    raise  # mapped by the caller: busy past the deadline is transient
                 time.sleep(_WAL_RETRY_SECONDS)
+
+    def _open_read_only(self, busy_timeout: float) -> None:
+        """Ready a read-only connection: no WAL switch, no migration, writes refused."""
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if not self.missing:
+            self._refuse_newer(self._user_version(), len(MIGRATIONS))
+        present = {
+            str(name)
+            for (name,) in db.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")
+        }
+        for name, statement in _schema_tables().items():
+            if name not in present:
+                # A table added by a later step (or no file at all): read as empty.
+                db.execute("CREATE TEMP TABLE" + statement.removeprefix("CREATE TABLE"))
+        db.execute("PRAGMA query_only = ON")
+
+    def _check_integrity(self) -> None:
+        """Refuse a damaged file at open rather than half-way through a pass."""
+        if self.missing:
+            return
+        rows = self._db.execute("PRAGMA quick_check").fetchall()
+        if rows != [("ok",)]:
+            found = " ".join(str(rows[0][0]).split())[:200] if rows else "no answer"
+            raise LedgerDamaged(self._damaged(f"integrity check: {found}"))
 
     def _migrate(self) -> None:
         """Bring the schema to len(MIGRATIONS), or refuse a file from a newer controller."""
@@ -347,7 +420,7 @@ class SqliteLedger:
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         """Run a block in one transaction under the thread lock; roll back on any error."""
-        with self._lock:
+        with self._lock, self._errors_mapped():
             if self._closed:
                 raise sqlite3.ProgrammingError(f"the ledger {self.path} is closed")
             db = self._db
@@ -355,16 +428,49 @@ class SqliteLedger:
                 db.execute(begin)
                 yield db
                 db.execute("COMMIT")
-            except BaseException as error:
+            except BaseException:
                 # COMMIT itself can fail (busy, disk full) and leave the
                 # transaction open; never leave it open for the next caller.
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                if isinstance(error, sqlite3.OperationalError) and _is_busy(error):
-                    raise TransientError(
-                        f"the ledger {self.path} is locked by another connection: {error}"
-                    ) from error
                 raise
+
+    @contextmanager
+    def _errors_mapped(self) -> Iterator[None]:
+        """Raise the controller's error kinds instead of sqlite3's (see the module docstring)."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            mapped = self._mapped(error)
+            if mapped is None:
+                raise  # a bug here, not a property of the file
+            raise mapped from error
+
+    def _mapped(self, error: sqlite3.Error) -> ControllerError | None:
+        """The controller's error for a SQLite error, or None for a bug."""
+        code = "_".join(str(getattr(error, "sqlite_errorname", "")).split("_")[:2])
+        where = f"the ledger {self.path}"
+        if code in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+            return TransientError(f"{where} is locked by another connection: {error}")
+        if code in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+            return LedgerDamaged(self._damaged(str(error)))
+        if code in ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_NOMEM"):
+            return TransientError(f"{where}: {error}")
+        if code == "SQLITE_READONLY":
+            why = "it is open read-only" if self.read_only else "check the file's permissions"
+            return TerminalError(f"{where} cannot be written ({error}): {why}")
+        if code in ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"):
+            return TerminalError(f"cannot open {where}: {error}")
+        return None
+
+    def _damaged(self, detail: str) -> str:
+        """One line: which file is damaged, how, and what to do about it."""
+        return (
+            f"the ledger {self.path} is damaged or not a ledger database ({detail}):"
+            f" check --state; restore the file from a backup, or salvage it with"
+            f" `sqlite3 {self.path} .recover`; moving it aside starts an empty ledger"
+            " (its run history is lost)"
+        )
 
     # -- the Ledger protocol -----------------------------------------------
 
@@ -650,6 +756,28 @@ def _conflict_message(run: RunRecord, stored: int) -> str:
         f"run {run.key} was saved by someone else (stored version {stored},"
         f" the record has {run.version}): re-read it and plan again"
     )
+
+
+def _create_private(path: Path) -> None:
+    """Create the ledger file with mode 0600 (its directory 0700) unless it exists."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _schema_tables() -> dict[str, str]:
+    """The CREATE TABLE statement of every table the current schema has, by name."""
+    scratch = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for step in MIGRATIONS:
+            step(scratch)
+        rows = scratch.execute(
+            "SELECT name, sql FROM sqlite_master"
+            " WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!'"
+        ).fetchall()
+    finally:
+        scratch.close()
+    return {str(name): str(statement) for name, statement in rows}
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:

@@ -124,6 +124,36 @@ def test_a_closed_ledger_refuses_to_work(ledger: DynamoDbLedger) -> None:
         ledger.view()
 
 
+def test_a_read_only_ledger_creates_no_table_and_reads_a_missing_one_as_empty(
+    aws: None,
+) -> None:
+    session = AwsSession(REGION)
+    ledger = DynamoDbLedger(TABLE, session, read_only=True)
+
+    assert ledger.missing
+    view = ledger.view()
+    assert (view.runs, view.cron_last_scheduled, view.revisions) == ({}, {}, {})
+    assert ledger.events() == []
+    assert ledger.events(RunKey("once", "1")) == []
+    assert ledger.get(RunKey("once", "1")) is None
+    with pytest.raises(TerminalError, match="open read-only"):
+        ledger.save(pending_run(RunKey("once", "1")))
+    assert session.client("dynamodb").list_tables()["TableNames"] == []
+    assert session.calls[("dynamodb", "CreateTable")] == 0
+
+
+def test_a_read_only_ledger_reads_the_table_and_refuses_writes(aws: None) -> None:
+    with new_ledger() as writer:
+        run = writer.save(full_run(RunKey("nightly", "1")))
+    reader = open_ledger(f"dynamodb://{TABLE}", read_only=True)
+
+    assert not reader.missing
+    assert reader.view().runs == {run.key: run}
+    with pytest.raises(TerminalError, match="open read-only"):
+        reader.append_event(Event(datetime(2026, 3, 1, tzinfo=UTC), None, "Guard", "no"))
+    assert reader.events() == []
+
+
 # -- runs -----------------------------------------------------------------------------
 
 

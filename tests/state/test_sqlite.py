@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -29,12 +29,13 @@ from controller.model.run import (
     Event,
     Phase,
     Reason,
+    RevisionRecord,
     RunRecord,
     TaskRecord,
 )
 from controller.state import open_ledger
 from controller.state.ledger import Ledger, PassSummary
-from controller.state.sqlite import SchemaVersionError, SqliteLedger
+from controller.state.sqlite import LedgerDamaged, SchemaVersionError, SqliteLedger
 from tests.state.contract import LedgerContract, full_run, intent, pending_run
 
 
@@ -324,6 +325,212 @@ def test_view_decodes_everything_when_many_runs_changed(
     view = ledger.view()
 
     assert view.runs == {run.key: run for run in saved}
+
+
+# -- every operation maps a held lock ---------------------------------------------
+
+WRITES: dict[str, Callable[[SqliteLedger], object]] = {
+    "save": lambda ledger: ledger.save(pending_run(RunKey("once", "1"))),
+    "append_event": lambda ledger: ledger.append_event(Event(NOW, None, "Guard", "held")),
+    "set_cron_last_scheduled": lambda ledger: ledger.set_cron_last_scheduled("nightly", NOW),
+    "put_revision": lambda ledger: ledger.put_revision(REVISION),
+    "forget_revision": lambda ledger: ledger.forget_revision(REVISION.arn),
+}
+NOW = datetime(2026, 11, 28, 3, 30, tzinfo=UTC)
+REVISION = RevisionRecord(
+    arn="arn:aws:ecs:eu-west-1:123456789012:task-definition/nightly:1",
+    family="nightly",
+    revision=1,
+    spec_hash="0" * 64,
+    owner="default",
+    status="ACTIVE",
+)
+
+
+@pytest.mark.parametrize("operation", sorted(WRITES))
+def test_every_write_meets_a_held_lock_as_a_transient_error(db_path: Path, operation: str) -> None:
+    with SqliteLedger(db_path, busy_timeout=0) as ledger:
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(TransientError, match="is locked by another connection"):
+                WRITES[operation](ledger)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        WRITES[operation](ledger)  # nothing was left half-open
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_opening_a_file_locked_exclusively_is_a_transient_error(
+    db_path: Path, read_only: bool
+) -> None:
+    SqliteLedger(db_path).close()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("PRAGMA locking_mode = EXCLUSIVE")  # readers too must wait for this one
+    other.execute("BEGIN EXCLUSIVE")
+    other.execute("INSERT INTO cron_schedules VALUES ('nightly', '2026-11-28')")
+    try:
+        with pytest.raises(TransientError, match="is locked by another connection"):
+            SqliteLedger(db_path, busy_timeout=0, read_only=read_only)
+    finally:
+        other.close()
+
+
+# -- private files ----------------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_new_ledger_and_its_directory_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "state.db"
+    with SqliteLedger(path) as ledger:
+        ledger.save(full_run(RunKey("nightly", "1")))  # environment values, in a real ledger
+        companions = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+        assert all(companion.exists() for companion in companions)
+        assert [mode(p) for p in (path, *companions)] == [0o600, 0o600, 0o600]
+    assert mode(path.parent) == 0o700
+
+
+def test_an_existing_ledger_keeps_its_mode(db_path: Path) -> None:
+    sqlite3.connect(db_path).close()
+    db_path.chmod(0o640)  # the operator's choice
+
+    SqliteLedger(db_path).close()
+
+    assert mode(db_path) == 0o640
+
+
+# -- read-only opens ----------------------------------------------------------------
+
+
+def test_a_read_only_open_of_a_missing_file_creates_nothing_and_reads_empty(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "typo" / "state.db"
+
+    with SqliteLedger(path, read_only=True) as ledger:
+        assert ledger.missing
+        view = ledger.view()
+        assert (view.runs, view.cron_last_scheduled, view.revisions) == ({}, {}, {})
+        assert ledger.events() == []
+        assert ledger.get(RunKey("once", "1")) is None
+        with pytest.raises(TerminalError, match="open read-only"):
+            ledger.save(pending_run(RunKey("once", "1")))
+
+    assert not path.parent.exists()
+
+
+def test_a_read_only_open_reads_what_a_writer_wrote_and_writes_nothing(db_path: Path) -> None:
+    with SqliteLedger(db_path) as writer:
+        run = writer.save(full_run(RunKey("nightly", "1")))
+        writer.append_event(Event(NOW, run.key, "Started", "attempt 1"))
+        # A live writer (a `controller run`) beside the reader.
+        with SqliteLedger(db_path, read_only=True) as reader:
+            assert not reader.missing
+            assert reader.view().runs == {run.key: run}
+            assert [e.message for e in reader.events(run.key)] == ["attempt 1"]
+            for write in WRITES.values():
+                with pytest.raises(TerminalError, match="open read-only"):
+                    write(reader)
+        assert writer.view().runs == {run.key: run}
+        assert len(writer.events()) == 1
+
+
+def test_a_read_only_open_neither_migrates_nor_refuses_an_older_schema(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SqliteLedger(db_path) as v1:
+        run = v1.save(full_run(RunKey("nightly", "1")))
+    # The file of an older controller: it had no events table yet.
+    with sqlite3.connect(db_path) as db:
+        db.execute("DROP TABLE events")
+    # And this controller knows a step more (a table another change adds).
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", (*sqlite_module.MIGRATIONS, _add_leases))
+
+    with SqliteLedger(db_path, read_only=True) as ledger:
+        assert ledger.view().runs == {run.key: run}
+        assert ledger.events() == []  # the missing table reads as empty
+        assert ledger._db.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
+
+    assert user_version(db_path) == 1
+    with sqlite3.connect(db_path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert "leases" not in tables
+        assert "events" not in tables
+
+
+def _add_leases(db: sqlite3.Connection) -> None:
+    """A made-up version 2 that adds a table."""
+    db.execute("CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL)")
+
+
+def test_a_read_only_open_refuses_a_newer_schema(db_path: Path) -> None:
+    SqliteLedger(db_path).close()
+    set_user_version(db_path, len(sqlite_module.MIGRATIONS) + 1)
+
+    with pytest.raises(SchemaVersionError, match="upgrade the controller"):
+        SqliteLedger(db_path, read_only=True)
+
+
+def test_open_ledger_read_only_creates_nothing(tmp_path: Path) -> None:
+    ledger = open_ledger(f"sqlite:{tmp_path}/deep/state.db", read_only=True)
+    ledger.close()
+    assert ledger.missing
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- damaged files --------------------------------------------------------------------
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a ledger file as a crash, a full disk or a stray write might."""
+    data = bytearray(path.read_bytes())
+    page = 4096
+    if how == "truncated":
+        del data[len(data) // 2 :]
+    elif how == "overwritten pages":
+        # Leave the header and the schema page; wreck the pages after them.
+        data[2 * page : 6 * page] = bytes(range(256)) * (4 * page // 256)
+    else:
+        data[:] = b"these are not the pages you are looking for" * 100
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def big_ledger(db_path: Path) -> Path:
+    with SqliteLedger(db_path) as ledger:
+        for i in range(200):  # a few hundred pages
+            ledger.save(full_run(RunKey(f"job-{i % 7}", str(i))))
+    assert db_path.stat().st_size > 100 * 4096
+    return db_path
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+@pytest.mark.parametrize("how", ["truncated", "overwritten pages", "garbage"])
+def test_a_damaged_file_is_refused_at_open_in_one_line(
+    big_ledger: Path, how: str, read_only: bool
+) -> None:
+    damage(big_ledger, how)
+    before = big_ledger.read_bytes()
+
+    with pytest.raises(LedgerDamaged) as refused:
+        SqliteLedger(big_ledger, read_only=read_only)
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert str(big_ledger) in message
+    assert "restore the file from a backup" in message
+    assert big_ledger.read_bytes() == before  # left as found, for salvage
+
+
+def test_a_path_that_cannot_be_a_file_is_a_terminal_error(tmp_path: Path) -> None:
+    (tmp_path / "state.db").mkdir()
+
+    with pytest.raises(TerminalError, match="cannot open the ledger"):
+        SqliteLedger(tmp_path / "state.db")
 
 
 # -- open_ledger --------------------------------------------------------------
