@@ -40,8 +40,12 @@ Deliberate deviations from botocore (also stated in the schema descriptions):
    are not understood by Python's `re`.
 
 Our own fields (apiVersion, kind, metadata and the controller's spec fields)
-are written by hand below, as Python dicts, in this one place. The fields a
-JobRun spec shares with a CronJob jobTemplate are one `$defs` entry,
+are written by hand below, as Python dicts, in this one place. Every integer
+among them has a maximum, stated in its description: durations at most
+`MAX_DURATION_SECONDS` (365 days, so that now + a duration is always a
+datetime), `backoffLimit` and the history limits at most 1000. Their
+`default`s are the defaults the loader applies (tests/test_schema.py checks).
+The fields a JobRun spec shares with a CronJob jobTemplate are one `$defs` entry,
 `JobSpec`; the two objects that use it are closed with
 `unevaluatedProperties: false` (the 2020-12 form of `additionalProperties:
 false` that sees through `$ref`), so a typo is an error there too.
@@ -326,6 +330,27 @@ TASK_DEFINITION_REF_PATTERN = (
     "[A-Za-z0-9_-]{1,255}(:[1-9][0-9]*)?$"
 )
 
+#: Every duration (seconds) a manifest carries is at most 365 days: far inside
+#: what a datetime can hold once added to now (year 9999), and longer than any
+#: deadline, delay or wait that makes sense for a batch run.
+MAX_DURATION_SECONDS = 365 * 24 * 3600
+#: Failed attempts allowed: every attempt is a RunTask and a ledger record.
+MAX_BACKOFF_LIMIT = 1000
+#: Finished runs `status` keeps showing per CronJob.
+MAX_HISTORY_LIMIT = 1000
+
+
+def duration(description: str, **schema: Any) -> Json:
+    """An integer of seconds, 1..MAX_DURATION_SECONDS, its maximum stated in the description."""
+    return {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_DURATION_SECONDS,
+        **schema,
+        "description": f"{description} At most {MAX_DURATION_SECONDS} (365 days).",
+    }
+
+
 STRING_MAP: Json = {"type": "object", "additionalProperties": {"type": "string"}}
 
 METADATA: Json = {
@@ -372,31 +397,33 @@ JOB_SPEC_FIELDS: Json = {
         "minimum": 1,
         "maximum": 10,
         "default": 1,
-        "description": "Tasks per attempt; the attempt succeeds when all of them succeed.",
+        "description": (
+            "Tasks per attempt, 1..10 (RunTask's limit); the attempt succeeds when all of them "
+            "succeed."
+        ),
     },
     "backoffLimit": {
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_BACKOFF_LIMIT,
         "default": 0,
-        "description": "Failed attempts allowed before the run is Failed.",
+        "description": (
+            f"Failed attempts allowed before the run is Failed; at most {MAX_BACKOFF_LIMIT}."
+        ),
     },
     "backoff": {
         "type": "object",
         "description": "Delay before attempt n+1: initialSeconds * 2^(n-1), capped at maxSeconds.",
         "properties": {
-            "initialSeconds": {"type": "integer", "minimum": 1, "default": 10},
-            "maxSeconds": {"type": "integer", "minimum": 1, "default": 600},
+            "initialSeconds": duration("Delay before the second attempt.", default=10),
+            "maxSeconds": duration("Longest delay between attempts.", default=600),
         },
         "additionalProperties": False,
     },
-    "activeDeadlineSeconds": {
-        "type": "integer",
-        "minimum": 1,
-        "description": (
-            "Seconds from the first attempt's start after which the run's tasks are stopped "
-            "and it is Failed (DeadlineExceeded)."
-        ),
-    },
+    "activeDeadlineSeconds": duration(
+        "Seconds from the first attempt's start after which the run's tasks are stopped "
+        "and it is Failed (DeadlineExceeded)."
+    ),
     "successContainers": {
         "type": "array",
         "items": {"type": "string", "minLength": 1},
@@ -415,12 +442,9 @@ JOB_SPEC_FIELDS: Json = {
                 "minLength": 1,
                 "description": "Auto Scaling group to scale out when tasks cannot be placed.",
             },
-            "maxPendingSeconds": {
-                "type": "integer",
-                "minimum": 1,
-                "default": 900,
-                "description": "Waiting for capacity longer than this fails the run.",
-            },
+            "maxPendingSeconds": duration(
+                "Waiting for capacity longer than this fails the run.", default=900
+            ),
         },
         "additionalProperties": False,
     },
@@ -458,11 +482,9 @@ CRON_JOB_FIELDS: Json = {
         "default": "Forbid",
         "description": "What to do when an occurrence is due while another run is active.",
     },
-    "startingDeadlineSeconds": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "An occurrence not started this long after its time is Missed.",
-    },
+    "startingDeadlineSeconds": duration(
+        "An occurrence not started this long after its time is Missed."
+    ),
     "suspend": {
         "type": "boolean",
         "default": False,
@@ -471,14 +493,20 @@ CRON_JOB_FIELDS: Json = {
     "successfulRunsHistoryLimit": {
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_HISTORY_LIMIT,
         "default": 3,
-        "description": "How many succeeded runs `status` keeps showing.",
+        "description": (
+            f"How many succeeded runs `status` keeps showing; at most {MAX_HISTORY_LIMIT}."
+        ),
     },
     "failedRunsHistoryLimit": {
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_HISTORY_LIMIT,
         "default": 3,
-        "description": "How many failed runs `status` keeps showing.",
+        "description": (
+            f"How many failed runs `status` keeps showing; at most {MAX_HISTORY_LIMIT}."
+        ),
     },
 }
 

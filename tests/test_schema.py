@@ -15,6 +15,7 @@ import functools
 import importlib.util
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -339,17 +340,135 @@ def test_script_and_model_agree_on_the_pass_through_fields() -> None:
     assert generator().RUN_TASK_PASS_THROUGH == manifest.RUN_TASK_PASS_THROUGH
 
 
-def test_schema_defaults_match_the_model_defaults() -> None:
-    """The defaults the schema documents are the ones the model applies."""
-    spec = committed("jobrun.schema.json")["$defs"]["JobSpec"]["properties"]
-    defaults = manifest.JobSpec(cluster="c")
-    assert spec["count"]["default"] == defaults.count
-    assert spec["backoffLimit"]["default"] == defaults.backoff_limit
-    backoff = spec["backoff"]["properties"]
-    assert backoff["initialSeconds"]["default"] == defaults.backoff.initial_seconds
-    assert backoff["maxSeconds"]["default"] == defaults.backoff.max_seconds
-    capacity = spec["capacity"]["properties"]
-    assert capacity["maxPendingSeconds"]["default"] == defaults.capacity.max_pending_seconds
+def _defaults(
+    schema: Json, node: Json, path: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(property path, default) of every `default` under `node`, following $ref."""
+    if "default" in node:
+        yield path, node["default"]
+    if "$ref" in node:
+        yield from _defaults(schema, schema["$defs"][node["$ref"].removeprefix("#/$defs/")], path)
+    for key, child in node.get("properties", {}).items():
+        yield from _defaults(schema, child, (*path, key))
+
+
+def _loaded(document: Json) -> Any:
+    """The model the loader builds from `document` (a schema-valid manifest)."""
+    from controller.model.loader import ManifestLoader
+    from controller.schemas import validators
+
+    result = ManifestLoader(validators()).load({"m.yaml": json.dumps(document).encode()})
+    assert result.errors == (), result.errors
+    (manifest,) = result.desired.manifests()
+    return manifest
+
+
+def _job_spec_defaults(prefix: tuple[str, ...], spec: Any) -> dict[tuple[str, ...], Any]:
+    return {
+        (*prefix, "count"): spec.count,
+        (*prefix, "backoffLimit"): spec.backoff_limit,
+        (*prefix, "backoff", "initialSeconds"): spec.backoff.initial_seconds,
+        (*prefix, "backoff", "maxSeconds"): spec.backoff.max_seconds,
+        (*prefix, "capacity", "maxPendingSeconds"): spec.capacity.max_pending_seconds,
+    }
+
+
+def test_schema_defaults_are_the_defaults_the_model_uses() -> None:
+    """Every `default` the schemas state is what the loader builds when the field is absent."""
+    run = _loaded(minimal_job_run())
+    used = {
+        ("spec", "runId"): run.run_id,
+        ("spec", "suspend"): run.spec.suspend,
+        **_job_spec_defaults(("spec",), run.spec),
+    }
+    schema = committed("jobrun.schema.json")
+    assert dict(_defaults(schema, schema, ())) == used
+
+    bare = cron_job()
+    for optional in (
+        "timeZone",
+        "concurrencyPolicy",
+        "startingDeadlineSeconds",
+        "successfulRunsHistoryLimit",
+        "failedRunsHistoryLimit",
+    ):
+        del bare["spec"][optional]
+    cron = _loaded(bare)
+    used = {
+        ("spec", "timeZone"): cron.time_zone,
+        ("spec", "concurrencyPolicy"): cron.concurrency_policy.value,
+        ("spec", "suspend"): cron.suspend,
+        ("spec", "successfulRunsHistoryLimit"): cron.successful_runs_history_limit,
+        ("spec", "failedRunsHistoryLimit"): cron.failed_runs_history_limit,
+        **_job_spec_defaults(("spec", "jobTemplate"), cron.job_template),
+    }
+    schema = committed("cronjob.schema.json")
+    assert dict(_defaults(schema, schema, ())) == used
+
+
+def _integers(node: Any, where: str) -> Iterator[tuple[str, Json]]:
+    """Every integer schema under `node` (hand-written fields only), with its path."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            yield where, node
+        for key, child in node.items():
+            yield from _integers(child, f"{where}/{key}")
+
+
+def test_every_integer_of_ours_is_bounded() -> None:
+    """Our own integers all have a maximum: a huge one could never reach the planner."""
+    module = generator()
+    fields = {
+        "JobSpec": module.JOB_SPEC_FIELDS,
+        "JobRun": module.JOB_RUN_ONLY_FIELDS,
+        "CronJob": module.CRON_JOB_FIELDS,
+        "Metadata": module.METADATA,
+    }
+    found = [(where, node) for name, f in fields.items() for where, node in _integers(f, name)]
+    assert len(found) >= 8
+    for where, node in found:
+        assert "maximum" in node, where
+        assert str(node["maximum"]) in node["description"], where
+    # The longest duration, added to a late "now", is still a datetime.
+    assert datetime(9000, 1, 1, tzinfo=UTC) + timedelta(seconds=module.MAX_DURATION_SECONDS)
+
+
+@pytest.mark.parametrize(
+    ("spec", "pointer"),
+    [
+        ({"activeDeadlineSeconds": 10**12}, "/spec/activeDeadlineSeconds"),
+        (
+            {"backoff": {"initialSeconds": 10**12, "maxSeconds": 10**12}},
+            "/spec/backoff/initialSeconds",
+        ),
+        ({"backoff": {"maxSeconds": 10**12}}, "/spec/backoff/maxSeconds"),
+        ({"capacity": {"maxPendingSeconds": 10**12}}, "/spec/capacity/maxPendingSeconds"),
+        ({"activeDeadlineSeconds": 365 * 86400 + 1}, "/spec/activeDeadlineSeconds"),
+        ({"backoffLimit": 10**12}, "/spec/backoffLimit"),
+    ],
+)
+def test_huge_durations_are_rejected(spec: Json, pointer: str) -> None:
+    assert error_pointers(minimal_job_run(**spec))[0] == pointer
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["startingDeadlineSeconds", "successfulRunsHistoryLimit", "failedRunsHistoryLimit"],
+)
+def test_huge_cron_job_numbers_are_rejected(field: str) -> None:
+    document = cron_job()
+    document["spec"][field] = 10**12
+    assert error_pointers(document, "cronjob.schema.json") == [f"/spec/{field}"]
+
+
+def test_the_longest_durations_are_accepted() -> None:
+    year = 365 * 86400
+    document = minimal_job_run(
+        activeDeadlineSeconds=year,
+        backoff={"initialSeconds": year, "maxSeconds": year},
+        capacity={"maxPendingSeconds": year},
+    )
+    assert errors(document) == []
 
 
 def test_render_is_deterministic() -> None:

@@ -59,6 +59,10 @@ CRON_MACROS = {
 
 _FARGATE_PROVIDERS = {"FARGATE", "FARGATE_SPOT"}
 
+#: The model's own defaults, applied to absent fields (the schema's `default`s
+#: state the same values; tests/test_schema.py checks).
+_JOB_DEFAULTS = JobSpec(cluster="")
+
 
 def cron_expression(schedule: str) -> str:
     """The five-field form of a schedule (macros expanded)."""
@@ -398,7 +402,8 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
                     (("overrides", "containerOverrides", i, "name"), f"no container named {name!r}")
                 )
     backoff = job.get("backoff") or {}
-    if backoff.get("initialSeconds", 10) > backoff.get("maxSeconds", 600):
+    initial = backoff.get("initialSeconds", _JOB_DEFAULTS.backoff.initial_seconds)
+    if initial > backoff.get("maxSeconds", _JOB_DEFAULTS.backoff.max_seconds):
         found.append((("backoff",), "initialSeconds is larger than maxSeconds"))
     return found
 
@@ -443,17 +448,21 @@ def job_spec_from_raw(spec: Mapping[str, Any]) -> JobSpec:
         task_definition=spec.get("taskDefinition"),
         task_definition_ref=spec.get("taskDefinitionRef"),
         run_task=run_task,
-        count=int(spec.get("count", 1)),
-        backoff_limit=int(spec.get("backoffLimit", 0)),
+        count=int(spec.get("count", _JOB_DEFAULTS.count)),
+        backoff_limit=int(spec.get("backoffLimit", _JOB_DEFAULTS.backoff_limit)),
         backoff=Backoff(
-            initial_seconds=int(backoff.get("initialSeconds", 10)),
-            max_seconds=int(backoff.get("maxSeconds", 600)),
+            initial_seconds=int(
+                backoff.get("initialSeconds", _JOB_DEFAULTS.backoff.initial_seconds)
+            ),
+            max_seconds=int(backoff.get("maxSeconds", _JOB_DEFAULTS.backoff.max_seconds)),
         ),
         active_deadline_seconds=spec.get("activeDeadlineSeconds"),
         success_containers=tuple(spec.get("successContainers") or ()),
         capacity=Capacity(
             auto_scaling_group=capacity.get("autoScalingGroup"),
-            max_pending_seconds=int(capacity.get("maxPendingSeconds", 900)),
+            max_pending_seconds=int(
+                capacity.get("maxPendingSeconds", _JOB_DEFAULTS.capacity.max_pending_seconds)
+            ),
         ),
         suspend=bool(spec.get("suspend", False)),
         raw=raw,

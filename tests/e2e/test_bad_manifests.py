@@ -1,0 +1,36 @@
+"""One bad manifest never blocks another, through `reconcile --once` on the sandbox.
+
+A manifest the schema should have refused must not reach the planner: before
+the bounds, a huge duration crashed every pass (OverflowError) and so held
+back every valid manifest of the source.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import World, job
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "  activeDeadlineSeconds: 1000000000000\n",
+        "  backoff: {initialSeconds: 1000000000000, maxSeconds: 1000000000000}\n",
+        "  capacity: {maxPendingSeconds: 1000000000000}\n",
+    ],
+)
+def test_a_huge_duration_is_reported_and_the_other_runs_start(world: World, extra: str) -> None:
+    world.write("huge.yaml", job("huge", duration=1, exit_code="3", extra=extra))
+    world.write("good.yaml", job("good", duration=1))
+    for _ in range(3):  # start, fail, back off: each pass must get through
+        done = world.reconcile()
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.returncode == 1, done.stderr
+        assert "huge.yaml:" in done.stderr
+        assert "is greater than the maximum of 31536000" in done.stderr
+        world.clock.advance(5)
+    assert world.run("good")["phase"] == "Succeeded"
+    assert [r["name"] for r in world.status()["runs"]] == ["good"]

@@ -1,0 +1,90 @@
+"""`controller validate` through the real CLI: what ECS would refuse is caught before AWS.
+
+`validate` needs no AWS, so each test runs `python -m controller validate` as
+a subprocess on files in a temporary directory and reads its exit status,
+stdout and stderr exactly as a user (or CI) would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def validate(*paths: Path | str) -> subprocess.CompletedProcess[str]:
+    """Run `controller validate PATH...` (exit status, stdout, stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "controller", "validate", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def job(name: str, spec_extra: str = "", td_extra: str = "") -> str:
+    """A valid EC2 JobRun; `spec_extra` / `td_extra` lines join its spec / taskDefinition."""
+    return (
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: JobRun\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n"
+        "  cluster: batch\n"
+        "  launchType: EC2\n"
+        f"{spec_extra}"
+        "  taskDefinition:\n"
+        f"    family: {name}\n"
+        f"{td_extra}"
+        "    containerDefinitions:\n"
+        "      - {name: app, image: busybox, memory: 128}\n"
+    )
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def assert_one_line_errors(done: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stdout
+
+
+# --- one bad manifest never blocks another -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec_extra", "pointer"),
+    [
+        ("  activeDeadlineSeconds: 1000000000000\n", "/spec/activeDeadlineSeconds"),
+        ("  backoff: {initialSeconds: 1000000000000}\n", "/spec/backoff/initialSeconds"),
+        ("  backoff: {maxSeconds: 1000000000000}\n", "/spec/backoff/maxSeconds"),
+        ("  capacity: {maxPendingSeconds: 1000000000000}\n", "/spec/capacity/maxPendingSeconds"),
+    ],
+)
+def test_a_huge_duration_is_invalid_and_the_other_manifest_stays_valid(
+    tmp_path: Path, spec_extra: str, pointer: str
+) -> None:
+    write(tmp_path, "huge.yaml", job("huge", spec_extra))
+    write(tmp_path, "good.yaml", job("good"))
+    done = validate(tmp_path)
+    assert_one_line_errors(done)
+    assert done.returncode == 1
+    assert "huge.yaml:" in done.stderr
+    assert f": {pointer}: 1000000000000 is greater than the maximum of 31536000" in done.stderr
+    assert "1 JobRun(s)" in done.stdout
+
+
+def test_a_huge_starting_deadline_is_invalid(tmp_path: Path) -> None:
+    cron = (
+        "apiVersion: ecs-job-controller/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n"
+        "  schedule: '@daily'\n  startingDeadlineSeconds: 1000000000000\n"
+        "  jobTemplate: {cluster: batch, taskDefinitionRef: c}\n"
+    )
+    done = validate(write(tmp_path, "c.yaml", cron))
+    assert done.returncode == 1
+    assert "c.yaml:6: /spec/startingDeadlineSeconds: 1000000000000 is greater" in done.stderr
