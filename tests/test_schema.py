@@ -14,6 +14,7 @@ import copy
 import functools
 import importlib.util
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,12 +167,21 @@ def botocore_errors(task_definition: Json) -> list[str]:
 def server_side_trait_errors(value: Any, shape: Shape, where: str = "") -> Iterator[str]:
     """Violations of the model's enum and max traits, which ParamValidator leaves to ECS.
 
-    The schema enforces them (a documented deviation), so these are the only
+    Also of the rules the ECS documentation states in prose (DOCUMENTED_RULES).
+    The schema enforces both (documented deviations), so these are the only
     disagreements with ParamValidator the real-data test allows.
     """
     meta = shape.metadata
+    rules = generator().DOCUMENTED_RULES
+    if isinstance(value, str) and not re.search(
+        rules.get((shape.name, None), {}).get("pattern", ""), value
+    ):
+        yield f"{where}: {value!r} breaks the documented rule for {shape.name}"
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         for key, item in value.items():
+            pattern = rules.get((shape.name, key), {}).get("pattern", "")
+            if isinstance(item, str) and not re.search(pattern, item):
+                yield f"{where}.{key}: {item!r} breaks the documented rule for {shape.name}.{key}"
             if key in shape.members:
                 yield from server_side_trait_errors(item, shape.members[key], f"{where}.{key}")
     elif isinstance(shape, ListShape) and isinstance(value, list):
@@ -685,4 +695,88 @@ def test_task_cpu_and_memory_accept_integers_but_container_cpu_stays_integer() -
     task_definition["containerDefinitions"][0]["cpu"] = "256"
     assert error_pointers(minimal_job_run(taskDefinition=task_definition)) == [
         "/spec/taskDefinition/containerDefinitions/0/cpu"
+    ]
+
+
+# --------------------------------------------------------------------------
+# Names and tags: the rules ECS documents in prose
+# --------------------------------------------------------------------------
+
+
+def inline(task_definition: Json, **spec: Any) -> Json:
+    """A JobRun with `task_definition` inline (instead of the minimal ref)."""
+    document = minimal_job_run(taskDefinition=task_definition, **spec)
+    del document["spec"]["taskDefinitionRef"]
+    return document
+
+
+@pytest.mark.parametrize(
+    "family", ["../../x/y", "a b", "a.b", "a:1", "", "f" * 256, "élan", "a\nb"]
+)
+def test_family_follows_the_ecs_rule(family: str) -> None:
+    """ECS: up to 255 letters, numbers, underscores and hyphens."""
+    task_definition = minimal_task_definition() | {"family": family}
+    assert error_pointers(inline(task_definition)) == ["/spec/taskDefinition/family"]
+
+
+@pytest.mark.parametrize("family", ["a", "A_b-9", "f" * 255])
+def test_good_families_are_accepted(family: str) -> None:
+    assert errors(inline(minimal_task_definition() | {"family": family})) == []
+
+
+@pytest.mark.parametrize("name", ["my app", "app/1", "a.b", "", "n" * 256])
+def test_container_and_volume_names_follow_the_ecs_rule(name: str) -> None:
+    task_definition = minimal_task_definition()
+    task_definition["containerDefinitions"][0]["name"] = name
+    task_definition["volumes"] = [{"name": name}]
+    overrides = {"containerOverrides": [{"name": name}]}
+    assert error_pointers(inline(task_definition, overrides=overrides)) == [
+        "/spec/overrides/containerOverrides/0/name",
+        "/spec/taskDefinition/containerDefinitions/0/name",
+        "/spec/taskDefinition/volumes/0/name",
+    ]
+
+
+@pytest.mark.parametrize("name", ["-web", "Web", "a.b", "p" * 65])
+def test_port_mapping_names_follow_the_ecs_rule(name: str) -> None:
+    """ECS: up to 64 lowercase letters, numbers, underscores, hyphens; no leading hyphen."""
+    task_definition = minimal_task_definition()
+    task_definition["containerDefinitions"][0]["portMappings"] = [
+        {"containerPort": 80, "name": name}
+    ]
+    assert error_pointers(inline(task_definition)) == [
+        "/spec/taskDefinition/containerDefinitions/0/portMappings/0/name"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tag", "pointer"),
+    [
+        ({"key": "aws:team", "value": "x"}, "key"),
+        ({"key": "AwS:team", "value": "x"}, "key"),
+        ({"key": "", "value": "x"}, "key"),
+        ({"key": "k" * 129, "value": "x"}, "key"),
+        ({"key": "team", "value": "v" * 257}, "value"),
+    ],
+)
+def test_tags_follow_the_ecs_rules(tag: Json, pointer: str) -> None:
+    """Keys 1..128 characters, not starting with aws: in any case; values 0..256."""
+    task_definition = minimal_task_definition() | {"tags": [tag]}
+    assert (
+        error_pointers(inline(task_definition, tags=[tag]))
+        == [
+            f"/spec/taskDefinition/tags/0/{pointer}",
+            f"/spec/tags/0/{pointer}",
+        ][::-1]
+    )
+
+
+def test_good_tags_are_accepted() -> None:
+    tags = [{"key": "k" * 128, "value": "v" * 256}, {"key": "team:aws", "value": ""}]
+    assert errors(inline(minimal_task_definition() | {"tags": tags}, tags=tags)) == []
+
+
+def test_success_containers_follow_the_container_name_rule() -> None:
+    assert error_pointers(minimal_job_run(successContainers=["my app"])) == [
+        "/spec/successContainers/0"
     ]

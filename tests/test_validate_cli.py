@@ -88,3 +88,10 @@ def test_a_huge_starting_deadline_is_invalid(tmp_path: Path) -> None:
     done = validate(write(tmp_path, "c.yaml", cron))
     assert done.returncode == 1
     assert "c.yaml:6: /spec/startingDeadlineSeconds: 1000000000000 is greater" in done.stderr
+
+
+def test_a_family_ecs_would_refuse_is_invalid(tmp_path: Path) -> None:
+    path = write(tmp_path, "f.yaml", job("f").replace("family: f", 'family: "../../x/y"'))
+    done = validate(path)
+    assert done.returncode == 1
+    assert "f.yaml:8: /spec/taskDefinition/family: '../../x/y' does not match" in done.stderr
