@@ -92,15 +92,18 @@ def cli(ctx: click.Context, source: str, state: str, owner: str, region: str | N
 def validate(settings: Settings, paths: tuple[str, ...]) -> None:
     """Check manifests against the schema and semantic rules, without AWS."""
     targets = list(paths) or [settings.source]
-    files, read_errors = read_paths(targets)
-    result = ManifestLoader(validators()).load(files, read_errors)
-    for error in result.errors:
-        click.echo(str(error), err=True)
+    files, read_errors, read_warnings = read_paths(targets)
+    result = ManifestLoader(validators()).load(files, read_errors, read_warnings)
+    # Warnings (a symlink loop not followed, ...) are shown but never fail validation.
+    for problem in (*result.errors, *result.warnings):
+        click.echo(str(problem), err=True)
     desired = result.desired
     summary = (
         f"{len(files)} file(s): {len(desired.job_runs)} JobRun(s), "
         f"{len(desired.cron_jobs)} CronJob(s) valid, {len(result.errors)} error(s)"
     )
+    if result.warnings:
+        summary += f", {len(result.warnings)} warning(s)"
     click.echo(summary)
     sys.exit(1 if result.errors else 0)
 

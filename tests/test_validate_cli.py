@@ -95,3 +95,18 @@ def test_a_family_ecs_would_refuse_is_invalid(tmp_path: Path) -> None:
     done = validate(path)
     assert done.returncode == 1
     assert "f.yaml:8: /spec/taskDefinition/family: '../../x/y' does not match" in done.stderr
+
+
+def test_a_symlink_loop_is_one_warning_and_every_manifest_stays_valid(tmp_path: Path) -> None:
+    """Decision: a loop is a warning (exit 0): nothing is lost, but the user should fix it."""
+    root = tmp_path / "manifests"
+    root.mkdir()
+    write(root, "a.yaml", job("a"))
+    write(root, "b.yaml", job("b"))
+    (root / "loop").symlink_to(".")
+    done = validate(root)
+    assert_one_line_errors(done)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"{root}/loop: symlink loop, not followed"]
+    assert "2 JobRun(s)" in done.stdout
+    assert "0 error(s), 1 warning(s)" in done.stdout

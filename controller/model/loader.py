@@ -40,7 +40,7 @@ from controller.model.manifest import (
     Metadata,
     SourceLocation,
 )
-from controller.model.problems import ManifestError
+from controller.model.problems import ManifestError, ManifestWarning
 from controller.model.yamldoc import YamlDocument, parse_yaml_documents
 
 #: Files larger than this are refused unread (DESIGN.md §3).
@@ -96,6 +96,8 @@ class LoadResult:
     incomplete: bool = False
     files: int = 0
     cache_hits: int = 0
+    #: problems that exclude nothing (reported; they never make the load invalid)
+    warnings: tuple[ManifestWarning, ...] = ()
 
 
 @dataclass
@@ -107,7 +109,10 @@ class ManifestLoader:
     _last_good: dict[str, FileResult] = field(default_factory=dict)
 
     def load(
-        self, files: Mapping[str, bytes], extra_errors: Iterable[ManifestError] = ()
+        self,
+        files: Mapping[str, bytes],
+        extra_errors: Iterable[ManifestError] = (),
+        extra_warnings: Iterable[ManifestWarning] = (),
     ) -> LoadResult:
         """Load every file of a snapshot; bad documents are reported and skipped."""
         results: dict[str, FileResult] = {}
@@ -145,6 +150,7 @@ class ManifestLoader:
             incomplete=incomplete,
             files=len(files),
             cache_hits=hits,
+            warnings=tuple(sorted(set(extra_warnings))),
         )
 
 

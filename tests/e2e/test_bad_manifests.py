@@ -34,3 +34,14 @@ def test_a_huge_duration_is_reported_and_the_other_runs_start(world: World, extr
         world.clock.advance(5)
     assert world.run("good")["phase"] == "Succeeded"
     assert [r["name"] for r in world.status()["runs"]] == ["good"]
+
+
+def test_a_symlink_loop_in_the_source_is_reported_and_every_run_starts(world: World) -> None:
+    world.write("a.yaml", job("a", duration=1))
+    world.write("b.yaml", job("b", duration=1))
+    (world.manifests / "loop").symlink_to(".")
+    done = world.reconcile()
+    assert done.returncode == 0, done.stderr
+    assert f"{world.manifests}/loop: symlink loop, not followed" in done.stderr.splitlines()
+    assert "duplicate" not in done.stderr
+    assert sorted(r["name"] for r in world.status()["runs"]) == ["a", "b"]

@@ -322,6 +322,51 @@ def test_read_paths_accepts_files_and_directories(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.yaml").write_text(job("a"))
     (tmp_path / "b.yml").write_text(job("b"))
-    files, errors = read_paths([str(tmp_path / "d"), str(tmp_path / "b.yml")])
+    files, errors, warnings = read_paths([str(tmp_path / "d"), str(tmp_path / "b.yml")])
     assert errors == []
+    assert warnings == []
     assert len(files) == 2
+
+
+def test_a_symlink_loop_is_read_once_and_reported_once(tmp_path: Path) -> None:
+    root = tmp_path / "manifests"
+    (root / "jobs").mkdir(parents=True)
+    (root / "a.yaml").write_text(job("a"))
+    (root / "jobs" / "b.yaml").write_text(job("b"))
+    (root / "loop").symlink_to(".")
+    (root / "jobs" / "up").symlink_to("..")
+    snapshot = DirectorySource(root).snapshot()
+    assert sorted(snapshot.files) == [f"{root}/a.yaml", f"{root}/jobs/b.yaml"]
+    assert snapshot.errors == ()
+    assert sorted(str(w) for w in snapshot.warnings) == [
+        f"{root}/jobs/up: symlink loop, not followed",
+        f"{root}/loop: symlink loop, not followed",
+    ]
+    loaded = ManifestLoader(validators()).load(snapshot.files, snapshot.errors, snapshot.warnings)
+    assert loaded.errors == ()
+    assert sorted(loaded.desired.job_runs) == ["a", "b"]
+    assert not loaded.incomplete
+    assert len(loaded.warnings) == 2
+
+
+def test_a_directory_reached_twice_is_read_once_under_its_real_path(tmp_path: Path) -> None:
+    root = tmp_path / "manifests"
+    (root / "z-jobs").mkdir(parents=True)
+    (root / "z-jobs" / "b.yaml").write_text(job("b"))
+    (root / "a-alias").symlink_to("z-jobs")
+    snapshot = DirectorySource(root).snapshot()
+    assert sorted(snapshot.files) == [f"{root}/z-jobs/b.yaml"]
+    assert [str(w) for w in snapshot.warnings] == [
+        f"{root}/a-alias: symlink to a directory already read ({root}/z-jobs), not followed"
+    ]
+
+
+def test_a_symlink_into_a_dot_directory_is_followed(tmp_path: Path) -> None:
+    """git-sync style: the checkout lives in a hidden directory, a link names it."""
+    root = tmp_path / "repo"
+    (root / ".worktrees" / "abc123").mkdir(parents=True)
+    (root / ".worktrees" / "abc123" / "a.yaml").write_text(job("a"))
+    (root / "current").symlink_to(".worktrees/abc123")
+    snapshot = DirectorySource(root).snapshot()
+    assert sorted(snapshot.files) == [f"{root}/current/a.yaml"]
+    assert snapshot.warnings == ()
