@@ -110,3 +110,22 @@ def test_a_symlink_loop_is_one_warning_and_every_manifest_stays_valid(tmp_path: 
     assert done.stderr.splitlines() == [f"{root}/loop: symlink loop, not followed"]
     assert "2 JobRun(s)" in done.stdout
     assert "0 error(s), 1 warning(s)" in done.stdout
+
+
+# --- what RegisterTaskDefinition and RunTask would refuse ----------------------------
+
+
+def test_task_memory_and_cpu_in_units_ecs_refuses_are_invalid(tmp_path: Path) -> None:
+    write(tmp_path, "mb.yaml", job("mb", td_extra="    memory: 512 MB\n"))
+    write(tmp_path, "lots.yaml", job("lots", td_extra="    memory: lots\n"))
+    write(tmp_path, "cpus.yaml", job("cpus", td_extra="    cpu: 3 vCPUs\n"))
+    write(tmp_path, "ok.yaml", job("ok", td_extra="    cpu: 0.5 vCPU\n    memory: 1GB\n"))
+    done = validate(tmp_path)
+    assert done.returncode == 1
+    lines = sorted(done.stderr.splitlines())
+    assert [line.split(": '")[0] for line in lines] == [
+        f"{tmp_path}/cpus.yaml:9: /spec/taskDefinition/cpu",
+        f"{tmp_path}/lots.yaml:9: /spec/taskDefinition/memory",
+        f"{tmp_path}/mb.yaml:9: /spec/taskDefinition/memory",
+    ]
+    assert "1 JobRun(s)" in done.stdout

@@ -41,6 +41,7 @@ from controller.model.manifest import (
     SourceLocation,
 )
 from controller.model.problems import ManifestError, ManifestWarning
+from controller.model.taskdef import task_cpu_units, task_memory_mib
 from controller.model.yamldoc import YamlDocument, parse_yaml_documents
 
 #: Files larger than this are refused unread (DESIGN.md §3).
@@ -58,6 +59,10 @@ CRON_MACROS = {
 }
 
 _FARGATE_PROVIDERS = {"FARGATE", "FARGATE_SPOT"}
+
+#: Task-level cpu ECS accepts, in CPU units (the API reference: 0.125 to 192 vCPUs).
+TASK_CPU_MIN = 128
+TASK_CPU_MAX = 196608
 
 #: The model's own defaults, applied to absent fields (the schema's `default`s
 #: state the same values; tests/test_schema.py checks).
@@ -392,6 +397,7 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
             (("launchType",), "launchType and capacityProviderStrategy exclude each other")
         )
     if has_td:
+        found.extend(_task_definition_errors(job["taskDefinition"]))
         containers = {
             c.get("name")
             for c in job["taskDefinition"].get("containerDefinitions") or []
@@ -411,6 +417,28 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
     initial = backoff.get("initialSeconds", _JOB_DEFAULTS.backoff.initial_seconds)
     if initial > backoff.get("maxSeconds", _JOB_DEFAULTS.backoff.max_seconds):
         found.append((("backoff",), "initialSeconds is larger than maxSeconds"))
+    return found
+
+
+def _task_definition_errors(td: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """What RegisterTaskDefinition would refuse in a task definition, as (pointer, message)."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    at: tuple[str | int, ...] = ("taskDefinition",)
+    cpu = task_cpu_units(td["cpu"]) if td.get("cpu") is not None else None
+    if td.get("cpu") is not None:
+        if cpu is None:
+            message = f"{td['cpu']!r} is not a task cpu: CPU units (1024) or vCPUs ('1 vCPU')"
+            found.append(((*at, "cpu"), f"{message} making a whole number of units"))
+        elif not TASK_CPU_MIN <= cpu <= TASK_CPU_MAX:
+            message = f"{cpu} CPU units is outside ECS's {TASK_CPU_MIN}..{TASK_CPU_MAX}"
+            found.append(((*at, "cpu"), f"{message} (0.125 to 192 vCPUs)"))
+    memory = task_memory_mib(td["memory"]) if td.get("memory") is not None else None
+    if td.get("memory") is not None:
+        if memory is None:
+            message = f"{td['memory']!r} is not a task memory: MiB (2048) or GB ('2 GB')"
+            found.append(((*at, "memory"), f"{message} making a whole number of MiB"))
+        elif memory < 1:
+            found.append(((*at, "memory"), f"{memory} MiB: task memory is at least 1 MiB"))
     return found
 
 

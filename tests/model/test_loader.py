@@ -9,6 +9,7 @@ import pytest
 
 from controller.model.loader import MAX_FILE_BYTES, ManifestLoader, parse_file
 from controller.model.manifest import ConcurrencyPolicy, CronJob, JobRun, RunKey
+from controller.model.taskdef import task_cpu_units, task_memory_mib, to_register_input
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource, read_paths
 
@@ -370,3 +371,70 @@ def test_a_symlink_into_a_dot_directory_is_followed(tmp_path: Path) -> None:
     snapshot = DirectorySource(root).snapshot()
     assert sorted(snapshot.files) == [f"{root}/current/a.yaml"]
     assert snapshot.warnings == ()
+
+
+def td_job(name: str, td_extra: str = "", spec_extra: str = "", containers: str = "") -> str:
+    """A JobRun with an inline taskDefinition: `td_extra` lines (4-space indented) join it."""
+    return (
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: JobRun\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n"
+        "  cluster: batch\n"
+        f"{spec_extra}"
+        "  taskDefinition:\n"
+        f"    family: {name}\n"
+        f"{td_extra}"
+        "    containerDefinitions:\n"
+    ) + (containers or "      - {name: app, image: busybox, memory: 128}\n")
+
+
+@pytest.mark.parametrize(
+    ("field", "written"),
+    [
+        ("memory", "lots"),
+        ("memory", "512 MB"),
+        ("memory", "1 GiB"),
+        ("memory", "0.3 GB"),  # 307.2 MiB: not a whole number
+        ("memory", "-512"),
+        ("memory", "'0'"),
+        ("cpu", "3 vCPUs"),
+        ("cpu", "1 core"),
+        ("cpu", "0.3 vCPU"),
+        ("cpu", "1.5"),
+        ("cpu", "64"),  # below ECS's 128 units
+        ("cpu", "'200000'"),  # above its 196608
+    ],
+)
+def test_task_cpu_and_memory_ecs_would_refuse_are_errors_at_their_pointer(
+    field: str, written: str
+) -> None:
+    errs = messages({"t.yaml": td_job("t", td_extra=f"    {field}: {written}\n")})
+    assert len(errs) == 1, errs
+    assert errs[0].startswith(f"t.yaml:8: /spec/taskDefinition/{field}: "), errs
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "units", "mib"),
+    [
+        ("256", "512", "256", "512"),
+        ("1 vCPU", "2 GB", "1024", "2048"),
+        ("1 vcpu", "2GB", "1024", "2048"),
+        ("1vCPU", "2 gb", "1024", "2048"),
+        (".25 vcpu", ".5 gb", "256", "512"),
+        ("0.5 vCPU", "0.5 GB", "512", "512"),
+        ("128", "4", "128", "4"),
+        ("192 vCPU", "1024", "196608", "1024"),
+    ],
+)
+def test_task_cpu_and_memory_in_ecs_spellings_are_accepted(
+    cpu: str, memory: str, units: str, mib: str
+) -> None:
+    text = td_job("t", td_extra=f"    cpu: {cpu}\n    memory: {memory}\n")
+    result = ManifestLoader(validators()).load({"t.yaml": text.encode()})
+    assert result.errors == ()
+    td = result.desired.job_runs["t"].spec.task_definition
+    assert td is not None
+    assert (task_cpu_units(td["cpu"]), task_memory_mib(td["memory"])) == (int(units), int(mib))
+    params = to_register_input(td)
+    assert (params["cpu"], params["memory"]) == (units, mib)
