@@ -25,15 +25,15 @@ def validate(*paths: Path | str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def job(name: str, spec_extra: str = "", td_extra: str = "") -> str:
-    """A valid EC2 JobRun; `spec_extra` / `td_extra` lines join its spec / taskDefinition."""
+def job(name: str, spec_extra: str = "", td_extra: str = "", launch_type: str = "EC2") -> str:
+    """A valid JobRun; `spec_extra` / `td_extra` lines join its spec / taskDefinition."""
     return (
         "apiVersion: ecs-job-controller/v1\n"
         "kind: JobRun\n"
         f"metadata: {{name: {name}}}\n"
         "spec:\n"
         "  cluster: batch\n"
-        "  launchType: EC2\n"
+        f"  launchType: {launch_type}\n"
         f"{spec_extra}"
         "  taskDefinition:\n"
         f"    family: {name}\n"
@@ -129,3 +129,49 @@ def test_task_memory_and_cpu_in_units_ecs_refuses_are_invalid(tmp_path: Path) ->
         f"{tmp_path}/mb.yaml:9: /spec/taskDefinition/memory",
     ]
     assert "1 JobRun(s)" in done.stdout
+
+
+FARGATE = "  networkConfiguration: {awsvpcConfiguration: {subnets: [subnet-1]}}\n"
+
+
+def test_fargate_rules_ecs_documents_are_checked(tmp_path: Path) -> None:
+    sized = "    networkMode: awsvpc\n    cpu: 256\n"
+    write(
+        tmp_path,
+        "size.yaml",
+        job("size", FARGATE, sized + "    memory: 4096\n", launch_type="FARGATE"),
+    )
+    write(tmp_path, "bare.yaml", job("bare", FARGATE, launch_type="FARGATE"))
+    write(
+        tmp_path,
+        "ok.yaml",
+        job("ok", FARGATE, sized + "    memory: 0.5 GB\n", launch_type="FARGATE"),
+    )
+    done = validate(tmp_path)
+    assert done.returncode == 1
+    lines = sorted(done.stderr.splitlines())
+    assert lines == [
+        f"{tmp_path}/bare.yaml:9: /spec/taskDefinition: on FARGATE (launchType FARGATE) the "
+        "task definition needs networkMode awsvpc",
+        f"{tmp_path}/bare.yaml:9: /spec/taskDefinition: on FARGATE (launchType FARGATE) the "
+        "task definition needs task-level cpu and memory",
+        f"{tmp_path}/size.yaml:12: /spec/taskDefinition/memory: FARGATE cpu 256 takes memory "
+        "512, 1024, 2048 MiB, not 4096",
+    ]
+    assert "1 JobRun(s)" in done.stdout
+
+
+def test_the_real_task_definition_ecs_refuses_for_memory_is_invalid(tmp_path: Path) -> None:
+    real = Path(__file__).parent / "data" / "taskdefs-real"
+    td = (real / "012-DataDog-datadog-agent-ecs-task-patcher.json").read_text()
+    manifest = (
+        "apiVersion: ecs-job-controller/v1\nkind: JobRun\nmetadata: {name: dd}\nspec:\n"
+        "  cluster: batch\n"
+        "  networkConfiguration: {awsvpcConfiguration: {subnets: [subnet-1]}}\n"
+        f"  taskDefinition: {td}"
+    )
+    done = validate(write(tmp_path, "dd.yaml", manifest))
+    assert done.returncode == 1
+    assert "/spec/taskDefinition/containerDefinitions/0: container 'app' needs memory" in (
+        done.stderr
+    )

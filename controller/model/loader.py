@@ -15,7 +15,7 @@ edit keeps the previous version instead of looking like a deletion.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +63,21 @@ _FARGATE_PROVIDERS = {"FARGATE", "FARGATE_SPOT"}
 #: Task-level cpu ECS accepts, in CPU units (the API reference: 0.125 to 192 vCPUs).
 TASK_CPU_MIN = 128
 TASK_CPU_MAX = 196608
+
+#: FARGATE's task sizes, CPU units -> the memory (MiB) each allows (the API
+#: reference of RegisterTaskDefinition's memory; 8192 and 16384 need Linux
+#: platform 1.4.0 or later).
+FARGATE_TASK_SIZES: dict[int, Sequence[int]] = {
+    256: (512, 1024, 2048),
+    512: range(1024, 4096 + 1, 1024),
+    1024: range(2048, 8192 + 1, 1024),
+    2048: range(4096, 16384 + 1, 1024),
+    4096: range(8192, 30720 + 1, 1024),
+    8192: range(16384, 61440 + 1, 4096),
+    16384: range(32768, 122880 + 1, 8192),
+}
+#: Windows containers on Fargate: at least 1 vCPU, and the larger sizes are Linux only.
+FARGATE_WINDOWS_CPU = (1024, 2048, 4096)
 
 #: The model's own defaults, applied to absent fields (the schema's `default`s
 #: state the same values; tests/test_schema.py checks).
@@ -386,18 +401,24 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
     if has_td == has_ref:
         found.append(((), "exactly one of taskDefinition and taskDefinitionRef is required"))
     strategy = job.get("capacityProviderStrategy") or []
-    fargate = job.get("launchType") == "FARGATE" or any(
-        isinstance(item, dict) and item.get("capacityProvider") in _FARGATE_PROVIDERS
-        for item in strategy
-    )
-    if fargate and not job.get("networkConfiguration"):
-        found.append(((), "FARGATE needs networkConfiguration (awsvpc subnets)"))
+    runs_on_fargate = _fargate_run(job)
+    td: Mapping[str, Any] | None = job["taskDefinition"] if has_td else None
+    awsvpc = td is not None and td.get("networkMode") == "awsvpc"
+    # RunTask needs a networkConfiguration exactly for awsvpc tasks (Fargate's
+    # are always awsvpc), and refuses one for the other network modes.
+    if (runs_on_fargate or awsvpc) and not job.get("networkConfiguration"):
+        needing = "FARGATE" if runs_on_fargate else "networkMode awsvpc"
+        found.append(((), f"{needing} needs networkConfiguration (awsvpc subnets)"))
+    elif td is not None and not runs_on_fargate and not awsvpc and job.get("networkConfiguration"):
+        mode = td.get("networkMode") or "bridge (the default)"
+        message = f"networkConfiguration is only for networkMode awsvpc; the task has {mode}"
+        found.append((("networkConfiguration",), message))
     if job.get("launchType") and strategy:
         found.append(
             (("launchType",), "launchType and capacityProviderStrategy exclude each other")
         )
-    if has_td:
-        found.extend(_task_definition_errors(job["taskDefinition"]))
+    if td is not None:
+        found.extend(_task_definition_errors(td, runs_on_fargate or _fargate_required(td)))
         containers = {
             c.get("name")
             for c in job["taskDefinition"].get("containerDefinitions") or []
@@ -420,8 +441,47 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
     return found
 
 
-def _task_definition_errors(td: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-    """What RegisterTaskDefinition would refuse in a task definition, as (pointer, message)."""
+def _fargate_run(job: Mapping[str, Any]) -> str | None:
+    """Why the job's tasks run on Fargate, or None.
+
+    launchType FARGATE, or a capacityProviderStrategy naming FARGATE or
+    FARGATE_SPOT: those are Fargate's own capacity providers, and ECS does not
+    mix them with Auto Scaling group providers in one strategy, so the task
+    runs on Fargate either way. Without either, the cluster's default
+    strategy decides, which `validate` cannot see (no AWS): no Fargate rule
+    applies then, unless the task definition requires FARGATE.
+    """
+    if job.get("launchType") == "FARGATE":
+        return "launchType FARGATE"
+    for item in job.get("capacityProviderStrategy") or []:
+        if isinstance(item, dict) and item.get("capacityProvider") in _FARGATE_PROVIDERS:
+            return f"capacity provider {item['capacityProvider']}"
+    return None
+
+
+def _fargate_required(td: Mapping[str, Any]) -> str | None:
+    """Why the task definition must be valid on Fargate (it requires FARGATE), or None."""
+    # ECS validates the task definition against it at registration, "even if
+    # EC2 is also specified" (the task-size documentation).
+    if "FARGATE" in (td.get("requiresCompatibilities") or []):
+        return "requiresCompatibilities FARGATE"
+    return None
+
+
+def _fargate_sizes(memories: Sequence[int]) -> str:
+    """The memory sizes of one Fargate cpu, as the documentation states them."""
+    if isinstance(memories, range):
+        return f"{memories[0]}..{memories[-1]} MiB in steps of {memories.step}"
+    return ", ".join(map(str, memories)) + " MiB"
+
+
+def _task_definition_errors(
+    td: Mapping[str, Any], on_fargate: str | None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """What RegisterTaskDefinition (or RunTask) would refuse in a task definition.
+
+    `on_fargate` says why the task is on Fargate (see `_fargate_run`), if it is.
+    """
     found: list[tuple[tuple[str | int, ...], str]] = []
     at: tuple[str | int, ...] = ("taskDefinition",)
     cpu = task_cpu_units(td["cpu"]) if td.get("cpu") is not None else None
@@ -439,6 +499,63 @@ def _task_definition_errors(td: Mapping[str, Any]) -> list[tuple[tuple[str | int
             found.append(((*at, "memory"), f"{message} making a whole number of MiB"))
         elif memory < 1:
             found.append(((*at, "memory"), f"{memory} MiB: task memory is at least 1 MiB"))
+    if on_fargate is not None:
+        found.extend(_fargate_errors(td, on_fargate, cpu, memory))
+    if td.get("memory") is None:
+        # "If a task-level memory value is not specified, you must specify a
+        # non-zero integer for one or both of memory or memoryReservation in a
+        # container definition" (the API reference; registration refuses it).
+        for i, container in enumerate(td.get("containerDefinitions") or []):
+            if isinstance(container, dict) and not (
+                container.get("memory") or container.get("memoryReservation")
+            ):
+                message = (
+                    f"container {container.get('name')!r} needs memory or memoryReservation "
+                    "(MiB): the task sets no memory"
+                )
+                found.append(((*at, "containerDefinitions", i), message))
+    for i, container in enumerate(td.get("containerDefinitions") or []):
+        if not isinstance(container, dict):
+            continue
+        hard, soft = container.get("memory"), container.get("memoryReservation")
+        if isinstance(hard, int) and isinstance(soft, int) and soft > hard:
+            message = f"memoryReservation {soft} is larger than memory {hard}"
+            found.append(((*at, "containerDefinitions", i, "memoryReservation"), message))
+    return found
+
+
+def _fargate_errors(
+    td: Mapping[str, Any], why: str, cpu: int | None, memory: int | None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Fargate's rules: awsvpc, task-level cpu and memory, one of its task sizes."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    at: tuple[str | int, ...] = ("taskDefinition",)
+    mode = td.get("networkMode")
+    if mode is None:
+        found.append((at, f"on FARGATE ({why}) the task definition needs networkMode awsvpc"))
+    elif mode != "awsvpc":
+        message = f"on FARGATE ({why}) networkMode must be awsvpc, not {mode!r}"
+        found.append(((*at, "networkMode"), message))
+    missing = [field for field in ("cpu", "memory") if td.get(field) is None]
+    if missing:
+        needed = " and ".join(missing)
+        found.append((at, f"on FARGATE ({why}) the task definition needs task-level {needed}"))
+    if cpu is None or memory is None:
+        return found  # missing, or already reported as unreadable
+    sizes = FARGATE_TASK_SIZES.get(cpu)
+    if sizes is None:
+        known = ", ".join(map(str, FARGATE_TASK_SIZES))
+        found.append(((*at, "cpu"), f"FARGATE has no task cpu {cpu} (it takes {known} units)"))
+        return found
+    if memory not in sizes:
+        message = f"FARGATE cpu {cpu} takes memory {_fargate_sizes(sizes)}, not {memory}"
+        found.append(((*at, "memory"), message))
+    platform = td.get("runtimePlatform")
+    family = platform.get("operatingSystemFamily") if isinstance(platform, dict) else None
+    if isinstance(family, str) and family.startswith("WINDOWS") and cpu not in FARGATE_WINDOWS_CPU:
+        known = ", ".join(map(str, FARGATE_WINDOWS_CPU))
+        message = f"Windows on FARGATE takes task cpu {known}, not {cpu}"
+        found.append(((*at, "cpu"), message))
     return found
 
 

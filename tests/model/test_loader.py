@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,12 +215,18 @@ def test_task_definition_and_ref_together_or_neither_are_errors() -> None:
     assert all("exactly one of taskDefinition and taskDefinitionRef" in e for e in errs)
 
 
+FARGATE_TD = "    networkMode: awsvpc\n    cpu: 256\n    memory: 512\n"
+NETWORK = "  networkConfiguration: {awsvpcConfiguration: {subnets: [subnet-1]}}\n"
+
+
 def test_fargate_without_network_configuration_is_an_error() -> None:
-    errs = messages({"f.yaml": job("f", spec_extra="  launchType: FARGATE\n")})
+    fargate = td_job("f", td_extra=FARGATE_TD, spec_extra="  launchType: FARGATE\n")
+    errs = messages({"f.yaml": fargate})
     assert len(errs) == 1
     assert "FARGATE needs networkConfiguration" in errs[0]
     strategy = "  capacityProviderStrategy: [{capacityProvider: FARGATE_SPOT, weight: 1}]\n"
-    assert "FARGATE needs" in messages({"s.yaml": job("s", spec_extra=strategy)})[0]
+    spot = td_job("s", td_extra=FARGATE_TD, spec_extra=strategy)
+    assert "FARGATE needs" in messages({"s.yaml": spot})[0]
 
 
 @pytest.mark.parametrize(
@@ -438,3 +445,127 @@ def test_task_cpu_and_memory_in_ecs_spellings_are_accepted(
     assert (task_cpu_units(td["cpu"]), task_memory_mib(td["memory"])) == (int(units), int(mib))
     params = to_register_input(td)
     assert (params["cpu"], params["memory"]) == (units, mib)
+
+
+@pytest.mark.parametrize(
+    ("on_fargate", "td_extra", "expected"),
+    [
+        (
+            "  launchType: FARGATE\n",
+            "    cpu: 256\n    memory: 512\n",
+            "9: /spec/taskDefinition: on FARGATE (launchType FARGATE) the task definition needs "
+            "networkMode awsvpc",
+        ),
+        (
+            "  launchType: FARGATE\n",
+            "    networkMode: bridge\n    cpu: 256\n    memory: 512\n",
+            "10: /spec/taskDefinition/networkMode: on FARGATE (launchType FARGATE) networkMode "
+            "must be awsvpc, not 'bridge'",
+        ),
+        (
+            "  capacityProviderStrategy: [{capacityProvider: FARGATE, weight: 1}]\n",
+            "    networkMode: awsvpc\n",
+            "9: /spec/taskDefinition: on FARGATE (capacity provider FARGATE) the task definition "
+            "needs task-level cpu and memory",
+        ),
+        (
+            "  launchType: EC2\n",
+            "    requiresCompatibilities: [EC2, FARGATE]\n    networkMode: awsvpc\n    cpu: 256\n",
+            "9: /spec/taskDefinition: on FARGATE (requiresCompatibilities FARGATE) the task "
+            "definition needs task-level memory",
+        ),
+        (
+            "  launchType: FARGATE\n",
+            "    networkMode: awsvpc\n    cpu: 300\n    memory: 512\n",
+            "11: /spec/taskDefinition/cpu: FARGATE has no task cpu 300 (it takes 256, 512, 1024, "
+            "2048, 4096, 8192, 16384 units)",
+        ),
+        (
+            "  launchType: FARGATE\n",
+            "    networkMode: awsvpc\n    cpu: 256\n    memory: 4 GB\n",
+            "12: /spec/taskDefinition/memory: FARGATE cpu 256 takes memory 512, 1024, 2048 MiB, "
+            "not 4096",
+        ),
+        (
+            "  launchType: FARGATE\n",
+            "    networkMode: awsvpc\n    cpu: 1 vCPU\n    memory: 1536\n",
+            "12: /spec/taskDefinition/memory: FARGATE cpu 1024 takes memory 2048..8192 MiB in "
+            "steps of 1024, not 1536",
+        ),
+        (
+            "  launchType: FARGATE\n",
+            "    networkMode: awsvpc\n    cpu: 8 vCPU\n    memory: 18 GB\n",
+            "12: /spec/taskDefinition/memory: FARGATE cpu 8192 takes memory 16384..61440 MiB in "
+            "steps of 4096, not 18432",
+        ),
+        (
+            "  launchType: FARGATE\n",
+            "    networkMode: awsvpc\n    cpu: 512\n    memory: 1024\n"
+            "    runtimePlatform: {operatingSystemFamily: WINDOWS_SERVER_2022_CORE}\n",
+            "11: /spec/taskDefinition/cpu: Windows on FARGATE takes task cpu 1024, 2048, 4096, "
+            "not 512",
+        ),
+    ],
+)
+def test_fargate_rules(on_fargate: str, td_extra: str, expected: str) -> None:
+    text = td_job("f", td_extra=td_extra, spec_extra=on_fargate + NETWORK)
+    errs = messages({"f.yaml": text})
+    assert errs == [f"f.yaml:{expected}"]
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [
+        (256, 512),
+        (256, 2048),
+        (512, "4 GB"),
+        ("1 vCPU", "8GB"),
+        (2048, 16384),
+        (4096, "30 GB"),
+        ("8 vcpu", "60 GB"),
+        (16384, "32 GB"),
+        (16384, "120 GB"),
+    ],
+)
+def test_every_documented_fargate_task_size_is_accepted(cpu: Any, memory: Any) -> None:
+    td_extra = f"    networkMode: awsvpc\n    cpu: {cpu}\n    memory: {memory}\n"
+    text = td_job("f", td_extra=td_extra, spec_extra="  launchType: FARGATE\n" + NETWORK)
+    assert messages({"f.yaml": text}) == []
+
+
+def test_awsvpc_needs_a_network_configuration_and_bridge_refuses_one() -> None:
+    awsvpc = td_job("a", td_extra="    networkMode: awsvpc\n", spec_extra="  launchType: EC2\n")
+    assert messages({"a.yaml": awsvpc}) == [
+        "a.yaml:5: /spec: networkMode awsvpc needs networkConfiguration (awsvpc subnets)"
+    ]
+    bridge = td_job("b", spec_extra="  launchType: EC2\n" + NETWORK)
+    assert messages({"b.yaml": bridge}) == [
+        "b.yaml:7: /spec/networkConfiguration: networkConfiguration is only for networkMode "
+        "awsvpc; the task has bridge (the default)"
+    ]
+
+
+def test_without_task_memory_every_container_needs_memory_or_a_reservation() -> None:
+    containers = (
+        "      - {name: app, image: busybox}\n"
+        "      - {name: side, image: busybox, memoryReservation: 64}\n"
+        "      - {name: zero, image: busybox, memory: 0}\n"
+    )
+    errs = messages({"m.yaml": td_job("m", containers=containers)})
+    assert errs == [
+        "m.yaml:9: /spec/taskDefinition/containerDefinitions/0: container 'app' needs memory "
+        "or memoryReservation (MiB): the task sets no memory",
+        "m.yaml:11: /spec/taskDefinition/containerDefinitions/2: container 'zero' needs memory "
+        "or memoryReservation (MiB): the task sets no memory",
+    ]
+    assert (
+        messages({"t.yaml": td_job("t", td_extra="    memory: 512\n", containers=containers)}) == []
+    )
+
+
+def test_a_memory_reservation_above_the_hard_limit_is_an_error() -> None:
+    containers = "      - {name: app, image: busybox, memory: 128, memoryReservation: 256}\n"
+    assert messages({"r.yaml": td_job("r", containers=containers)}) == [
+        "r.yaml:9: /spec/taskDefinition/containerDefinitions/0/memoryReservation: "
+        "memoryReservation 256 is larger than memory 128"
+    ]
