@@ -24,7 +24,7 @@ from controller.aws.session import AwsSession
 from controller.errors import ControllerError, TerminalError, UsageError
 from controller.logs import LogRequest, show_logs
 from controller.model.loader import ManifestLoader
-from controller.model.manifest import Kind
+from controller.model.manifest import API_VERSION, Kind
 from controller.report import (
     cron_lines,
     recent_guards,
@@ -104,8 +104,14 @@ def validate(settings: Settings, paths: tuple[str, ...]) -> None:
     )
     if result.warnings:
         summary += f", {len(result.warnings)} warning(s)"
+    # A file named on the command line is meant to be checked: say when it
+    # holds nothing to check, and fail when none of them does.
+    named = [path for path in targets if not Path(path).is_dir()]
+    empty = [path for path in named if path in result.without_manifests]
+    for path in empty:
+        click.echo(f"{path}: no {API_VERSION} manifest in this file", err=True)
     click.echo(summary)
-    sys.exit(1 if result.errors else 0)
+    sys.exit(1 if result.errors or (named and len(empty) == len(named)) else 0)
 
 
 @cli.command()

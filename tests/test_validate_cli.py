@@ -175,3 +175,38 @@ def test_the_real_task_definition_ecs_refuses_for_memory_is_invalid(tmp_path: Pa
     assert "/spec/taskDefinition/containerDefinitions/0: container 'app' needs memory" in (
         done.stderr
     )
+
+
+# --- documents that are not ours ----------------------------------------------------
+
+
+def test_an_almost_ours_api_version_is_a_warning_and_a_file_of_nothing_fails(
+    tmp_path: Path,
+) -> None:
+    typo = write(tmp_path, "typo.yaml", job("t").replace("/v1", "/v2"))
+    k8s = write(tmp_path, "k8s.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    good = write(tmp_path, "good.yaml", job("good"))
+
+    done = validate(typo)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"{typo}:1: apiVersion 'ecs-job-controller/v2' is not ecs-job-controller/v1: "
+        "document ignored",
+        f"{typo}: no ecs-job-controller/v1 manifest in this file",
+    ]
+
+    done = validate(k8s)  # another tool's document: no warning, but nothing was checked
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"{k8s}: no ecs-job-controller/v1 manifest in this file"]
+
+    done = validate(typo, k8s, good)  # one named file holds a manifest: the others are notes
+    assert done.returncode == 0, done.stderr
+    assert len(done.stderr.splitlines()) == 3
+    assert "1 JobRun(s)" in done.stdout
+
+    done = validate(tmp_path)  # a directory may hold other YAML: only the warning
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"{typo}:1: apiVersion 'ecs-job-controller/v2' is not ecs-job-controller/v1: "
+        "document ignored"
+    ]

@@ -101,6 +101,9 @@ class FileResult:
     invalid_names: frozenset[tuple[str, str]] = frozenset()
     #: True when the file could not be read at all (syntax error, encoding...)
     unreadable: bool = False
+    #: documents with our apiVersion, valid or not
+    ours: int = 0
+    warnings: tuple[ManifestWarning, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class LoadResult:
     cache_hits: int = 0
     #: problems that exclude nothing (reported; they never make the load invalid)
     warnings: tuple[ManifestWarning, ...] = ()
+    #: files read without error that hold no document of our apiVersion
+    without_manifests: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -170,7 +175,12 @@ class ManifestLoader:
             incomplete=incomplete,
             files=len(files),
             cache_hits=hits,
-            warnings=tuple(sorted(set(extra_warnings))),
+            warnings=tuple(
+                sorted({*extra_warnings, *(w for r in results.values() for w in r.warnings)})
+            ),
+            without_manifests=frozenset(
+                path for path, r in results.items() if r.ours == 0 and not r.errors
+            ),
         )
 
 
@@ -254,13 +264,22 @@ def parse_file(path: str, data: bytes, validators: Mapping[Kind, Validator]) -> 
         )
     manifests: list[Manifest] = []
     errors: list[ManifestError] = []
+    warnings: list[ManifestWarning] = []
     invalid: set[tuple[str, str]] = set()
     unreadable = False
+    ours = 0
     for item in parse_yaml_documents(path, text):
         if isinstance(item, ManifestError):
             errors.append(item)
             unreadable = True
             continue
+        if not isinstance(item.value, dict) or item.value.get("apiVersion") != API_VERSION:
+            # Other YAML in the repository is not ours to judge, unless it
+            # looks like a manifest of ours with a typo: say it is ignored.
+            if isinstance(item.value, dict) and almost_ours(item.value):
+                warnings.append(_ignored(path, item))
+            continue
+        ours += 1
         manifest, doc_errors = _parse_document(path, item, validators)
         if manifest is not None:
             manifests.append(manifest)
@@ -269,7 +288,65 @@ def parse_file(path: str, data: bytes, validators: Mapping[Kind, Validator]) -> 
             if ident is not None:
                 invalid.add(ident)
         errors.extend(doc_errors)
-    return FileResult(tuple(manifests), tuple(errors), frozenset(invalid), unreadable)
+    return FileResult(
+        tuple(manifests),
+        tuple(errors),
+        frozenset(invalid),
+        unreadable,
+        ours=ours,
+        warnings=tuple(warnings),
+    )
+
+
+#: The group of our apiVersion: the part before the version.
+_OUR_GROUP = API_VERSION.split("/", 1)[0]
+
+
+def almost_ours(value: Mapping[str, Any]) -> bool:
+    """True for a document that is meant to be ours but has another apiVersion.
+
+    "Almost ours" means: its apiVersion's group (the text before the first
+    "/", compared case-insensitively) starts with `ecs-job-controller` (a
+    wrong version, `ecs-job-controller/v2`) or is at most two edits from it
+    (a typo, `ecs-job-controler/v1`); or its kind is JobRun or CronJob and its
+    apiVersion is missing, not a string, or has no group (`v1`: Kubernetes
+    keeps CronJob in `batch/v1`, never in its core `v1`). Everything else (a
+    Kubernetes `v1` ConfigMap, a `batch/v1` CronJob, another tool's group)
+    is other YAML of the repository, ignored silently.
+    """
+    api_version = value.get("apiVersion")
+    ours_by_kind = value.get("kind") in {kind.value for kind in Kind}
+    if not isinstance(api_version, str):
+        return ours_by_kind
+    if "/" not in api_version and ours_by_kind:
+        return True
+    group = api_version.split("/", 1)[0].strip().lower()
+    return group.startswith(_OUR_GROUP) or _within_edits(group, _OUR_GROUP, 2)
+
+
+def _within_edits(text: str, target: str, limit: int) -> bool:
+    """True when Levenshtein distance(text, target) <= limit."""
+    if abs(len(text) - len(target)) > limit:
+        return False
+    previous = list(range(len(target) + 1))
+    for i, char in enumerate(text, start=1):
+        current = [i]
+        for j, wanted in enumerate(target, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != wanted))
+            )
+        if min(current) > limit:
+            return False  # every later row only grows
+        previous = current
+    return previous[-1] <= limit
+
+
+def _ignored(path: str, doc: YamlDocument) -> ManifestWarning:
+    """The warning for a document that is almost ours (see `almost_ours`)."""
+    api_version = doc.value.get("apiVersion")
+    shown = "(missing)" if api_version is None else repr(api_version)
+    message = f"apiVersion {shown} is not {API_VERSION}: document ignored"
+    return ManifestWarning(path, doc.line_of(("apiVersion",)), message)
 
 
 def _best_effort_identity(value: Any) -> tuple[str, str] | None:
@@ -286,10 +363,8 @@ def _best_effort_identity(value: Any) -> tuple[str, str] | None:
 def _parse_document(
     path: str, doc: YamlDocument, validators: Mapping[Kind, Validator]
 ) -> tuple[Manifest | None, list[ManifestError]]:
-    """Validate one document and build its model; (None, []) if it is not ours."""
+    """Validate one document of our apiVersion and build its model."""
     value = doc.value
-    if not isinstance(value, dict) or value.get("apiVersion") != API_VERSION:
-        return None, []  # other YAML in the repository: not ours to judge
     kind_text = value.get("kind")
     try:
         kind = Kind(str(kind_text))

@@ -45,3 +45,17 @@ def test_a_symlink_loop_in_the_source_is_reported_and_every_run_starts(world: Wo
     assert f"{world.manifests}/loop: symlink loop, not followed" in done.stderr.splitlines()
     assert "duplicate" not in done.stderr
     assert sorted(r["name"] for r in world.status()["runs"]) == ["a", "b"]
+
+
+def test_an_almost_ours_api_version_is_a_warning_of_the_pass(world: World) -> None:
+    path = world.write(
+        "typo.yaml", job("typo").replace("ecs-job-controller/v1", "ecs-job-controler/v1")
+    )
+    world.write("good.yaml", job("good", duration=1))
+    done = world.reconcile()
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"{path}:1: apiVersion 'ecs-job-controler/v1' is not ecs-job-controller/v1: "
+        "document ignored"
+    ) in done.stderr.splitlines()
+    assert [r["name"] for r in world.status()["runs"]] == ["good"]

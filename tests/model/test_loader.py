@@ -569,3 +569,53 @@ def test_a_memory_reservation_above_the_hard_limit_is_an_error() -> None:
         "r.yaml:9: /spec/taskDefinition/containerDefinitions/0/memoryReservation: "
         "memoryReservation 256 is larger than memory 128"
     ]
+
+
+@pytest.mark.parametrize(
+    ("head", "shown"),
+    [
+        ("apiVersion: ecs-job-controler/v1\nkind: JobRun\n", "'ecs-job-controler/v1'"),
+        ("apiVersion: ecs-job-controller/v2\nkind: JobRun\n", "'ecs-job-controller/v2'"),
+        ("apiVersion: ECS-Job-Controller/v1\nkind: JobRun\n", "'ECS-Job-Controller/v1'"),
+        ("apiVersion: ecs-job-controller\nkind: CronJob\n", "'ecs-job-controller'"),
+        ("apiVersion: ecsjob-controllers/v1\nkind: Thing\n", "'ecsjob-controllers/v1'"),
+        ("apiVersion: v1\nkind: JobRun\n", "'v1'"),
+        ("kind: JobRun\n", "(missing)"),
+        ("apiVersion: 1\nkind: CronJob\n", "1"),
+    ],
+)
+def test_an_api_version_that_is_almost_ours_is_a_warning(head: str, shown: str) -> None:
+    text = "# a comment\n" + head + "metadata: {name: x}\nspec: {cluster: c}\n"
+    result = ManifestLoader(validators()).load({"a.yaml": text.encode()})
+    assert result.errors == ()
+    assert len(result.desired) == 0
+    line = 2  # the apiVersion's line, or where the document starts
+    assert [str(w) for w in result.warnings] == [
+        f"a.yaml:{line}: apiVersion {shown} is not ecs-job-controller/v1: document ignored"
+    ]
+    assert result.without_manifests == frozenset({"a.yaml"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: x}\n",  # Kubernetes' CronJob
+        "apiVersion: apps/v1\nkind: Deployment\n",
+        "apiVersion: tekton.dev/v1\nkind: JobRun\n",  # someone else's group
+        "kind: ConfigMap\n",
+        "- a\n- b\n",
+        "just text\n",
+    ],
+)
+def test_documents_of_other_tools_stay_silently_ignored(text: str) -> None:
+    result = ManifestLoader(validators()).load({"o.yaml": text.encode(), "g.yaml": GOOD.encode()})
+    assert result.errors == ()
+    assert result.warnings == ()
+    assert list(result.desired.job_runs) == ["good"]
+    assert result.without_manifests == frozenset({"o.yaml"})
+
+
+def test_three_edits_from_our_group_is_not_almost_ours() -> None:
+    text = "apiVersion: esc-jbo-controller/v1\nkind: Thing\n"
+    assert ManifestLoader(validators()).load({"a.yaml": text.encode()}).warnings == ()
