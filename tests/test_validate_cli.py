@@ -210,3 +210,12 @@ def test_an_almost_ours_api_version_is_a_warning_and_a_file_of_nothing_fails(
         f"{typo}:1: apiVersion 'ecs-job-controller/v2' is not ecs-job-controller/v1: "
         "document ignored"
     ]
+
+
+def test_an_unknown_field_gets_a_did_you_mean(tmp_path: Path) -> None:
+    done = validate(write(tmp_path, "t.yaml", job("t", "  backofLimit: 2\n")))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"{tmp_path}/t.yaml:7: /spec/backofLimit: unknown field(s) 'backofLimit' (not allowed "
+        "here; did you mean 'backoffLimit'?)"
+    ]

@@ -14,6 +14,7 @@ edit keeps the previous version instead of looking like a deletion.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -372,9 +373,11 @@ def _parse_document(
         known = ", ".join(k.value for k in Kind)
         line = doc.line_of(("kind",))
         return None, [ManifestError(path, line, f"unknown kind {kind_text!r} (known: {known})")]
-    schema_errors = sorted(validators[kind].iter_errors(value), key=_error_sort_key)
+    validator = validators[kind]
+    schema_errors = sorted(validator.iter_errors(value), key=_error_sort_key)
     if schema_errors:
-        return None, [_schema_error(path, doc, e) for e in schema_errors]
+        root = validator.schema if isinstance(validator.schema, Mapping) else {}
+        return None, [_schema_error(path, doc, e, root) for e in schema_errors]
     location = SourceLocation(path, doc.line)
     semantic = _semantic_errors(kind, value)
     if semantic:
@@ -410,7 +413,36 @@ def _deepest(error: ValidationError) -> ValidationError:
     return error
 
 
-def _schema_error(path: str, doc: YamlDocument, error: ValidationError) -> ManifestError:
+def _property_names(root: Mapping[str, Any], schema: Any, seen: frozenset[str]) -> set[str]:
+    """The property names a subschema declares, through its local `$ref`s."""
+    if not isinstance(schema, Mapping):
+        return set()
+    names = set(schema.get("properties") or {})
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref not in seen:
+        target = root.get("$defs", {}).get(ref.removeprefix("#/$defs/"))
+        names |= _property_names(root, target, seen | {ref})
+    return names
+
+
+def _did_you_mean(extra: list[str], error: ValidationError, root: Mapping[str, Any]) -> str:
+    """The "did you mean" hint for unknown keys close to a field of the schema, or ""."""
+    # Only on an error, so a valid document pays nothing for it.
+    present = set(error.instance) if isinstance(error.instance, dict) else set()
+    candidates = sorted(_property_names(root, error.schema, frozenset()) - present)
+    hints = {
+        key: close[0] for key in extra if (close := difflib.get_close_matches(key, candidates, n=1))
+    }
+    if not hints:
+        return ""
+    if len(extra) == 1:
+        return f"; did you mean {hints[extra[0]]!r}?"
+    return "; did you mean " + ", ".join(f"{v!r} for {k!r}" for k, v in hints.items()) + "?"
+
+
+def _schema_error(
+    path: str, doc: YamlDocument, error: ValidationError, root: Mapping[str, Any]
+) -> ManifestError:
     """Turn a jsonschema error into `PATH:LINE: /json/pointer: reason`."""
     error = _deepest(error)
     parts: tuple[str | int, ...] = tuple(error.absolute_path)
@@ -426,7 +458,8 @@ def _schema_error(path: str, doc: YamlDocument, error: ValidationError) -> Manif
             parts = (*parts, extra[0])
             line = doc.line_of(parts, key=True)
             hint = ", ".join(repr(k) for k in extra)
-            message = f"unknown field(s) {hint} (not allowed here)"
+            suggestion = _did_you_mean(extra, error, root)
+            message = f"unknown field(s) {hint} (not allowed here{suggestion})"
     if len(message) > 300:
         message = message[:297] + "..."
     return ManifestError(path, line, f"{_pointer(parts)}: {message}")

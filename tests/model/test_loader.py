@@ -619,3 +619,51 @@ def test_documents_of_other_tools_stay_silently_ignored(text: str) -> None:
 def test_three_edits_from_our_group_is_not_almost_ours() -> None:
     text = "apiVersion: esc-jbo-controller/v1\nkind: Thing\n"
     assert ManifestLoader(validators()).load({"a.yaml": text.encode()}).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            job("t", spec_extra="  backofLimit: 2\n"),
+            "t.yaml:6: /spec/backofLimit: unknown field(s) 'backofLimit' (not allowed here; "
+            "did you mean 'backoffLimit'?)",
+        ),
+        (
+            job("t", spec_extra="  activeDeadline: 2\n  zzz: 1\n"),
+            "t.yaml:6: /spec/activeDeadline: unknown field(s) 'activeDeadline', 'zzz' (not "
+            "allowed here; did you mean 'activeDeadlineSeconds' for 'activeDeadline'?)",
+        ),
+        (
+            job("t").replace("memory: 128}", "memory: 128, comand: [x]}"),
+            "t.yaml:9: /spec/taskDefinition/containerDefinitions/0/comand: unknown field(s) "
+            "'comand' (not allowed here; did you mean 'command'?)",
+        ),
+        (
+            job("t", spec_extra="  zzz: 1\n"),
+            "t.yaml:6: /spec/zzz: unknown field(s) 'zzz' (not allowed here)",
+        ),
+        (
+            "apiVersion: ecs-job-controller/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n"
+            "  schedule: '@daily'\n  sucessfulRunsHistoryLimit: 1\n"
+            "  jobTemplate: {cluster: c, taskDefinitionRef: c, backoffLimitt: 1}\n",
+            "t.yaml:6: /spec/sucessfulRunsHistoryLimit: unknown field(s) "
+            "'sucessfulRunsHistoryLimit' (not allowed here; did you mean "
+            "'successfulRunsHistoryLimit'?)",
+        ),
+    ],
+)
+def test_an_unknown_field_gets_a_did_you_mean_from_the_schema(text: str, expected: str) -> None:
+    assert expected in messages({"t.yaml": text})
+
+
+def test_a_did_you_mean_sees_through_the_shared_job_spec() -> None:
+    text = (
+        "apiVersion: ecs-job-controller/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n"
+        "  schedule: '@daily'\n"
+        "  jobTemplate: {cluster: c, taskDefinitionRef: c, backoffLimitt: 1}\n"
+    )
+    assert messages({"c.yaml": text}) == [
+        "c.yaml:6: /spec/jobTemplate/backoffLimitt: unknown field(s) 'backoffLimitt' (not "
+        "allowed here; did you mean 'backoffLimit'?)"
+    ]
