@@ -316,7 +316,8 @@ def almost_ours(value: Mapping[str, Any]) -> bool:
     is other YAML of the repository, ignored silently.
     """
     api_version = value.get("apiVersion")
-    ours_by_kind = value.get("kind") in {kind.value for kind in Kind}
+    kind = value.get("kind")
+    ours_by_kind = isinstance(kind, str) and kind in {k.value for k in Kind}
     if not isinstance(api_version, str):
         return ours_by_kind
     if "/" not in api_version and ours_by_kind:
@@ -346,6 +347,8 @@ def _ignored(path: str, doc: YamlDocument) -> ManifestWarning:
     """The warning for a document that is almost ours (see `almost_ours`)."""
     api_version = doc.value.get("apiVersion")
     shown = "(missing)" if api_version is None else repr(api_version)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
     message = f"apiVersion {shown} is not {API_VERSION}: document ignored"
     return ManifestWarning(path, doc.line_of(("apiVersion",)), message)
 

@@ -667,3 +667,11 @@ def test_a_did_you_mean_sees_through_the_shared_job_spec() -> None:
         "c.yaml:6: /spec/jobTemplate/backoffLimitt: unknown field(s) 'backoffLimitt' (not "
         "allowed here; did you mean 'backoffLimit'?)"
     ]
+
+
+def test_an_odd_kind_or_api_version_in_other_yaml_never_raises() -> None:
+    text = "kind: [JobRun]\n---\nkind: JobRun\napiVersion: {a: [" + "1, " * 100 + "2]}\n"
+    result = ManifestLoader(validators()).load({"o.yaml": text.encode()})
+    assert result.errors == ()
+    (warning,) = result.warnings
+    assert len(warning.message) < 150
