@@ -403,6 +403,7 @@ def test_schema_defaults_are_the_defaults_the_model_uses() -> None:
         "failedRunsHistoryLimit",
     ):
         del bare["spec"][optional]
+    bare["spec"]["jobTemplate"]["taskDefinition"]["memory"] = "512"  # ECS needs some memory
     cron = _loaded(bare)
     used = {
         ("spec", "timeZone"): cron.time_zone,
