@@ -141,9 +141,13 @@ NULL_MEANS_ABSENT = (
 )
 CPU_MEMORY_NOTE = (
     "Deviation from botocore: a string or an integer (cpu: 256); the controller "
-    "converts it to the string ECS wants and accepts unit strings such as "
-    '"1 vCPU" or "2 GB".'
+    "converts it to the string of whole units ECS wants."
 )
+#: What each of CPU_MEMORY_MEMBERS accepts, as the loader checks it.
+CPU_MEMORY_SPELLINGS = {
+    "cpu": 'CPU units (1024) or vCPUs ("1 vCPU", "0.5 vcpu"), 128..196608 units.',
+    "memory": 'MiB (2048) or GB ("2 GB", "0.5GB").',
+}
 
 _SCALAR_TYPES = {
     "string": "string",
@@ -333,8 +337,8 @@ def task_definition_def(translator: ShapeTranslator) -> None:
             "type": ["string", "integer", "null"],
             "minimum": 1,
             "description": plain_text(
-                f"{CPU_MEMORY_NOTE} {member.documentation}",
-                limit=DESCRIPTION_LIMIT + len(CPU_MEMORY_NOTE),
+                f"{CPU_MEMORY_NOTE} {CPU_MEMORY_SPELLINGS[name]} {member.documentation}",
+                limit=DESCRIPTION_LIMIT + len(CPU_MEMORY_NOTE) + len(CPU_MEMORY_SPELLINGS[name]),
             ),
         }
     definition["description"] = plain_text(
