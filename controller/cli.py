@@ -35,7 +35,7 @@ from controller.aws.session import AwsSession
 from controller.errors import ControllerError, NotFoundError
 from controller.logs import LogRequest, show_logs
 from controller.model.loader import ManifestLoader
-from controller.model.manifest import Kind
+from controller.model.manifest import API_VERSION, Kind
 from controller.model.run import LedgerView
 from controller.report import Status, gather_status, report_pass, status_json, status_lines
 from controller.schemas import load_schema, validators
@@ -147,17 +147,26 @@ def cli(ctx: click.Context, source: str, state: str, owner: str, region: str | N
 def validate(settings: Settings, paths: tuple[str, ...]) -> None:
     """Check manifests against the schema and semantic rules, without AWS."""
     targets = list(paths) or [settings.source]
-    files, read_errors = read_paths(targets)
-    result = ManifestLoader(validators()).load(files, read_errors)
-    for error in result.errors:
-        click.echo(str(error), err=True)
+    files, read_errors, read_warnings = read_paths(targets)
+    result = ManifestLoader(validators()).load(files, read_errors, read_warnings)
+    # Warnings (a symlink loop not followed, ...) are shown but never fail validation.
+    for problem in (*result.errors, *result.warnings):
+        click.echo(str(problem), err=True)
     desired = result.desired
     summary = (
         f"{len(files)} file(s): {len(desired.job_runs)} JobRun(s), "
         f"{len(desired.cron_jobs)} CronJob(s) valid, {len(result.errors)} error(s)"
     )
+    if result.warnings:
+        summary += f", {len(result.warnings)} warning(s)"
+    # A file named on the command line is meant to be checked: say when it
+    # holds nothing to check, and fail when none of them does.
+    named = [path for path in targets if not Path(path).is_dir()]
+    empty = [path for path in named if path in result.without_manifests]
+    for path in empty:
+        click.echo(f"{path}: no {API_VERSION} manifest in this file", err=True)
     click.echo(summary)
-    sys.exit(1 if result.errors else 0)
+    sys.exit(1 if result.errors or (named and len(empty) == len(named)) else 0)
 
 
 @cli.command()

@@ -316,8 +316,8 @@ def guards_from_events(events: Sequence[Event], now: datetime) -> tuple[GuardWar
 
 def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
     """Print a pass's outcome: actions, failures, warnings, manifest errors."""
-    for error in result.loaded.errors:
-        click.echo(str(error), err=True)
+    for problem in (*result.loaded.errors, *result.loaded.warnings):
+        click.echo(str(problem), err=True)
     for problem in result.observe_errors:
         click.echo(f"error: {problem}", err=True)
     for problem in result.plan.errors:
@@ -333,7 +333,7 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
             "actions": [as_json(a) for a in result.plan.actions],
             "failed": result.applied.failed,
             "conflicts": result.applied.conflicts,
-            "warnings": list(result.plan.warnings),
+            "warnings": [str(w) for w in result.loaded.warnings] + list(result.plan.warnings),
             "errors": [str(e) for e in result.loaded.errors]
             + result.observe_errors
             + list(result.plan.errors),

@@ -38,10 +38,21 @@ Deliberate deviations from botocore (also stated in the schema descriptions):
    lengths/values are enforced here. Botocore's `pattern` traits are not
    copied: botocore does not enforce them, and their Unicode property classes
    are not understood by Python's `re`.
+4. Rules the ECS documentation states in prose, which botocore's model does
+   not carry as traits, are enforced (`DOCUMENTED_RULES`): family, container,
+   volume and container-override names are 1..255 letters, digits, `_` and
+   `-`; port-mapping names 1..64 lowercase letters, digits, `_` and `-`, not
+   starting with `-`; tag keys do not start with `aws:` in any case.
+   RegisterTaskDefinition and RunTask refuse what breaks them, so `validate`
+   must too.
 
 Our own fields (apiVersion, kind, metadata and the controller's spec fields)
-are written by hand below, as Python dicts, in this one place. The fields a
-JobRun spec shares with a CronJob jobTemplate are one `$defs` entry,
+are written by hand below, as Python dicts, in this one place. Every integer
+among them has a maximum, stated in its description: durations at most
+`MAX_DURATION_SECONDS` (365 days, so that now + a duration is always a
+datetime), `backoffLimit` and the history limits at most 1000. Their
+`default`s are the defaults the loader applies (tests/test_schema.py checks).
+The fields a JobRun spec shares with a CronJob jobTemplate are one `$defs` entry,
 `JobSpec`; the two objects that use it are closed with
 `unevaluatedProperties: false` (the 2020-12 form of `additionalProperties:
 false` that sees through `$ref`), so a typo is an error there too.
@@ -97,15 +108,46 @@ RUN_TASK_PASS_THROUGH = (
 #: Task-level members that accept an integer as well as botocore's string.
 CPU_MEMORY_MEMBERS = ("cpu", "memory")
 
+#: "Up to 255 letters (uppercase and lowercase), numbers, underscores, and
+#: hyphens are allowed" (the API reference, for a family, a container name and
+#: a volume name; a container override names a container).
+ECS_NAME_PATTERN = "^[A-Za-z0-9_-]{1,255}$"
+#: "up to 64 characters ... lowercase letters, numbers, underscores (_), and
+#: hyphens (-). The name can't start with a hyphen." (PortMapping.name)
+PORT_MAPPING_NAME_PATTERN = "^[a-z0-9_][a-z0-9_-]{0,63}$"
+#: "Do not use aws:, AWS:, or any upper or lowercase combination of such as a
+#: prefix": ECS reserves it (botocore's TagKey carries only the 1..128 length).
+TAG_KEY_PATTERN = "^(?![aA][wW][sS]:)"
+
+DOCUMENTED_RULE_NOTE = "Deviation from botocore: the rule the ECS documentation states is enforced"
+
+#: JSON Schema keywords added to botocore's translation: (shape name, member)
+#: -> keywords, or (shape name, None) for the shape's own `$defs` entry.
+DOCUMENTED_RULES: dict[tuple[str, str | None], Json] = {
+    (TASK_DEFINITION_SHAPE, "family"): {"pattern": ECS_NAME_PATTERN},
+    ("ContainerDefinition", "name"): {"pattern": ECS_NAME_PATTERN},
+    ("Volume", "name"): {"pattern": ECS_NAME_PATTERN},
+    ("ContainerOverride", "name"): {"pattern": ECS_NAME_PATTERN},
+    ("PortMapping", "name"): {"pattern": PORT_MAPPING_NAME_PATTERN},
+    ("TagKey", None): {
+        "pattern": TAG_KEY_PATTERN,
+        "description": f"{DOCUMENTED_RULE_NOTE}: a tag key does not start with aws:.",
+    },
+}
+
 NULL_MEANS_ABSENT = (
     "Deviation from botocore: any optional member may be null, meaning absent "
     "(the controller strips nulls before calling ECS); required members may not."
 )
 CPU_MEMORY_NOTE = (
     "Deviation from botocore: a string or an integer (cpu: 256); the controller "
-    "converts it to the string ECS wants and accepts unit strings such as "
-    '"1 vCPU" or "2 GB".'
+    "converts it to the string of whole units ECS wants."
 )
+#: What each of CPU_MEMORY_MEMBERS accepts, as the loader checks it.
+CPU_MEMORY_SPELLINGS = {
+    "cpu": 'CPU units (1024) or vCPUs ("1 vCPU", "0.5 vcpu"), 128..196608 units.',
+    "memory": 'MiB (2048) or GB ("2 GB", "0.5GB").',
+}
 
 _SCALAR_TYPES = {
     "string": "string",
@@ -295,13 +337,26 @@ def task_definition_def(translator: ShapeTranslator) -> None:
             "type": ["string", "integer", "null"],
             "minimum": 1,
             "description": plain_text(
-                f"{CPU_MEMORY_NOTE} {member.documentation}",
-                limit=DESCRIPTION_LIMIT + len(CPU_MEMORY_NOTE),
+                f"{CPU_MEMORY_NOTE} {CPU_MEMORY_SPELLINGS[name]} {member.documentation}",
+                limit=DESCRIPTION_LIMIT + len(CPU_MEMORY_NOTE) + len(CPU_MEMORY_SPELLINGS[name]),
             ),
         }
     definition["description"] = plain_text(
         f"RegisterTaskDefinition input, in ECS field names. {NULL_MEANS_ABSENT}"
     )
+
+
+def apply_documented_rules(defs: dict[str, Json]) -> None:
+    """Add `DOCUMENTED_RULES` to the translated `$defs` (each rule must find its place)."""
+    for (shape, member), keywords in DOCUMENTED_RULES.items():
+        if shape not in defs:
+            raise SystemExit(f"documented rule for {shape}: no such shape any more")
+        target = defs[shape]
+        if member is not None:
+            if member not in target.get("properties", {}):
+                raise SystemExit(f"documented rule for {shape}.{member}: no such member")
+            target = target["properties"][member]
+        target.update(keywords)
 
 
 def pass_through_properties(translator: ShapeTranslator) -> dict[str, Json]:
@@ -325,6 +380,27 @@ TASK_DEFINITION_REF_PATTERN = (
     "^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/)?"
     "[A-Za-z0-9_-]{1,255}(:[1-9][0-9]*)?$"
 )
+
+#: Every duration (seconds) a manifest carries is at most 365 days: far inside
+#: what a datetime can hold once added to now (year 9999), and longer than any
+#: deadline, delay or wait that makes sense for a batch run.
+MAX_DURATION_SECONDS = 365 * 24 * 3600
+#: Failed attempts allowed: every attempt is a RunTask and a ledger record.
+MAX_BACKOFF_LIMIT = 1000
+#: Finished runs `status` keeps showing per CronJob.
+MAX_HISTORY_LIMIT = 1000
+
+
+def duration(description: str, **schema: Any) -> Json:
+    """An integer of seconds, 1..MAX_DURATION_SECONDS, its maximum stated in the description."""
+    return {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_DURATION_SECONDS,
+        **schema,
+        "description": f"{description} At most {MAX_DURATION_SECONDS} (365 days).",
+    }
+
 
 STRING_MAP: Json = {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -372,34 +448,36 @@ JOB_SPEC_FIELDS: Json = {
         "minimum": 1,
         "maximum": 10,
         "default": 1,
-        "description": "Tasks per attempt; the attempt succeeds when all of them succeed.",
+        "description": (
+            "Tasks per attempt, 1..10 (RunTask's limit); the attempt succeeds when all of them "
+            "succeed."
+        ),
     },
     "backoffLimit": {
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_BACKOFF_LIMIT,
         "default": 0,
-        "description": "Failed attempts allowed before the run is Failed.",
+        "description": (
+            f"Failed attempts allowed before the run is Failed; at most {MAX_BACKOFF_LIMIT}."
+        ),
     },
     "backoff": {
         "type": "object",
         "description": "Delay before attempt n+1: initialSeconds * 2^(n-1), capped at maxSeconds.",
         "properties": {
-            "initialSeconds": {"type": "integer", "minimum": 1, "default": 10},
-            "maxSeconds": {"type": "integer", "minimum": 1, "default": 600},
+            "initialSeconds": duration("Delay before the second attempt.", default=10),
+            "maxSeconds": duration("Longest delay between attempts.", default=600),
         },
         "additionalProperties": False,
     },
-    "activeDeadlineSeconds": {
-        "type": "integer",
-        "minimum": 1,
-        "description": (
-            "Seconds from the first attempt's start after which the run's tasks are stopped "
-            "and it is Failed (DeadlineExceeded)."
-        ),
-    },
+    "activeDeadlineSeconds": duration(
+        "Seconds from the first attempt's start after which the run's tasks are stopped "
+        "and it is Failed (DeadlineExceeded)."
+    ),
     "successContainers": {
         "type": "array",
-        "items": {"type": "string", "minLength": 1},
+        "items": {"type": "string", "pattern": ECS_NAME_PATTERN},
         "minItems": 1,
         "uniqueItems": True,
         "description": (
@@ -415,12 +493,9 @@ JOB_SPEC_FIELDS: Json = {
                 "minLength": 1,
                 "description": "Auto Scaling group to scale out when tasks cannot be placed.",
             },
-            "maxPendingSeconds": {
-                "type": "integer",
-                "minimum": 1,
-                "default": 900,
-                "description": "Waiting for capacity longer than this fails the run.",
-            },
+            "maxPendingSeconds": duration(
+                "Waiting for capacity longer than this fails the run.", default=900
+            ),
         },
         "additionalProperties": False,
     },
@@ -458,11 +533,9 @@ CRON_JOB_FIELDS: Json = {
         "default": "Forbid",
         "description": "What to do when an occurrence is due while another run is active.",
     },
-    "startingDeadlineSeconds": {
-        "type": "integer",
-        "minimum": 1,
-        "description": "An occurrence not started this long after its time is Missed.",
-    },
+    "startingDeadlineSeconds": duration(
+        "An occurrence not started this long after its time is Missed."
+    ),
     "suspend": {
         "type": "boolean",
         "default": False,
@@ -471,14 +544,20 @@ CRON_JOB_FIELDS: Json = {
     "successfulRunsHistoryLimit": {
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_HISTORY_LIMIT,
         "default": 3,
-        "description": "How many succeeded runs `status` keeps showing.",
+        "description": (
+            f"How many succeeded runs `status` keeps showing; at most {MAX_HISTORY_LIMIT}."
+        ),
     },
     "failedRunsHistoryLimit": {
         "type": "integer",
         "minimum": 0,
+        "maximum": MAX_HISTORY_LIMIT,
         "default": 3,
-        "description": "How many failed runs `status` keeps showing.",
+        "description": (
+            f"How many failed runs `status` keeps showing; at most {MAX_HISTORY_LIMIT}."
+        ),
     },
 }
 
@@ -497,6 +576,7 @@ def job_spec_def(translator: ShapeTranslator) -> Json:
         },
         **pass_through_properties(translator),
     }
+    apply_documented_rules(translator.defs)
     return {
         "type": "object",
         "description": (
@@ -535,7 +615,8 @@ def _generated_note() -> str:
         f"Generated by scripts/generate_schema.py from botocore {botocore.__version__}'s ECS "
         "model; do not edit (run `make schema`). Deviations from botocore: taskDefinition "
         "cpu/memory accept an integer; optional ECS members accept null, meaning absent; "
-        "enums and maximums are enforced."
+        "enums and maximums are enforced, and so are the name and tag-key rules the ECS "
+        "documentation states."
     )
 
 

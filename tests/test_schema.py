@@ -14,7 +14,9 @@ import copy
 import functools
 import importlib.util
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -165,12 +167,21 @@ def botocore_errors(task_definition: Json) -> list[str]:
 def server_side_trait_errors(value: Any, shape: Shape, where: str = "") -> Iterator[str]:
     """Violations of the model's enum and max traits, which ParamValidator leaves to ECS.
 
-    The schema enforces them (a documented deviation), so these are the only
+    Also of the rules the ECS documentation states in prose (DOCUMENTED_RULES).
+    The schema enforces both (documented deviations), so these are the only
     disagreements with ParamValidator the real-data test allows.
     """
     meta = shape.metadata
+    rules = generator().DOCUMENTED_RULES
+    if isinstance(value, str) and not re.search(
+        rules.get((shape.name, None), {}).get("pattern", ""), value
+    ):
+        yield f"{where}: {value!r} breaks the documented rule for {shape.name}"
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         for key, item in value.items():
+            pattern = rules.get((shape.name, key), {}).get("pattern", "")
+            if isinstance(item, str) and not re.search(pattern, item):
+                yield f"{where}.{key}: {item!r} breaks the documented rule for {shape.name}.{key}"
             if key in shape.members:
                 yield from server_side_trait_errors(item, shape.members[key], f"{where}.{key}")
     elif isinstance(shape, ListShape) and isinstance(value, list):
@@ -339,17 +350,136 @@ def test_script_and_model_agree_on_the_pass_through_fields() -> None:
     assert generator().RUN_TASK_PASS_THROUGH == manifest.RUN_TASK_PASS_THROUGH
 
 
-def test_schema_defaults_match_the_model_defaults() -> None:
-    """The defaults the schema documents are the ones the model applies."""
-    spec = committed("jobrun.schema.json")["$defs"]["JobSpec"]["properties"]
-    defaults = manifest.JobSpec(cluster="c")
-    assert spec["count"]["default"] == defaults.count
-    assert spec["backoffLimit"]["default"] == defaults.backoff_limit
-    backoff = spec["backoff"]["properties"]
-    assert backoff["initialSeconds"]["default"] == defaults.backoff.initial_seconds
-    assert backoff["maxSeconds"]["default"] == defaults.backoff.max_seconds
-    capacity = spec["capacity"]["properties"]
-    assert capacity["maxPendingSeconds"]["default"] == defaults.capacity.max_pending_seconds
+def _defaults(
+    schema: Json, node: Json, path: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(property path, default) of every `default` under `node`, following $ref."""
+    if "default" in node:
+        yield path, node["default"]
+    if "$ref" in node:
+        yield from _defaults(schema, schema["$defs"][node["$ref"].removeprefix("#/$defs/")], path)
+    for key, child in node.get("properties", {}).items():
+        yield from _defaults(schema, child, (*path, key))
+
+
+def _loaded(document: Json) -> Any:
+    """The model the loader builds from `document` (a schema-valid manifest)."""
+    from controller.model.loader import ManifestLoader
+    from controller.schemas import validators
+
+    result = ManifestLoader(validators()).load({"m.yaml": json.dumps(document).encode()})
+    assert result.errors == (), result.errors
+    (manifest,) = result.desired.manifests()
+    return manifest
+
+
+def _job_spec_defaults(prefix: tuple[str, ...], spec: Any) -> dict[tuple[str, ...], Any]:
+    return {
+        (*prefix, "count"): spec.count,
+        (*prefix, "backoffLimit"): spec.backoff_limit,
+        (*prefix, "backoff", "initialSeconds"): spec.backoff.initial_seconds,
+        (*prefix, "backoff", "maxSeconds"): spec.backoff.max_seconds,
+        (*prefix, "capacity", "maxPendingSeconds"): spec.capacity.max_pending_seconds,
+    }
+
+
+def test_schema_defaults_are_the_defaults_the_model_uses() -> None:
+    """Every `default` the schemas state is what the loader builds when the field is absent."""
+    run = _loaded(minimal_job_run())
+    used = {
+        ("spec", "runId"): run.run_id,
+        ("spec", "suspend"): run.spec.suspend,
+        **_job_spec_defaults(("spec",), run.spec),
+    }
+    schema = committed("jobrun.schema.json")
+    assert dict(_defaults(schema, schema, ())) == used
+
+    bare = cron_job()
+    for optional in (
+        "timeZone",
+        "concurrencyPolicy",
+        "startingDeadlineSeconds",
+        "successfulRunsHistoryLimit",
+        "failedRunsHistoryLimit",
+    ):
+        del bare["spec"][optional]
+    bare["spec"]["jobTemplate"]["taskDefinition"]["memory"] = "512"  # ECS needs some memory
+    cron = _loaded(bare)
+    used = {
+        ("spec", "timeZone"): cron.time_zone,
+        ("spec", "concurrencyPolicy"): cron.concurrency_policy.value,
+        ("spec", "suspend"): cron.suspend,
+        ("spec", "successfulRunsHistoryLimit"): cron.successful_runs_history_limit,
+        ("spec", "failedRunsHistoryLimit"): cron.failed_runs_history_limit,
+        **_job_spec_defaults(("spec", "jobTemplate"), cron.job_template),
+    }
+    schema = committed("cronjob.schema.json")
+    assert dict(_defaults(schema, schema, ())) == used
+
+
+def _integers(node: Any, where: str) -> Iterator[tuple[str, Json]]:
+    """Every integer schema under `node` (hand-written fields only), with its path."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            yield where, node
+        for key, child in node.items():
+            yield from _integers(child, f"{where}/{key}")
+
+
+def test_every_integer_of_ours_is_bounded() -> None:
+    """Our own integers all have a maximum: a huge one could never reach the planner."""
+    module = generator()
+    fields = {
+        "JobSpec": module.JOB_SPEC_FIELDS,
+        "JobRun": module.JOB_RUN_ONLY_FIELDS,
+        "CronJob": module.CRON_JOB_FIELDS,
+        "Metadata": module.METADATA,
+    }
+    found = [(where, node) for name, f in fields.items() for where, node in _integers(f, name)]
+    assert len(found) >= 8
+    for where, node in found:
+        assert "maximum" in node, where
+        assert str(node["maximum"]) in node["description"], where
+    # The longest duration, added to a late "now", is still a datetime.
+    assert datetime(9000, 1, 1, tzinfo=UTC) + timedelta(seconds=module.MAX_DURATION_SECONDS)
+
+
+@pytest.mark.parametrize(
+    ("spec", "pointer"),
+    [
+        ({"activeDeadlineSeconds": 10**12}, "/spec/activeDeadlineSeconds"),
+        (
+            {"backoff": {"initialSeconds": 10**12, "maxSeconds": 10**12}},
+            "/spec/backoff/initialSeconds",
+        ),
+        ({"backoff": {"maxSeconds": 10**12}}, "/spec/backoff/maxSeconds"),
+        ({"capacity": {"maxPendingSeconds": 10**12}}, "/spec/capacity/maxPendingSeconds"),
+        ({"activeDeadlineSeconds": 365 * 86400 + 1}, "/spec/activeDeadlineSeconds"),
+        ({"backoffLimit": 10**12}, "/spec/backoffLimit"),
+    ],
+)
+def test_huge_durations_are_rejected(spec: Json, pointer: str) -> None:
+    assert error_pointers(minimal_job_run(**spec))[0] == pointer
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["startingDeadlineSeconds", "successfulRunsHistoryLimit", "failedRunsHistoryLimit"],
+)
+def test_huge_cron_job_numbers_are_rejected(field: str) -> None:
+    document = cron_job()
+    document["spec"][field] = 10**12
+    assert error_pointers(document, "cronjob.schema.json") == [f"/spec/{field}"]
+
+
+def test_the_longest_durations_are_accepted() -> None:
+    year = 365 * 86400
+    document = minimal_job_run(
+        activeDeadlineSeconds=year,
+        backoff={"initialSeconds": year, "maxSeconds": year},
+        capacity={"maxPendingSeconds": year},
+    )
+    assert errors(document) == []
 
 
 def test_render_is_deterministic() -> None:
@@ -566,4 +696,88 @@ def test_task_cpu_and_memory_accept_integers_but_container_cpu_stays_integer() -
     task_definition["containerDefinitions"][0]["cpu"] = "256"
     assert error_pointers(minimal_job_run(taskDefinition=task_definition)) == [
         "/spec/taskDefinition/containerDefinitions/0/cpu"
+    ]
+
+
+# --------------------------------------------------------------------------
+# Names and tags: the rules ECS documents in prose
+# --------------------------------------------------------------------------
+
+
+def inline(task_definition: Json, **spec: Any) -> Json:
+    """A JobRun with `task_definition` inline (instead of the minimal ref)."""
+    document = minimal_job_run(taskDefinition=task_definition, **spec)
+    del document["spec"]["taskDefinitionRef"]
+    return document
+
+
+@pytest.mark.parametrize(
+    "family", ["../../x/y", "a b", "a.b", "a:1", "", "f" * 256, "élan", "a\nb"]
+)
+def test_family_follows_the_ecs_rule(family: str) -> None:
+    """ECS: up to 255 letters, numbers, underscores and hyphens."""
+    task_definition = minimal_task_definition() | {"family": family}
+    assert error_pointers(inline(task_definition)) == ["/spec/taskDefinition/family"]
+
+
+@pytest.mark.parametrize("family", ["a", "A_b-9", "f" * 255])
+def test_good_families_are_accepted(family: str) -> None:
+    assert errors(inline(minimal_task_definition() | {"family": family})) == []
+
+
+@pytest.mark.parametrize("name", ["my app", "app/1", "a.b", "", "n" * 256])
+def test_container_and_volume_names_follow_the_ecs_rule(name: str) -> None:
+    task_definition = minimal_task_definition()
+    task_definition["containerDefinitions"][0]["name"] = name
+    task_definition["volumes"] = [{"name": name}]
+    overrides = {"containerOverrides": [{"name": name}]}
+    assert error_pointers(inline(task_definition, overrides=overrides)) == [
+        "/spec/overrides/containerOverrides/0/name",
+        "/spec/taskDefinition/containerDefinitions/0/name",
+        "/spec/taskDefinition/volumes/0/name",
+    ]
+
+
+@pytest.mark.parametrize("name", ["-web", "Web", "a.b", "p" * 65])
+def test_port_mapping_names_follow_the_ecs_rule(name: str) -> None:
+    """ECS: up to 64 lowercase letters, numbers, underscores, hyphens; no leading hyphen."""
+    task_definition = minimal_task_definition()
+    task_definition["containerDefinitions"][0]["portMappings"] = [
+        {"containerPort": 80, "name": name}
+    ]
+    assert error_pointers(inline(task_definition)) == [
+        "/spec/taskDefinition/containerDefinitions/0/portMappings/0/name"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tag", "pointer"),
+    [
+        ({"key": "aws:team", "value": "x"}, "key"),
+        ({"key": "AwS:team", "value": "x"}, "key"),
+        ({"key": "", "value": "x"}, "key"),
+        ({"key": "k" * 129, "value": "x"}, "key"),
+        ({"key": "team", "value": "v" * 257}, "value"),
+    ],
+)
+def test_tags_follow_the_ecs_rules(tag: Json, pointer: str) -> None:
+    """Keys 1..128 characters, not starting with aws: in any case; values 0..256."""
+    task_definition = minimal_task_definition() | {"tags": [tag]}
+    assert (
+        error_pointers(inline(task_definition, tags=[tag]))
+        == [
+            f"/spec/taskDefinition/tags/0/{pointer}",
+            f"/spec/tags/0/{pointer}",
+        ][::-1]
+    )
+
+
+def test_good_tags_are_accepted() -> None:
+    tags = [{"key": "k" * 128, "value": "v" * 256}, {"key": "team:aws", "value": ""}]
+    assert errors(inline(minimal_task_definition() | {"tags": tags}, tags=tags)) == []
+
+
+def test_success_containers_follow_the_container_name_rule() -> None:
+    assert error_pointers(minimal_job_run(successContainers=["my app"])) == [
+        "/spec/successContainers/0"
     ]

@@ -22,6 +22,8 @@ from controller.model.taskdef import (
     changed_paths,
     spec_hash,
     strip_nulls,
+    task_cpu_units,
+    task_memory_mib,
     to_register_input,
 )
 from tests.corpora import EQUIVALENCE, REAL_FILES
@@ -162,6 +164,38 @@ def test_task_cpu_becomes_a_string_of_units(written: Any, canonical: str) -> Non
 )
 def test_task_memory_becomes_a_string_of_mib(written: Any, canonical: str) -> None:
     assert canonical_task_definition(td(app(), memory=written))["memory"] == canonical
+
+
+@pytest.mark.parametrize(
+    ("written", "cpu_units", "memory_mib"),
+    [
+        (1024, 1024, 1024),
+        ("1024", 1024, 1024),
+        ("1 vCPU", 1024, None),
+        ("1 vcpu", 1024, None),
+        (".25 vCPU", 256, None),
+        ("2 GB", None, 2048),
+        ("2GB", None, 2048),
+        (".5 gb", None, 512),
+        ("3 vCPUs", None, None),  # a plural is no spelling ECS documents
+        ("512 MB", None, None),
+        ("1 GiB", None, None),
+        ("lots", None, None),
+        ("0.3 vCPU", None, None),  # 307.2 units: no rounding is invented
+        ("1.5", None, None),
+        (True, None, None),
+    ],
+)
+def test_task_units_accept_exactly_the_documented_spellings(
+    written: Any, cpu_units: int | None, memory_mib: int | None
+) -> None:
+    assert task_cpu_units(written) == cpu_units
+    assert task_memory_mib(written) == memory_mib
+
+
+def test_an_unconvertible_spelling_stays_as_written_and_differs_from_every_other() -> None:
+    assert to_register_input(td(app(), memory="512 MB"))["memory"] == "512 MB"
+    assert spec_hash(td(app(), memory="512 MB")) != spec_hash(td(app(), memory="512"))
 
 
 # --- container defaults -------------------------------------------------------------

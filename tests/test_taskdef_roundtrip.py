@@ -36,7 +36,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from controller.model.loader import ManifestLoader
+from controller.model.manifest import Kind
 from controller.model.taskdef import canonical_task_definition, changed_paths, to_register_input
+from controller.schemas import validators
 from tests.corpora import REAL_FILES
 
 REGION = "us-east-1"
@@ -219,3 +222,42 @@ def test_generated_task_definitions_round_trip(ecs: Any, written: dict[str, Any]
     want = canonical_task_definition(written)
     got = canonical_task_definition(described)
     assert got == want, changed_paths(want, got)
+
+
+def as_manifest(task_definition: dict[str, Any]) -> dict[str, Any]:
+    """A JobRun running `task_definition`, networked when it is awsvpc."""
+    spec: dict[str, Any] = {"cluster": "batch", "taskDefinition": task_definition}
+    if task_definition.get("networkMode") == "awsvpc":
+        spec["networkConfiguration"] = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
+    return {
+        "apiVersion": "ecs-job-controller/v1",
+        "kind": "JobRun",
+        "metadata": {"name": "real"},
+        "spec": spec,
+    }
+
+
+#: Real files the schema accepts as a manifest's taskDefinition (its verdict
+#: is proven against botocore's in tests/test_schema.py).
+SCHEMA_ACCEPTS = [
+    p
+    for p in REAL_FILES
+    if not list(validators()[Kind.JOB_RUN].iter_errors(as_manifest(json.loads(p.read_text()))))
+]
+
+
+def test_the_semantic_checks_are_exercised_on_enough_real_files() -> None:
+    assert len(SCHEMA_ACCEPTS) >= 50
+    assert set(ECS_REFUSES) <= {p.name for p in SCHEMA_ACCEPTS}
+
+
+@pytest.mark.parametrize("path", SCHEMA_ACCEPTS, ids=[p.stem for p in SCHEMA_ACCEPTS])
+def test_validate_accepts_exactly_the_real_files_ecs_accepts(path: Path) -> None:
+    """DESIGN §5: a file ECS accepts validates as a manifest's taskDefinition; 012 does not."""
+    document = json.dumps(as_manifest(json.loads(path.read_text()))).encode()
+    loaded = ManifestLoader(validators()).load({"m.yaml": document})
+    if path.name in ECS_REFUSES:
+        assert loaded.errors, "validate accepts what ECS refuses"
+        assert all("needs memory or memoryReservation" in e.message for e in loaded.errors)
+        return
+    assert loaded.errors == ()

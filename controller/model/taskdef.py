@@ -68,11 +68,15 @@ _CONTAINER_FALSE_DEFAULTS: Final = (
 #: even when the input left hostPort out.
 _HOST_PORT_IS_CONTAINER_PORT: Final = frozenset({"awsvpc", "host"})
 
-# "1 vCPU", "1vcpu", "0.5 vCPU": the CPU units RegisterTaskDefinition accepts
-# besides plain integers (1 vCPU = 1024 units).
-_VCPU: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*vcpu\s*$", re.IGNORECASE)
-# "2 GB", "2GB", "0.5 GB": the memory spelling it accepts besides MiB integers.
-_GB: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*gb\s*$", re.IGNORECASE)
+# "1 vCPU", "1 vcpu", "0.5 vCPU", ".25 vcpu": the spelling in vCPUs the API
+# reference documents for task cpu besides integer CPU units (1 vCPU = 1024
+# units). Real task definitions also write the unit in other cases ("2 gb"),
+# so case is not significant; a plural ("3 vCPUs") or another unit is no
+# spelling ECS documents, and is refused by `validate`.
+_VCPU: Final = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*vcpu\s*$", re.IGNORECASE)
+# "2 GB", "2GB", "0.5 GB": the documented memory spelling besides MiB integers
+# (1 GB = 1024 MiB); "MB", "MiB" and "GiB" are not documented.
+_GB: Final = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*gb\s*$", re.IGNORECASE)
 _DIGITS: Final = re.compile(r"^\s*\d+\s*$")
 
 _MISSING: Final = object()
@@ -334,29 +338,46 @@ def _canonical_proxy(proxy: Mapping[str, Any]) -> dict[str, Any]:
     return p
 
 
-def _task_units(value: Any, units: re.Pattern[str]) -> Any:
-    """Task cpu/memory as the API's string of integer units, when it is one."""
+def task_cpu_units(value: Any) -> int | None:
+    """Task-level cpu in CPU units ("1 vCPU" -> 1024), or None if no spelling ECS accepts."""
+    return _whole_units(value, _VCPU)
+
+
+def task_memory_mib(value: Any) -> int | None:
+    """Task-level memory in MiB ("2 GB" -> 2048), or None if no spelling ECS accepts."""
+    return _whole_units(value, _GB)
+
+
+def _whole_units(value: Any, units: re.Pattern[str]) -> int | None:
+    """An integer, a string of digits, or an amount of `units` that makes a whole number."""
     if isinstance(value, bool):
-        return value
+        return None
     if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else value
-    if not isinstance(value, str):
         return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if not isinstance(value, str):
+        return None
     if _DIGITS.match(value):
-        return str(int(value))
+        return int(value)
     if match := units.match(value):
         # 1 vCPU = 1024 CPU units, 1 GB = 1024 MiB (ECS's own conversion).
         try:
             amount = Decimal(match.group(1)) * 1024
         except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-            return value
+            return None
         if amount == amount.to_integral_value():
-            return str(int(amount))
-    # Anything else (e.g. "0.3 vCPU", not a whole number of units) is left as
-    # written: ECS decides whether it is valid, and we invent no rounding.
-    return value
+            return int(amount)
+    # "0.3 vCPU" is not a whole number of units: we invent no rounding.
+    return None
+
+
+def _task_units(value: Any, units: re.Pattern[str]) -> Any:
+    """Task cpu/memory as the API's string of integer units, when it is one."""
+    amount = _whole_units(value, units)
+    # Anything else is left as written, so it still differs from every
+    # spelling that converts (validate refuses it before it reaches ECS).
+    return value if amount is None else str(amount)
 
 
 def _is_own_tag(tag: Any) -> bool:

@@ -92,7 +92,7 @@ class PassResult:
 def reconcile_once(ctx: PassContext) -> PassResult:
     """One level-triggered pass: read everything, decide, then write."""
     snapshot = ctx.source.snapshot()
-    loaded = ctx.loader.load(snapshot.files, snapshot.errors)
+    loaded = ctx.loader.load(snapshot.files, snapshot.errors, snapshot.warnings)
     view = ctx.ledger.view()
     now = ctx.clock.now()  # one instant for the whole pass
     # Due occurrences join the desired runs so that their needs are observed;

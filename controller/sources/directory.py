@@ -1,7 +1,8 @@
 """A directory of manifests, usually a Git checkout (DESIGN.md §2 source).
 
 Reads every `*.yaml` / `*.yml` below the root, skipping dot-directories such
-as `.git/`. Refuses, with a `PATH:LINE:` error and without reading them,
+as `.git/`, and every real directory once (a symlink loop is a warning, not
+followed). Refuses, with a `PATH:LINE:` error and without reading them,
 files over 1 MiB and symlinks that resolve outside the root (a checkout must
 not be able to make the controller read `/etc/...`). The revision is the Git
 commit when the root is in a work tree, else a digest of the contents.
@@ -12,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections import deque
 from pathlib import Path
 
 from controller.errors import TransientError, UsageError
 from controller.model.loader import MAX_FILE_BYTES
-from controller.model.problems import ManifestError
+from controller.model.problems import ManifestError, ManifestWarning
 from controller.sources.snapshot import Snapshot
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -26,38 +28,92 @@ def _is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def read_tree(root: Path, display_root: str) -> tuple[dict[str, bytes], list[ManifestError]]:
-    """Read manifest files below `root`; paths are shown under `display_root`."""
+def _identity(path: Path | os.DirEntry[str]) -> tuple[int, int] | None:
+    """A directory's (device, inode), the same for every path that reaches it; None if gone."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None  # vanished or unreadable since it was listed: scanning it reports why
+    return (info.st_dev, info.st_ino)
+
+
+def read_tree(
+    root: Path, display_root: str
+) -> tuple[dict[str, bytes], list[ManifestError], list[ManifestWarning]]:
+    """Read manifest files below `root`; paths are shown under `display_root`.
+
+    Each real directory is read once, by (device, inode), whatever symlinks
+    lead to it: real subdirectories first, then symlinked ones, so a link to
+    a directory the walk reaches anyway (or to one of its own ancestors, a
+    loop) is reported as a warning and not followed. Without that, a loop
+    (`ln -s . loop`) was descended until the OS refused (about 40 levels,
+    exponentially many paths with two loops) and every manifest became a
+    duplicate of itself. A link into a dot-directory (git-sync's
+    `current -> .worktrees/<rev>`) is followed: nothing else reads it.
+    """
     real_root = root.resolve()
     files: dict[str, bytes] = {}
     errors: list[ManifestError] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        here = Path(dirpath)
-        kept = []
-        for name in sorted(dirnames):
-            if name.startswith("."):
+    warnings: list[ManifestWarning] = []
+    visited = {ident for ident in [_identity(root)] if ident is not None}
+    real_dirs = [root]  # a stack: depth-first, each directory's entries in name order
+    linked_dirs: deque[Path] = deque()  # followed once no real directory is left
+
+    def shown(path: Path) -> str:
+        return str(Path(display_root) / path.relative_to(root))
+
+    def scan(directory: Path) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            # Never a silent gap: the loader then knows the read is incomplete.
+            errors.append(ManifestError(shown(directory), 1, f"cannot read: {exc.strerror}"))
+            return
+        subdirs: list[Path] = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            target = (here / name).resolve()
-            if not _is_within(target, real_root):
-                shown = str(Path(display_root) / (here / name).relative_to(root))
-                errors.append(ManifestError(shown, 1, "symlink leaves the source root: skipped"))
+            path = directory / entry.name
+            if entry.is_dir(follow_symlinks=True):
+                if entry.is_symlink():
+                    linked_dirs.append(path)
+                elif (ident := _identity(entry)) is None or ident not in visited:
+                    if ident is not None:
+                        visited.add(ident)
+                    subdirs.append(path)
                 continue
-            kept.append(name)
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            if not name.endswith(MANIFEST_SUFFIXES) or name.startswith("."):
+            if not entry.name.endswith(MANIFEST_SUFFIXES):
                 continue
-            path = here / name
-            shown = str(Path(display_root) / path.relative_to(root))
             problem = _refusal(path, real_root)
             if problem is not None:
-                errors.append(ManifestError(shown, 1, problem))
+                errors.append(ManifestError(shown(path), 1, problem))
                 continue
             try:
-                files[shown] = path.read_bytes()
+                files[shown(path)] = path.read_bytes()
             except OSError as exc:
-                errors.append(ManifestError(shown, 1, f"cannot read: {exc.strerror}"))
-    return files, errors
+                errors.append(ManifestError(shown(path), 1, f"cannot read: {exc.strerror}"))
+        real_dirs.extend(reversed(subdirs))
+
+    while real_dirs or linked_dirs:
+        if real_dirs:
+            scan(real_dirs.pop())
+            continue
+        link = linked_dirs.popleft()
+        target = link.resolve()
+        ident = _identity(link)
+        if not _is_within(target, real_root):
+            errors.append(ManifestError(shown(link), 1, "symlink leaves the source root: skipped"))
+        elif ident is None or ident not in visited:
+            if ident is not None:
+                visited.add(ident)
+            real_dirs.append(link)
+        elif _is_within(link.parent.resolve(), target):
+            warnings.append(ManifestWarning(shown(link), 0, "symlink loop, not followed"))
+        else:
+            place = str(Path(display_root) / target.relative_to(real_root))
+            message = f"symlink to a directory already read ({place}), not followed"
+            warnings.append(ManifestWarning(shown(link), 0, message))
+    return files, errors, warnings
 
 
 def _refusal(path: Path, real_root: Path) -> str | None:
@@ -116,9 +172,11 @@ class DirectorySource:
         problem = unreadable_directory(self.root)
         if problem is not None:
             raise TransientError(f"source directory {self.display_root!r} {problem}")
-        files, errors = read_tree(self.root, self.display_root)
+        files, errors, warnings = read_tree(self.root, self.display_root)
         revision = git_revision(self.root) or content_revision(files)
-        return Snapshot(revision=revision, files=files, errors=tuple(errors))
+        return Snapshot(
+            revision=revision, files=files, errors=tuple(errors), warnings=tuple(warnings)
+        )
 
 
 def unreadable_directory(path: Path) -> str | None:
@@ -143,7 +201,9 @@ def content_revision(files: dict[str, bytes]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def read_paths(paths: list[str]) -> tuple[dict[str, bytes], list[ManifestError]]:
+def read_paths(
+    paths: list[str],
+) -> tuple[dict[str, bytes], list[ManifestError], list[ManifestWarning]]:
     """Read manifests from files and directories named on a command line.
 
     A path that does not exist, or a directory that cannot be listed, is a
@@ -151,6 +211,7 @@ def read_paths(paths: list[str]) -> tuple[dict[str, bytes], list[ManifestError]]
     """
     files: dict[str, bytes] = {}
     errors: list[ManifestError] = []
+    warnings: list[ManifestWarning] = []
     for given in paths:
         path = Path(given)
         if not path.exists() and not path.is_symlink():
@@ -159,13 +220,14 @@ def read_paths(paths: list[str]) -> tuple[dict[str, bytes], list[ManifestError]]
             problem = unreadable_directory(path)
             if problem is not None:
                 raise UsageError(f"{given} {problem}")
-            more, problems = read_tree(path, given)
+            more, problems, notes = read_tree(path, given)
             files.update(more)
             errors.extend(problems)
+            warnings.extend(notes)
             continue
         problem = _refusal(path, path.resolve().parent)
         if problem is not None:
             errors.append(ManifestError(given, 1, problem))
             continue
         files[given] = path.read_bytes()
-    return files, errors
+    return files, errors, warnings

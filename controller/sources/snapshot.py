@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from controller.errors import TransientError
-from controller.model.problems import ManifestError
+from controller.model.problems import ManifestError, ManifestWarning
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Snapshot:
     revision: str
     files: Mapping[str, bytes] = field(default_factory=dict)
     errors: tuple[ManifestError, ...] = ()
+    #: problems that exclude nothing (a symlink loop that was not followed)
+    warnings: tuple[ManifestWarning, ...] = ()
     #: why this is an older snapshot served again instead of a fresh read
     stale: str | None = None
 

@@ -12,6 +12,8 @@ from controller.schemas import validators
 YAML_PIECES = st.sampled_from(
     [
         "apiVersion: ecs-job-controller/v1\n",
+        "apiVersion: ecs-job-controler/v1\n",
+        "kind: [JobRun]\n",
         "kind: JobRun\n",
         "kind: CronJob\n",
         "kind: Nope\n",
