@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -633,3 +634,38 @@ def patch_desired_capacity_bounds(stack: PatchStack, autoscaling: Any) -> None:
         return set_desired_capacity
 
     stack.wrap(autoscaling, "set_desired_capacity", wrapper)
+
+
+# --- DynamoDB: conditional writes are atomic --------------------------------------------
+
+#: One lock for every DynamoDB write of every moto backend in this process.
+_DYNAMODB_WRITES = threading.Lock()
+DYNAMODB_WRITE_METHODS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "batch_write_item",
+    "transact_write_items",
+)
+
+
+def patch_atomic_dynamodb_writes(stack: PatchStack, backend_cls: Any) -> None:
+    """DynamoDB checks a write's condition and applies it as one step; moto does not.
+
+    moto evaluates `ConditionExpression` and then stores the item without a
+    lock, so two threads (the moto server's request threads, or in-process
+    callers) can both pass `attribute_not_exists(pk)` and both "win" — a race
+    real DynamoDB never loses. The ledger's exactly-once claim rests on that
+    atomicity, so every write method of the backend class is serialised.
+    Patched on the class: it applies to in-process moto in this process too.
+    """
+    for name in DYNAMODB_WRITE_METHODS:
+        stack.wrap(backend_cls, name, _serialised)
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    def write(*args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_WRITES:
+            return method(*args, **kwargs)
+
+    return write

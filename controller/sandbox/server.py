@@ -30,6 +30,7 @@ import boto3
 from botocore.config import Config
 from moto.autoscaling.models import autoscaling_backends
 from moto.core.utils import get_service_model
+from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models import ec2_backends
 from moto.ecs.models import ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
@@ -51,6 +52,7 @@ from controller.sandbox.patches import (
     ACCOUNT_ID,
     ClientTokens,
     PatchStack,
+    patch_atomic_dynamodb_writes,
     patch_describe_tasks,
     patch_desired_capacity_bounds,
     patch_list_tasks,
@@ -203,6 +205,7 @@ class Sandbox:
         patch_describe_tasks(stack, EC2ContainerServiceResponse)
         patch_list_tasks(stack, EC2ContainerServiceResponse)
         patch_desired_capacity_bounds(stack, autoscaling)
+        patch_atomic_dynamodb_writes(stack, DynamoDBBackend)
 
     def _teardown(self) -> None:
         with self._lock:

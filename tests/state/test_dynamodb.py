@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
 
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
@@ -27,6 +28,7 @@ from controller.errors import TerminalError, UsageError
 from controller.model.manifest import RunKey
 from controller.model.run import Event
 from controller.sandbox import Sandbox
+from controller.sandbox.patches import PatchStack, patch_atomic_dynamodb_writes
 from controller.state import DynamoDbLedger, open_ledger
 from controller.state.dynamodb import MAX_ITEM_BYTES
 from controller.state.leader import (
@@ -54,8 +56,15 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        yield
+    # Real DynamoDB applies a conditional write atomically; moto needs the
+    # sandbox's patch for that, or the racing-claims contract test is a coin toss.
+    stack = PatchStack()
+    patch_atomic_dynamodb_writes(stack, DynamoDBBackend)
+    try:
+        with mock_aws():
+            yield
+    finally:
+        stack.uninstall_all()
 
 
 def new_ledger() -> DynamoDbLedger:
