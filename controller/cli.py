@@ -37,7 +37,13 @@ from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
 from controller.state import ledger_file, open_ledger
 from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
-from controller.wiring import Settings, build_pass, load_cron_jobs, make_clock
+from controller.wiring import (
+    DEFAULT_LOCK_TIMEOUT,
+    Settings,
+    build_pass,
+    load_cron_jobs,
+    make_clock,
+)
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 
@@ -148,6 +154,14 @@ def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--delete-inactive", is_flag=True, help="Also delete this owner's INACTIVE revisions."
         ),
+        click.option(
+            "--lock-timeout",
+            type=click.FloatRange(min=0.0),
+            default=DEFAULT_LOCK_TIMEOUT,
+            show_default=True,
+            metavar="SECONDS",
+            help="Wait this long for the ledger lock (or lease) another pass holds, then exit 2.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -165,7 +179,9 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
     if not once:
         raise click.UsageError("reconcile needs --once; the long-running loop is `controller run`")
     with _setup_errors():
-        wiring = build_pass(settings, dry_run=dry_run, knobs=knobs)
+        # A dry run writes nothing, so it takes no lock and never waits.
+        lock = None if dry_run else "controller reconcile --once"
+        wiring = build_pass(settings, dry_run=dry_run, knobs=knobs, lock=lock)
     with wiring:
         result = wiring.reconcile()
     report_pass(result, output, dry_run=dry_run)

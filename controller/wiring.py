@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -37,8 +38,13 @@ from controller.schemas import validators
 from controller.sources.directory import DirectorySource
 from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource, Source
-from controller.state import open_ledger
+from controller.state import DynamoDbLedger, ledger_file, open_ledger
+from controller.state.leader import LeaderElector, LeaseKeeper, replica_identity
+from controller.state.lease import FileLease, LeaseHeld, lease_path
 from controller.state.ledger import Ledger
+
+#: Seconds a pass waits for the ledger lock (or the DynamoDB lease) by default.
+DEFAULT_LOCK_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ class PassWiring:
     context: PassContext
     ledger: Ledger
     session: AwsSession
+    #: what to release after the pass, oldest first (the ledger, its lock)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def reconcile(self) -> PassResult:
         """Run one pass."""
@@ -149,7 +157,36 @@ class PassWiring:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.ledger.close()
+        _close_all(self.closers)
+
+
+def _close_all(closers: list[Callable[[], None]]) -> None:
+    """Call every closer, newest first."""
+    while closers:
+        closers.pop()()
+
+
+def lock_timeout(knobs: dict[str, Any]) -> float:
+    """The --lock-timeout a command was given (seconds)."""
+    return float(knobs.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
+
+
+def lead_for_one_pass(ledger: DynamoDbLedger, state: str, timeout: float) -> LeaseKeeper:
+    """The DynamoDB ledger's leader lease, held (and renewed) until the keeper stops.
+
+    Waits up to `timeout` seconds, as a pass on SQLite waits for the file
+    lock; a holder that shut down released the lease, one that crashed lets
+    it expire (15 s after we first saw it), so both are waited out.
+    """
+    elector = LeaderElector(ledger.lease_store(), replica_identity(), SystemClock())
+    keeper = LeaseKeeper(elector, lambda _leading: None).start()
+    if keeper.wait_leading(timeout):
+        return keeper
+    keeper.stop()
+    raise LeaseHeld(
+        f"another controller ({elector.holder or 'unknown'}) holds the lease of {state},"
+        f" still after waiting {timeout:g}s (--lock-timeout); one pass writes at a time"
+    )
 
 
 def build_pass(
@@ -159,17 +196,48 @@ def build_pass(
     knobs: dict[str, Any],
     echo: Any = None,
     keep_last_good: bool = False,
+    lock: str | None = None,
 ) -> PassWiring:
     """Wire source, loader, gateways, ledger and executor for `settings`.
 
     `keep_last_good` (the long-running loop) wraps the source so a failed
-    read falls back on the last snapshot that could be read.
+    read falls back on the last snapshot that could be read. `lock` names the
+    command (`controller reconcile --once`) that takes the ledger lock — the
+    SQLite file lock, or the DynamoDB leader lease — for the pass, waiting up
+    to `--lock-timeout`; None takes none (dry runs write nothing, and
+    `controller run` holds its own for its whole life).
     """
+    closers: list[Callable[[], None]] = []
+    try:
+        return _build_pass(settings, dry_run, knobs, echo, keep_last_good, lock, closers)
+    except BaseException:
+        _close_all(closers)
+        raise
+
+
+def _build_pass(
+    settings: Settings,
+    dry_run: bool,
+    knobs: dict[str, Any],
+    echo: Any,
+    keep_last_good: bool,
+    lock: str | None,
+    closers: list[Callable[[], None]],
+) -> PassWiring:
     session = AwsSession(settings.region)
     source = make_source(settings.source, session)
     if keep_last_good:
         source = LastGoodSource(source)
+    path = ledger_file(settings.state)
+    if lock is not None and path is not None:
+        # Before the ledger is opened: opening may create or migrate it.
+        lease = FileLease(lease_path(path), lock).acquire(lock_timeout(knobs))
+        closers.append(lease.release)
     ledger = open_ledger(settings.state, session=session)
+    closers.append(ledger.close)
+    if lock is not None and isinstance(ledger, DynamoDbLedger):
+        keeper = lead_for_one_pass(ledger, settings.state, lock_timeout(knobs))
+        closers.append(keeper.stop)  # stopped before the ledger closes: releasing needs it
     ecs = EcsGateway(session)
     autoscaling = AutoScalingGateway(session)
     clock = make_clock()
@@ -202,4 +270,4 @@ def build_pass(
         autoscaling=autoscaling,
         ecs_instances=EcsInstanceGateway(session),
     )
-    return PassWiring(context=context, ledger=ledger, session=session)
+    return PassWiring(context=context, ledger=ledger, session=session, closers=closers)

@@ -12,7 +12,8 @@ loader's last-known-good memory lives as long as the process), the triggers
 metrics, one log line per event, and the sync record `status` shows.
 
 The lease depends on the ledger. With SQLite it is a file lock taken before
-anything else, and a second replica exits. With DynamoDB it is the table's
+anything else (the same lock `reconcile --once` takes for its pass); `run`
+waits up to `--lock-timeout` for it, then exits 2 naming the holder. With DynamoDB it is the table's
 lease item (`controller.state.leader`), kept by a thread that tries every
 2 s: every replica starts, but only the holder runs passes; the others stand
 by (no passes, no AWS calls but the lease's) and take over when the holder
@@ -28,10 +29,7 @@ code holds.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import signal
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -59,7 +57,7 @@ from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource
 from controller.sources.watch import DirectoryWatcher
 from controller.state import DynamoDbLedger, ledger_file
-from controller.state.leader import LeaderElector, LeaseKeeper, LeaseSettings
+from controller.state.leader import LeaderElector, LeaseKeeper, LeaseSettings, replica_identity
 from controller.state.lease import FileLease, lease_path
 from controller.state.sync import (
     SyncRecord,
@@ -67,7 +65,7 @@ from controller.state.sync import (
     sync_record_path,
     write_sync_record,
 )
-from controller.wiring import PassWiring, Settings, build_pass
+from controller.wiring import PassWiring, Settings, build_pass, lock_timeout
 
 log = logging.getLogger("controller.run")
 
@@ -110,7 +108,8 @@ class SyncService:
         self._keeper: LeaseKeeper | None = None
         self._waiter = EventWaiter()
         if ledger_path is not None:
-            self._closers.append(FileLease(lease_path(ledger_path)).acquire().release)
+            lease = FileLease(lease_path(ledger_path), "controller run")
+            self._closers.append(lease.acquire(lock_timeout(options.knobs)).release)
         self._watcher: DirectoryWatcher | None = None
         self._broken = False
         try:
@@ -176,7 +175,7 @@ class SyncService:
         ledger = self.wiring.ledger
         if not isinstance(ledger, DynamoDbLedger):
             raise UsageError(f"controller run: no lease for the ledger {self.settings.state}")
-        identity = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        identity = replica_identity()
         elector = LeaderElector(ledger.lease_store(), identity, clock, LeaseSettings())
         keeper = LeaseKeeper(elector, self._on_leadership)
         self._closers.append(keeper.stop)  # before the ledger closes: release needs it
