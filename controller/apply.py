@@ -62,13 +62,15 @@ class ApplyResult:
     #: the failures retrying cannot help (bad parameters, access denied):
     #: a subset of `failed` the loop does not retry on its own
     terminal: list[str] = field(default_factory=list)
+    #: actions refused because someone else saved the run since we read it;
+    #: the loop re-plans soon, but one left after the pass is a failed action
     conflicts: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
-        """True when no action failed."""
-        return not self.failed
+        """True when no action failed, ledger conflicts included."""
+        return not self.failed and not self.conflicts
 
 
 class Executor:
