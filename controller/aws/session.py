@@ -5,6 +5,15 @@ friends), so the same binary talks to AWS or to the sandbox. botocore's
 "standard" retry mode retries throttling and 5xx with jittered backoff; our
 own classification (`controller.aws.errors`) decides what happens when it
 gives up.
+
+Retrying is only safe for calls that are idempotent. RegisterTaskDefinition
+is not (it has no client token): a 5xx or a timeout may come after ECS
+registered the revision, and botocore's retry would register a second one.
+So `client(service, retries=False)` gives a client that makes one attempt
+per call; the ECS gateway registers through it, and the executor retries
+itself after re-reading the family for the revision (`controller.apply`).
+A retry hook could not do this: botocore's `needs-retry` handlers can ask
+for a retry but not veto the one its own handler asks for.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ RETRY_CONFIG = Config(
     read_timeout=60,
     user_agent_extra="ecs-job-controller",
 )
+#: For calls whose outcome must be known before they are repeated.
+NO_RETRY_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
 
 
 class AwsSession:
@@ -34,7 +45,7 @@ class AwsSession:
         if self._session.region_name is None:
             # botocore would only say so at the first call, deep inside a pass.
             raise UsageError("no AWS region: pass --region, or set AWS_REGION / AWS_DEFAULT_REGION")
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, bool], Any] = {}
         self.calls: Counter[tuple[str, str]] = Counter()
 
     @property
@@ -43,13 +54,18 @@ class AwsSession:
         region: str | None = self._session.region_name
         return region
 
-    def client(self, service: str) -> Any:
-        """A cached client for `service` whose calls are counted."""
-        client = self._clients.get(service)
+    def client(self, service: str, *, retries: bool = True) -> Any:
+        """A cached client for `service` whose calls are counted.
+
+        `retries=False`: one attempt per call, for calls that must not be
+        repeated before their outcome is known (see the module docstring).
+        """
+        client = self._clients.get((service, retries))
         if client is None:
-            client = self._session.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+            config = RETRY_CONFIG if retries else NO_RETRY_CONFIG
+            client = self._session.client(service, config=config)  # type: ignore[call-overload]
             client.meta.events.register("before-call.*.*", self._count)
-            self._clients[service] = client
+            self._clients[(service, retries)] = client
         return client
 
     def _count(self, model: Any, **_: Any) -> None:

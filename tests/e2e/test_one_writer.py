@@ -256,3 +256,59 @@ def test_reconcile_on_dynamodb_takes_the_leader_lease_for_its_pass(
         done = world.cli("reconcile", "--once", "--lock-timeout", "5")
         assert done.returncode == 0, done.stderr
     assert len(world.all_tasks()) == 2
+
+
+# -- a registration whose answer was lost ---------------------------------------------
+
+
+def family_revisions(world: World, family: str) -> list[str]:
+    ecs = world.sandbox.client("ecs", counted=False)
+    arns: list[str] = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    return arns
+
+
+def test_a_registration_answered_500_after_ecs_made_it_is_found_not_repeated(
+    world: World,
+) -> None:
+    world.write("a.yaml", job("a"))
+    world.sandbox.inject_fault(
+        "ecs", "RegisterTaskDefinition", "ServerException", status=500, executed=True
+    )
+
+    done = world.reconcile()
+
+    assert done.returncode == 0, done.stderr
+    [arn] = family_revisions(world, "a")
+    assert registrations(world) == 1  # the one unanswered call, never repeated
+    assert world.run("a")["taskDefinitionArn"] == arn
+    assert len(world.all_tasks()) == 1
+
+
+def test_a_registration_that_failed_before_ecs_made_it_is_retried(world: World) -> None:
+    world.write("a.yaml", job("a"))
+    world.sandbox.inject_fault("ecs", "RegisterTaskDefinition", "ServerException", status=500)
+    world.sandbox.inject_fault("ecs", "RegisterTaskDefinition", "ThrottlingException")
+
+    done = world.reconcile()
+
+    assert done.returncode == 0, done.stderr
+    assert registrations(world) == 3  # two refused, then one that registered
+    [arn] = family_revisions(world, "a")
+    assert world.run("a")["taskDefinitionArn"] == arn
+
+
+def test_every_answer_lost_still_makes_one_revision(world: World) -> None:
+    world.write("a.yaml", job("a"))
+    world.write("b.yaml", job("b", family="a"))  # the same spec: one registration for both
+    world.sandbox.inject_fault(
+        "ecs", "RegisterTaskDefinition", "ServerException", status=500, executed=True, times=10
+    )
+
+    done = world.reconcile()
+
+    assert done.returncode == 0, done.stderr
+    assert len(family_revisions(world, "a")) == 1
+    assert registrations(world) == 1
+    assert {world.run("a")["taskDefinitionArn"], world.run("b")["taskDefinitionArn"]} == set(
+        family_revisions(world, "a")
+    )
