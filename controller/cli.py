@@ -20,7 +20,7 @@ import click
 from controller import __version__
 from controller.aws.ecs import EcsGateway
 from controller.aws.logs import LogsGateway
-from controller.aws.session import AwsSession
+from controller.aws.session import AwsSession, endpoint_urls
 from controller.errors import ControllerError, TerminalError, UsageError
 from controller.logs import LogRequest, show_logs
 from controller.model.loader import ManifestLoader
@@ -43,6 +43,9 @@ from controller.wiring import (
     build_pass,
     load_cron_jobs,
     make_clock,
+    read_hooks,
+    session_hooks,
+    settings_services,
 )
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
@@ -276,13 +279,21 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         # Only a DynamoDB ledger needs AWS (and so a region) for status.
         remote = settings.state.startswith("dynamodb://")
         session = AwsSession(settings.region) if remote else None
+        # Where ECS (and the ledger) are decides whether test hooks count,
+        # even when this command makes no AWS call itself.
+        services = settings_services(settings, "ecs")
+        hooks = (
+            session_hooks(session, services)
+            if session is not None
+            else read_hooks(lambda: endpoint_urls(settings.region, services))
+        )
         ledger = open_ledger(settings.state, session=session)
     try:
         view = ledger.view()
         events = ledger.events(None, limit=200)
     finally:
         ledger.close()
-    now = make_clock().now()
+    now = make_clock(hooks).now()
     cron_jobs = load_cron_jobs(settings.source)
     records = shown_runs(view, cron_jobs, name)
     if output == "json":
@@ -312,6 +323,7 @@ def logs(
     """A run's CloudWatch Logs (awslogs driver), found through the ledger."""
     with _setup_errors():
         session = AwsSession(settings.region)
+        hooks = session_hooks(session, settings_services(settings, "ecs", "logs"))
         ledger = open_ledger(settings.state, session=session)
     try:
         view = ledger.view()
@@ -320,7 +332,7 @@ def logs(
     request = LogRequest(name=name, run_id=run_id, attempt=attempt, follow=follow)
     try:
         show_logs(
-            EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock()
+            EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock(hooks)
         )
     except ControllerError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -5,18 +5,30 @@ CLI, documented here because they are part of how the product is proven:
 
 * `CONTROLLER_TEST_NOW` (ISO 8601): the controller's clock reads this fixed
   time instead of the wall clock, so a test that advances the sandbox's fake
-  clock can move the controller's with it. Never set it in production.
+  clock can move the controller's with it.
 * `CONTROLLER_TEST_CRASH_AT` (`after-intent`, `after-run-task`,
   `after-record`, `after-register`): the process SIGKILLs itself at that
   step boundary of the start protocol, to prove a crash never yields a second
   task for one attempt.
+
+A stray hook in production must never freeze the clock or kill the
+process, so they are honoured only against a sandbox: when every AWS
+endpoint the command uses (as boto3 resolves it for its clients —
+`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, a config file's
+`endpoint_url`) is a loopback address. No endpoint configured means AWS
+itself, so not a sandbox. Set outside one, a hook is a setup error (exit 2);
+honoured, it is announced by one warning line on stderr. Every command that
+reads the clock goes through `read_hooks`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
-from collections.abc import Callable
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -29,7 +41,7 @@ from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
 from controller.clock import Clock, SystemClock
-from controller.errors import ControllerError
+from controller.errors import ControllerError, UsageError
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import CronJob
 from controller.plan.prune import PruneSettings
@@ -72,25 +84,99 @@ class FixedClock:
         del seconds
 
 
-def test_now() -> datetime | None:
-    """The instant CONTROLLER_TEST_NOW sets, if any."""
-    text = os.environ.get("CONTROLLER_TEST_NOW")
-    if not text:
-        return None
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+#: The environment variables of the test hooks.
+NOW_HOOK = "CONTROLLER_TEST_NOW"
+CRASH_HOOK = "CONTROLLER_TEST_CRASH_AT"
+#: The services every pass talks to (ECS, and Auto Scaling with EC2 for capacity).
+PASS_SERVICES = ("ecs", "autoscaling", "ec2")
 
 
-def make_clock() -> Clock:
-    """The system clock, unless a test pinned the time."""
-    pinned = test_now()
-    return FixedClock(pinned) if pinned is not None else SystemClock()
+def _stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def make_checkpoint() -> Checkpoint:
-    """The crash hook of CONTROLLER_TEST_CRASH_AT, or a no-op."""
-    target = os.environ.get("CONTROLLER_TEST_CRASH_AT")
-    if not target:
+@dataclass(frozen=True)
+class Hooks:
+    """The test hooks this process honours (none unless it talks to a sandbox only)."""
+
+    now: datetime | None = None
+    crash_at: str | None = None
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url`'s host is a loopback address (127.0.0.0/8, ::1, localhost)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it could resolve anywhere
+
+
+def read_hooks(
+    endpoints: Callable[[], Mapping[str, str]],
+    warn: Callable[[str], None] = _stderr_warning,
+) -> Hooks:
+    """The test hooks set in the environment, refused (UsageError) unless every endpoint is local.
+
+    `endpoints` is asked only when a hook is set: service -> endpoint URL of
+    every AWS service the command uses.
+    """
+    now_text = os.environ.get(NOW_HOOK) or None
+    crash_at = os.environ.get(CRASH_HOOK) or None
+    hooks = [name for name, value in ((NOW_HOOK, now_text), (CRASH_HOOK, crash_at)) if value]
+    if not hooks:
+        return Hooks()
+    remote = sorted((s, url) for s, url in endpoints().items() if not is_loopback(url))
+    if remote:
+        where = ", ".join(f"{service} at {url}" for service, url in remote)
+        raise UsageError(
+            f"{' and '.join(hooks)} {'is' if len(hooks) == 1 else 'are'} set outside a sandbox"
+            f" ({where}, not a loopback address): test hooks are honoured only when every"
+            " AWS endpoint is a local sandbox; unset them"
+        )
+    now = None
+    if now_text is not None:
+        try:
+            parsed = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"{NOW_HOOK}={now_text!r} is not an ISO 8601 time") from None
+        now = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        warn(f"{NOW_HOOK} is set: the clock reads {now.isoformat()}")
+    if crash_at is not None:
+        warn(f"{CRASH_HOOK} is set: the process kills itself at step {crash_at}")
+    return Hooks(now=now, crash_at=crash_at)
+
+
+def session_hooks(
+    session: AwsSession,
+    services: Iterable[str],
+    warn: Callable[[str], None] = _stderr_warning,
+) -> Hooks:
+    """`read_hooks` for a command that talks to `services` through `session`."""
+    return read_hooks(lambda: session.endpoint_urls(services), warn)
+
+
+def settings_services(settings: Settings, *services: str) -> list[str]:
+    """`services` plus those the source and the ledger of `settings` use."""
+    used = list(services)
+    if settings.source.startswith("s3://"):
+        used.append("s3")
+    if settings.state.startswith("dynamodb://"):
+        used.append("dynamodb")
+    return used
+
+
+def make_clock(hooks: Hooks) -> Clock:
+    """The system clock, unless a test pinned the time (in a sandbox)."""
+    return FixedClock(hooks.now) if hooks.now is not None else SystemClock()
+
+
+def make_checkpoint(hooks: Hooks) -> Checkpoint:
+    """The crash hook of CONTROLLER_TEST_CRASH_AT (in a sandbox), or a no-op."""
+    target = hooks.crash_at
+    if target is None:
         return no_checkpoint
 
     def crash(step: str) -> None:
@@ -197,6 +283,7 @@ def build_pass(
     echo: Any = None,
     keep_last_good: bool = False,
     lock: str | None = None,
+    warn: Callable[[str], None] = _stderr_warning,
 ) -> PassWiring:
     """Wire source, loader, gateways, ledger and executor for `settings`.
 
@@ -205,11 +292,12 @@ def build_pass(
     command (`controller reconcile --once`) that takes the ledger lock — the
     SQLite file lock, or the DynamoDB leader lease — for the pass, waiting up
     to `--lock-timeout`; None takes none (dry runs write nothing, and
-    `controller run` holds its own for its whole life).
+    `controller run` holds its own for its whole life). `warn` announces a
+    test hook that is honoured.
     """
     closers: list[Callable[[], None]] = []
     try:
-        return _build_pass(settings, dry_run, knobs, echo, keep_last_good, lock, closers)
+        return _build_pass(settings, dry_run, knobs, echo, keep_last_good, lock, warn, closers)
     except BaseException:
         _close_all(closers)
         raise
@@ -222,9 +310,12 @@ def _build_pass(
     echo: Any,
     keep_last_good: bool,
     lock: str | None,
+    warn: Callable[[str], None],
     closers: list[Callable[[], None]],
 ) -> PassWiring:
     session = AwsSession(settings.region)
+    # Before anything reads the clock or writes: a stray hook stops us here.
+    hooks = session_hooks(session, settings_services(settings, *PASS_SERVICES), warn)
     source = make_source(settings.source, session)
     if keep_last_good:
         source = LastGoodSource(source)
@@ -240,7 +331,7 @@ def _build_pass(
         closers.append(keeper.stop)  # stopped before the ledger closes: releasing needs it
     ecs = EcsGateway(session)
     autoscaling = AutoScalingGateway(session)
-    clock = make_clock()
+    clock = make_clock(hooks)
     executor: Executor | DryRunExecutor
     pass_ledger: Any
     if dry_run:
@@ -248,7 +339,7 @@ def _build_pass(
         pass_ledger = ReadOnlyLedger(ledger)
     else:
         executor = Executor(
-            ecs, ledger, settings.owner, clock, make_checkpoint(), autoscaling=autoscaling
+            ecs, ledger, settings.owner, clock, make_checkpoint(hooks), autoscaling=autoscaling
         )
         pass_ledger = ledger
     context = PassContext(

@@ -19,6 +19,7 @@ for a retry but not veto the one its own handler asks for.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import boto3
@@ -68,7 +69,29 @@ class AwsSession:
             self._clients[(service, retries)] = client
         return client
 
+    def endpoint_urls(self, services: Iterable[str]) -> dict[str, str]:
+        """Where each service's calls go, as boto3 resolved it for the clients in use.
+
+        `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, a config file's
+        `endpoint_url`; with none of them, AWS's own regional endpoint.
+        """
+        return {s: str(self.client(s).meta.endpoint_url) for s in services}
+
     def _count(self, model: Any, **_: Any) -> None:
         # One count per API operation issued by us; botocore's own retries
         # of the same call are not counted again.
         self.calls[(model.service_model.service_name, model.name)] += 1
+
+
+def endpoint_urls(region: str | None, services: Iterable[str]) -> dict[str, str]:
+    """As `AwsSession.endpoint_urls`, for a command that needs no region otherwise.
+
+    Without a region boto3 cannot build a client; AWS's own endpoint of
+    us-east-1 stands in then (only its being AWS matters, not its region).
+    """
+    session = boto3.session.Session(region_name=region)
+    name = session.region_name or "us-east-1"
+    return {
+        s: str(session.client(s, region_name=name).meta.endpoint_url)  # type: ignore[call-overload]
+        for s in services
+    }

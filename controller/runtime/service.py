@@ -120,7 +120,11 @@ class SyncService:
 
     def _start(self, options: RunOptions, host: str, port: int, ledger_path: Path | None) -> None:
         self.wiring: PassWiring = build_pass(
-            self.settings, dry_run=False, knobs=options.knobs, keep_last_good=True
+            self.settings,
+            dry_run=False,
+            knobs=options.knobs,
+            keep_last_good=True,
+            warn=lambda message: log.warning("%s", message),
         )
         self._closers.append(self.wiring.ledger.close)
         source = self.wiring.context.source
