@@ -165,6 +165,15 @@ def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
             metavar="SECONDS",
             help="Wait this long for the ledger lock (or lease) another pass holds, then exit 2.",
         ),
+        click.option(
+            "--adopt-history",
+            is_flag=True,
+            help=(
+                "When the ledger is empty but AWS holds this owner's revisions or tasks, record"
+                " every current manifest's run as already done (Succeeded/Adopted) instead of"
+                " refusing; CronJobs count as scheduled up to now."
+            ),
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -185,7 +194,7 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
         # A dry run writes nothing, so it takes no lock and never waits.
         lock = None if dry_run else "controller reconcile --once"
         wiring = build_pass(settings, dry_run=dry_run, knobs=knobs, lock=lock)
-    with wiring:
+    with wiring, _setup_errors():  # the lost-ledger guard is a setup error of the pass
         result = wiring.reconcile()
     report_pass(result, output, dry_run=dry_run)
     sys.exit(0 if result.clean else 1)
@@ -258,7 +267,7 @@ def diff_command(settings: Settings, /, output: str, **knobs: Any) -> None:
     """
     with _setup_errors():
         wiring = build_pass(settings, dry_run=True, knobs=knobs)
-    with wiring:
+    with wiring, _setup_errors():
         result = wiring.reconcile()
     report_pass(result, output, dry_run=True)
     if result.observe_errors:

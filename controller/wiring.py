@@ -360,5 +360,7 @@ def _build_pass(
         stop_orphans=bool(knobs.get("stop_orphans", False)),
         autoscaling=autoscaling,
         ecs_instances=EcsInstanceGateway(session),
+        adopt_history=bool(knobs.get("adopt_history", False)),
+        ledger_name=settings.state if path is None else str(path),
     )
     return PassWiring(context=context, ledger=ledger, session=session, closers=closers)

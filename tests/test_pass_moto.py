@@ -89,7 +89,8 @@ def aws() -> Iterator[None]:
 class Harness:
     """One controller process: its gateway, ledger and clock persist across passes."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, owner: str = OWNER) -> None:
+        self.owner = owner
         self.source = StaticSource()
         self.session = AwsSession("us-east-1")
         self.ecs = EcsGateway(self.session)
@@ -103,9 +104,9 @@ class Harness:
             loader=self.loader,
             ecs=self.ecs,
             ledger=self.ledger,
-            executor=Executor(self.ecs, self.ledger, OWNER, self.clock),
+            executor=Executor(self.ecs, self.ledger, self.owner, self.clock),
             clock=self.clock,
-            owner=OWNER,
+            owner=self.owner,
         )
         before = self.session.calls.copy()
         result = reconcile_once(ctx)
@@ -163,8 +164,10 @@ def test_registered_revision_is_tagged_and_reused_by_a_fresh_process(
     assert tag_map[TAG_OWNER] == OWNER
     assert len(tag_map[TAG_SPEC_HASH]) == 64
 
-    # Another process with an empty ledger: same content -> reuse, no registration.
-    other = Harness(tmp_path / "other")
+    # Another process with an empty ledger (another owner's: an empty ledger of
+    # the same owner beside its history is refused, see tests/e2e/test_safety.py):
+    # same content -> reuse by the spec-hash tag, no registration.
+    other = Harness(tmp_path / "other", owner="team-b")
     other.source.files["b.yaml"] = job("b", family="fam")
     result = other.reconcile()
     assert result.clean

@@ -39,7 +39,7 @@ from types import FrameType
 from typing import Any
 
 from controller.clock import SystemClock
-from controller.errors import TransientError, UsageError
+from controller.errors import TerminalError, TransientError, UsageError
 from controller.metrics import (
     KNOWN_OPERATIONS,
     S3_OPERATIONS,
@@ -49,9 +49,10 @@ from controller.metrics import (
 )
 from controller.model.problems import ManifestError
 from controller.plan.actions import Action, describe
+from controller.runtime.history import LostLedger
 from controller.runtime.logformat import configure_logging
 from controller.runtime.loop import EventWaiter, Loop, LoopSettings, PassReport
-from controller.runtime.reconcile import PassResult, reconcile_once
+from controller.runtime.reconcile import PassResult, reconcile_once, refuse_lost_ledger
 from controller.sources.directory import DirectorySource
 from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource
@@ -127,6 +128,8 @@ class SyncService:
             warn=lambda message: log.warning("%s", message),
         )
         self._closers.append(self.wiring.ledger.close)
+        # A lost ledger is a setup error at start, not a pass failure to retry.
+        refuse_lost_ledger(self.wiring.context)
         source = self.wiring.context.source
         inner = source.inner if isinstance(source, LastGoodSource) else source
         clock = SystemClock()
@@ -201,7 +204,11 @@ class SyncService:
         if self._keeper is not None and not self._keeper.leading:
             # Lost between the loop's check and now: the next try decides.
             raise TransientError("the lease was lost just before the pass")
-        return reconcile_once(self.wiring.context)
+        try:
+            return reconcile_once(self.wiring.context)
+        except LostLedger as exc:
+            # Emptied under a running loop: nothing starts until someone acts.
+            raise TerminalError(str(exc)) from None
 
     # -- after each pass --------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.state.sqlite import SqliteLedger
 from tests.e2e.conftest import World, job
 
 pytestmark = pytest.mark.e2e
@@ -156,3 +157,134 @@ def test_an_endpoint_from_the_config_file_is_asked_of_the_clients(
     done = run_cli(world, env, "reconcile", "--once")
     assert done.returncode == 0, done.stderr
     assert len(world.all_tasks()) == 1
+
+
+# -- a lost ledger ---------------------------------------------------------------------
+
+
+def lose_ledger(world: World) -> None:
+    """Delete the SQLite ledger and its WAL files, as a lost volume would."""
+    for path in world.root.glob("state.db*"):
+        if not path.name.endswith(".lock"):
+            path.unlink()
+
+
+def run_tasks(world: World) -> int:
+    return world.sandbox.calls[("ecs", "RunTask")]
+
+
+@pytest.fixture
+def history(world: World) -> World:
+    """Three JobRuns that ran and succeeded, a day ago: ECS forgot tasks and tokens since."""
+    for name in ("a", "b", "c"):
+        world.write(f"{name}.yaml", job(name, duration=30))
+    assert world.reconcile().returncode == 0
+    world.clock.advance(60)
+    assert world.reconcile().returncode == 0
+    assert {r["phase"] for r in world.status()["runs"]} == {"Succeeded"}
+    world.clock.advance(25 * 3600)  # past the task memory (1 h) and the client tokens (24 h)
+    assert world.all_tasks() == []
+    return world
+
+
+def test_an_emptied_ledger_refuses_to_start_anything(history: World) -> None:
+    world = history
+    lose_ledger(world)
+    before = run_tasks(world)
+
+    done = world.reconcile()
+
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: ledger {world.root / 'state.db'} is empty but owner e2e has 3 task-definition"
+        " revisions / 0 tasks in AWS: restore the ledger, or pass --adopt-history to record"
+        " every current manifest's run as already done"
+    ]
+    assert run_tasks(world) == before
+    assert world.status()["runs"] == []
+
+
+def test_tasks_of_the_owner_count_as_history_too(world: World) -> None:
+    world.write("a.yaml", job("a", duration=600))
+    world.write("b.yaml", job("b", duration=600, family="a"))  # one revision, two tasks
+    assert world.reconcile().returncode == 0
+    lose_ledger(world)
+    done = world.reconcile()
+    assert done.returncode == 2
+    assert "has 1 task-definition revisions / 2 tasks in AWS" in done.stderr
+
+
+def test_diff_reports_a_lost_ledger_as_an_error_and_writes_nothing(history: World) -> None:
+    world = history
+    lose_ledger(world)
+    for command in (("diff",), ("reconcile", "--once", "--dry-run")):
+        done = world.cli(*command)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert "is empty but owner e2e has 3 task-definition revisions" in done.stderr
+    assert world.status()["runs"] == []
+
+
+def test_run_refuses_a_lost_ledger_at_start(history: World) -> None:
+    world = history
+    lose_ledger(world)
+    done = world.cli("run", "--metrics-addr", "127.0.0.1:0", "--resync-seconds", "3600")
+    assert done.returncode == 2, done.stderr
+    assert "is empty but owner e2e has 3 task-definition revisions" in done.stderr
+    assert world.all_tasks() == []
+
+
+def test_adopt_history_records_the_current_runs_as_done(history: World) -> None:
+    world = history
+    world.write("nightly.yaml", cron_job("nightly"))
+    lose_ledger(world)
+    before = run_tasks(world)
+
+    adopted = world.cli("reconcile", "--once", "--adopt-history")
+
+    assert adopted.returncode == 0, adopted.stderr
+    runs = world.status()["runs"]
+    assert {(r["name"], r["phase"], r["reason"]) for r in runs} == {
+        (name, "Succeeded", "Adopted") for name in ("a", "b", "c")
+    }
+    assert all(r["attempts"] == [] for r in runs)
+    ledger = SqliteLedger(world.root / "state.db")
+    try:
+        assert ledger.view().cron_last_scheduled == {"nightly": world.clock.now()}
+    finally:
+        ledger.close()
+    # The next passes plan as usual: nothing past runs again, a new runId does.
+    again = world.reconcile()
+    assert again.returncode == 0, again.stderr
+    assert run_tasks(world) == before
+    world.write("a.yaml", job("a", duration=30, run_id="2"))
+    assert world.reconcile().returncode == 0
+    assert run_tasks(world) == before + 1
+    assert [r["phase"] for r in world.status()["runs"] if r["runId"] == "2"] == ["Pending"]
+
+
+def test_a_new_ledger_without_history_starts_as_usual(world: World) -> None:
+    world.write("a.yaml", job("a"))
+    done = world.cli("reconcile", "--once", "--adopt-history")  # nothing to adopt: a normal pass
+    assert done.returncode == 0, done.stderr
+    assert len(world.all_tasks()) == 1
+    assert world.run("a")["reason"] != "Adopted"
+
+
+def cron_job(name: str) -> str:
+    return (
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: CronJob\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n"
+        "  schedule: '* * * * *'\n"
+        "  jobTemplate:\n"
+        "    cluster: batch\n"
+        "    launchType: EC2\n"
+        "    taskDefinition:\n"
+        "      family: a\n"
+        "      cpu: '256'\n"
+        "      memory: '512'\n"
+        "      containerDefinitions:\n"
+        "        - {name: app, image: busybox}\n"
+    )
