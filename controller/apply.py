@@ -51,8 +51,7 @@ from controller.state.ledger import Ledger, LedgerConflict, PassSummary
 
 Checkpoint = Callable[[str], None]
 
-#: ECS refuses parallel registrations into one family with this ClientException.
-CONCURRENT_REGISTRATIONS = "Too many concurrent attempts"
+#: RegisterTaskDefinition calls per registration (botocore retries none of them).
 REGISTER_TRIES = 5
 
 
@@ -69,13 +68,15 @@ class ApplyResult:
     #: the failures retrying cannot help (bad parameters, access denied):
     #: a subset of `failed` the loop does not retry on its own
     terminal: list[str] = field(default_factory=list)
+    #: actions refused because someone else saved the run since we read it;
+    #: the loop re-plans soon, but one left after the pass is a failed action
     conflicts: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
-        """True when no action failed."""
-        return not self.failed
+        """True when no action failed, ledger conflicts included."""
+        return not self.failed and not self.conflicts
 
 
 class Executor:
@@ -181,21 +182,29 @@ class Executor:
         result.counts[type(action).__name__] += 1
 
     def _register(self, action: RegisterTaskDefinition) -> str:
+        """Register once, whatever answers get lost: re-read the family before every retry.
+
+        The gateway makes one attempt per call (botocore does not retry it).
+        A transient failure is either a refusal (throttling, "Too many
+        concurrent attempts": someone registers into the family right now,
+        maybe the very revision we want) or an unanswered call (a 5xx, a
+        timeout) that ECS may have carried out. Either way: wait a jittered
+        while, look for an ACTIVE revision with this spec hash, and only
+        register again when there is none.
+        """
         tags = {TAG_OWNER: self._owner, TAG_SPEC_HASH: action.spec_hash}
         for attempt in range(1, REGISTER_TRIES + 1):
             try:
                 described = self._ecs.register(action.task_definition, tags)
                 break
-            except AwsTransientError as exc:
-                if CONCURRENT_REGISTRATIONS not in exc.aws_message or attempt == REGISTER_TRIES:
-                    raise
-                # Someone registers into the family right now (maybe the
-                # very revision we want): wait a jittered while, re-read,
-                # and only then try again.
-                self._clock.sleep(self._jitter.uniform(0.5, 1.5) * attempt)
+            except AwsTransientError:
+                if attempt < REGISTER_TRIES:
+                    self._clock.sleep(self._jitter.uniform(0.5, 1.5) * attempt)
                 existing = self._registered_meanwhile(action)
                 if existing is not None:
                     return existing
+                if attempt == REGISTER_TRIES:
+                    raise
         record = replace(revision_record(described), tagged_hash=action.spec_hash)
         self._ledger.put_revision(record)
         self._ledger.append_event(

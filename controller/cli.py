@@ -31,7 +31,7 @@ import click
 from controller import __version__
 from controller.aws.ecs import EcsGateway
 from controller.aws.logs import LogsGateway
-from controller.aws.session import AwsSession
+from controller.aws.session import AwsSession, endpoint_urls
 from controller.errors import ControllerError, NotFoundError
 from controller.logs import LogRequest, show_logs
 from controller.model.loader import ManifestLoader
@@ -42,7 +42,16 @@ from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
 from controller.state import ledger_file, open_ledger
 from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
-from controller.wiring import Settings, build_pass, load_source_for_status, make_clock
+from controller.wiring import (
+    DEFAULT_LOCK_TIMEOUT,
+    Settings,
+    build_pass,
+    load_source_for_status,
+    make_clock,
+    read_hooks,
+    session_hooks,
+    settings_services,
+)
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 
@@ -212,6 +221,23 @@ def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--delete-inactive", is_flag=True, help="Also delete this owner's INACTIVE revisions."
         ),
+        click.option(
+            "--lock-timeout",
+            type=click.FloatRange(min=0.0),
+            default=DEFAULT_LOCK_TIMEOUT,
+            show_default=True,
+            metavar="SECONDS",
+            help="Wait this long for the ledger lock (or lease) another pass holds, then exit 2.",
+        ),
+        click.option(
+            "--adopt-history",
+            is_flag=True,
+            help=(
+                "When the ledger is empty but AWS holds this owner's revisions or tasks, record"
+                " every current manifest's run as already done (Succeeded/Adopted) instead of"
+                " refusing; CronJobs count as scheduled up to now."
+            ),
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -229,8 +255,10 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
     if not once:
         raise click.UsageError("reconcile needs --once; the long-running loop is `controller run`")
     with _setup_errors():
-        wiring = build_pass(settings, dry_run=dry_run, knobs=knobs)
-    with wiring:
+        # A dry run writes nothing, so it takes no lock and never waits.
+        lock = None if dry_run else "controller reconcile --once"
+        wiring = build_pass(settings, dry_run=dry_run, knobs=knobs, lock=lock)
+    with wiring, _setup_errors():  # the lost-ledger guard is a setup error of the pass
         result = wiring.reconcile()
     report_pass(result, output, dry_run=dry_run)
     sys.exit(0 if result.clean else 1)
@@ -303,7 +331,7 @@ def diff_command(settings: Settings, /, output: str, **knobs: Any) -> None:
     """
     with _setup_errors():
         wiring = build_pass(settings, dry_run=True, knobs=knobs)
-    with wiring:
+    with wiring, _setup_errors():
         result = wiring.reconcile()
     report_pass(result, output, dry_run=True)
     if result.observe_errors:
@@ -324,6 +352,14 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         # Only a DynamoDB ledger needs AWS (and so a region) for status.
         remote = settings.state.startswith("dynamodb://")
         session = AwsSession(settings.region) if remote else None
+        # Where ECS (and the ledger) are decides whether test hooks count,
+        # even when this command makes no AWS call itself.
+        services = settings_services(settings, "ecs")
+        hooks = (
+            session_hooks(session, services)
+            if session is not None
+            else read_hooks(lambda: endpoint_urls(settings.region, services))
+        )
         ledger = open_ledger(settings.state, session=session, read_only=True)
     try:
         view = ledger.view()
@@ -342,7 +378,7 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         events,
         load_source_for_status(settings.source),
         _sync_record(settings.state),
-        make_clock().now(),
+        make_clock(hooks).now(),
         name,
     )
     if name is not None and not ledger.missing and not _known(name, view, shown):
@@ -377,6 +413,7 @@ def logs(
     """A run's CloudWatch Logs (awslogs driver), found through the ledger."""
     with _setup_errors():
         session = AwsSession(settings.region)
+        hooks = session_hooks(session, settings_services(settings, "ecs", "logs"))
         ledger = open_ledger(settings.state, session=session, read_only=True)
     try:
         view = ledger.view()
@@ -384,7 +421,9 @@ def logs(
         ledger.close()
     request = LogRequest(name=name, run_id=run_id, attempt=attempt, follow=follow)
     # An unknown run or attempt is a NotFoundError (exit 1), AWS trouble exits 2.
-    show_logs(EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock())
+    show_logs(
+        EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock(hooks)
+    )
 
 
 def _sync_record(state: str) -> SyncRecord | None:

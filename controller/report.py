@@ -326,6 +326,8 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
         click.echo(f"warning: {warning}", err=True)
     for failure in result.applied.failed:
         click.echo(f"failed: {failure}", err=True)
+    for conflict in result.applied.conflicts:
+        click.echo(f"failed (ledger conflict): {conflict}", err=True)
     if output == "json":
         document = {
             "revision": result.snapshot.revision,

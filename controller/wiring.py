@@ -5,18 +5,31 @@ CLI, documented here because they are part of how the product is proven:
 
 * `CONTROLLER_TEST_NOW` (ISO 8601): the controller's clock reads this fixed
   time instead of the wall clock, so a test that advances the sandbox's fake
-  clock can move the controller's with it. Never set it in production.
+  clock can move the controller's with it.
 * `CONTROLLER_TEST_CRASH_AT` (`after-intent`, `after-run-task`,
   `after-record`, `after-register`): the process SIGKILLs itself at that
   step boundary of the start protocol, to prove a crash never yields a second
   task for one attempt.
+
+A stray hook in production must never freeze the clock or kill the
+process, so they are honoured only against a sandbox: when every AWS
+endpoint the command uses (as boto3 resolves it for its clients —
+`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, a config file's
+`endpoint_url`) is a loopback address. No endpoint configured means AWS
+itself, so not a sandbox. Set outside one, a hook is a setup error (exit 2);
+honoured, it is announced by one warning line on stderr. Every command that
+reads the clock goes through `read_hooks`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
-from dataclasses import dataclass
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -28,7 +41,7 @@ from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
 from controller.clock import Clock, SystemClock
-from controller.errors import ControllerError
+from controller.errors import ControllerError, UsageError
 from controller.model.loader import LoadResult, ManifestLoader
 from controller.plan.prune import PruneSettings
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
@@ -36,8 +49,13 @@ from controller.schemas import validators
 from controller.sources.directory import DirectorySource
 from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource, Source
-from controller.state import open_ledger
+from controller.state import DynamoDbLedger, ledger_file, open_ledger
+from controller.state.leader import LeaderElector, LeaseKeeper, replica_identity
+from controller.state.lease import FileLease, LeaseHeld, lease_path
 from controller.state.ledger import Ledger
+
+#: Seconds a pass waits for the ledger lock (or the DynamoDB lease) by default.
+DEFAULT_LOCK_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -65,25 +83,99 @@ class FixedClock:
         del seconds
 
 
-def test_now() -> datetime | None:
-    """The instant CONTROLLER_TEST_NOW sets, if any."""
-    text = os.environ.get("CONTROLLER_TEST_NOW")
-    if not text:
-        return None
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+#: The environment variables of the test hooks.
+NOW_HOOK = "CONTROLLER_TEST_NOW"
+CRASH_HOOK = "CONTROLLER_TEST_CRASH_AT"
+#: The services every pass talks to (ECS, and Auto Scaling with EC2 for capacity).
+PASS_SERVICES = ("ecs", "autoscaling", "ec2")
 
 
-def make_clock() -> Clock:
-    """The system clock, unless a test pinned the time."""
-    pinned = test_now()
-    return FixedClock(pinned) if pinned is not None else SystemClock()
+def _stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def make_checkpoint() -> Checkpoint:
-    """The crash hook of CONTROLLER_TEST_CRASH_AT, or a no-op."""
-    target = os.environ.get("CONTROLLER_TEST_CRASH_AT")
-    if not target:
+@dataclass(frozen=True)
+class Hooks:
+    """The test hooks this process honours (none unless it talks to a sandbox only)."""
+
+    now: datetime | None = None
+    crash_at: str | None = None
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url`'s host is a loopback address (127.0.0.0/8, ::1, localhost)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it could resolve anywhere
+
+
+def read_hooks(
+    endpoints: Callable[[], Mapping[str, str]],
+    warn: Callable[[str], None] = _stderr_warning,
+) -> Hooks:
+    """The test hooks set in the environment, refused (UsageError) unless every endpoint is local.
+
+    `endpoints` is asked only when a hook is set: service -> endpoint URL of
+    every AWS service the command uses.
+    """
+    now_text = os.environ.get(NOW_HOOK) or None
+    crash_at = os.environ.get(CRASH_HOOK) or None
+    hooks = [name for name, value in ((NOW_HOOK, now_text), (CRASH_HOOK, crash_at)) if value]
+    if not hooks:
+        return Hooks()
+    remote = sorted((s, url) for s, url in endpoints().items() if not is_loopback(url))
+    if remote:
+        where = ", ".join(f"{service} at {url}" for service, url in remote)
+        raise UsageError(
+            f"{' and '.join(hooks)} {'is' if len(hooks) == 1 else 'are'} set outside a sandbox"
+            f" ({where}, not a loopback address): test hooks are honoured only when every"
+            " AWS endpoint is a local sandbox; unset them"
+        )
+    now = None
+    if now_text is not None:
+        try:
+            parsed = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"{NOW_HOOK}={now_text!r} is not an ISO 8601 time") from None
+        now = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        warn(f"{NOW_HOOK} is set: the clock reads {now.isoformat()}")
+    if crash_at is not None:
+        warn(f"{CRASH_HOOK} is set: the process kills itself at step {crash_at}")
+    return Hooks(now=now, crash_at=crash_at)
+
+
+def session_hooks(
+    session: AwsSession,
+    services: Iterable[str],
+    warn: Callable[[str], None] = _stderr_warning,
+) -> Hooks:
+    """`read_hooks` for a command that talks to `services` through `session`."""
+    return read_hooks(lambda: session.endpoint_urls(services), warn)
+
+
+def settings_services(settings: Settings, *services: str) -> list[str]:
+    """`services` plus those the source and the ledger of `settings` use."""
+    used = list(services)
+    if settings.source.startswith("s3://"):
+        used.append("s3")
+    if settings.state.startswith("dynamodb://"):
+        used.append("dynamodb")
+    return used
+
+
+def make_clock(hooks: Hooks) -> Clock:
+    """The system clock, unless a test pinned the time (in a sandbox)."""
+    return FixedClock(hooks.now) if hooks.now is not None else SystemClock()
+
+
+def make_checkpoint(hooks: Hooks) -> Checkpoint:
+    """The crash hook of CONTROLLER_TEST_CRASH_AT (in a sandbox), or a no-op."""
+    target = hooks.crash_at
+    if target is None:
         return no_checkpoint
 
     def crash(step: str) -> None:
@@ -138,6 +230,8 @@ class PassWiring:
     context: PassContext
     ledger: Ledger
     session: AwsSession
+    #: what to release after the pass, oldest first (the ledger, its lock)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def reconcile(self) -> PassResult:
         """Run one pass."""
@@ -152,7 +246,36 @@ class PassWiring:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.ledger.close()
+        _close_all(self.closers)
+
+
+def _close_all(closers: list[Callable[[], None]]) -> None:
+    """Call every closer, newest first."""
+    while closers:
+        closers.pop()()
+
+
+def lock_timeout(knobs: dict[str, Any]) -> float:
+    """The --lock-timeout a command was given (seconds)."""
+    return float(knobs.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
+
+
+def lead_for_one_pass(ledger: DynamoDbLedger, state: str, timeout: float) -> LeaseKeeper:
+    """The DynamoDB ledger's leader lease, held (and renewed) until the keeper stops.
+
+    Waits up to `timeout` seconds, as a pass on SQLite waits for the file
+    lock; a holder that shut down released the lease, one that crashed lets
+    it expire (15 s after we first saw it), so both are waited out.
+    """
+    elector = LeaderElector(ledger.lease_store(), replica_identity(), SystemClock())
+    keeper = LeaseKeeper(elector, lambda _leading: None).start()
+    if keeper.wait_leading(timeout):
+        return keeper
+    keeper.stop()
+    raise LeaseHeld(
+        f"another controller ({elector.holder or 'unknown'}) holds the lease of {state},"
+        f" still after waiting {timeout:g}s (--lock-timeout); one pass writes at a time"
+    )
 
 
 def build_pass(
@@ -162,21 +285,57 @@ def build_pass(
     knobs: dict[str, Any],
     echo: Any = None,
     keep_last_good: bool = False,
+    lock: str | None = None,
+    warn: Callable[[str], None] = _stderr_warning,
 ) -> PassWiring:
     """Wire source, loader, gateways, ledger and executor for `settings`.
 
     `keep_last_good` (the long-running loop) wraps the source so a failed
-    read falls back on the last snapshot that could be read.
+    read falls back on the last snapshot that could be read. `lock` names the
+    command (`controller reconcile --once`) that takes the ledger lock — the
+    SQLite file lock, or the DynamoDB leader lease — for the pass, waiting up
+    to `--lock-timeout`; None takes none (dry runs write nothing, and
+    `controller run` holds its own for its whole life). `warn` announces a
+    test hook that is honoured.
     """
+    closers: list[Callable[[], None]] = []
+    try:
+        return _build_pass(settings, dry_run, knobs, echo, keep_last_good, lock, warn, closers)
+    except BaseException:
+        _close_all(closers)
+        raise
+
+
+def _build_pass(
+    settings: Settings,
+    dry_run: bool,
+    knobs: dict[str, Any],
+    echo: Any,
+    keep_last_good: bool,
+    lock: str | None,
+    warn: Callable[[str], None],
+    closers: list[Callable[[], None]],
+) -> PassWiring:
     session = AwsSession(settings.region)
+    # Before anything reads the clock or writes: a stray hook stops us here.
+    hooks = session_hooks(session, settings_services(settings, *PASS_SERVICES), warn)
     source = make_source(settings.source, session)
     if keep_last_good:
         source = LastGoodSource(source)
+    path = ledger_file(settings.state)
+    if lock is not None and path is not None:
+        # Before the ledger is opened: opening may create or migrate it.
+        lease = FileLease(lease_path(path), lock).acquire(lock_timeout(knobs))
+        closers.append(lease.release)
     # A dry run writes nothing anywhere: not even a new ledger file or table.
     ledger = open_ledger(settings.state, session=session, read_only=dry_run)
+    closers.append(ledger.close)
+    if lock is not None and isinstance(ledger, DynamoDbLedger):
+        keeper = lead_for_one_pass(ledger, settings.state, lock_timeout(knobs))
+        closers.append(keeper.stop)  # stopped before the ledger closes: releasing needs it
     ecs = EcsGateway(session)
     autoscaling = AutoScalingGateway(session)
-    clock = make_clock()
+    clock = make_clock(hooks)
     executor: Executor | DryRunExecutor
     pass_ledger: Any
     if dry_run:
@@ -184,7 +343,7 @@ def build_pass(
         pass_ledger = ReadOnlyLedger(ledger)
     else:
         executor = Executor(
-            ecs, ledger, settings.owner, clock, make_checkpoint(), autoscaling=autoscaling
+            ecs, ledger, settings.owner, clock, make_checkpoint(hooks), autoscaling=autoscaling
         )
         pass_ledger = ledger
     context = PassContext(
@@ -205,5 +364,7 @@ def build_pass(
         stop_orphans=bool(knobs.get("stop_orphans", False)),
         autoscaling=autoscaling,
         ecs_instances=EcsInstanceGateway(session),
+        adopt_history=bool(knobs.get("adopt_history", False)),
+        ledger_name=settings.state if path is None else str(path),
     )
-    return PassWiring(context=context, ledger=ledger, session=session)
+    return PassWiring(context=context, ledger=ledger, session=session, closers=closers)

@@ -17,13 +17,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from controller.apply import Executor
+from controller.apply import ApplyResult, Executor
 from controller.aws.ecs import EcsGateway
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
 from controller.model.loader import ManifestLoader
+from controller.model.manifest import Kind, RunKey
 from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
-from controller.model.run import AttemptOutcome, Phase, Reason, client_token
+from controller.model.run import AttemptOutcome, Phase, Reason, RunRecord, client_token
+from controller.plan.actions import Plan
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.snapshot import Snapshot
@@ -87,7 +89,8 @@ def aws() -> Iterator[None]:
 class Harness:
     """One controller process: its gateway, ledger and clock persist across passes."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, owner: str = OWNER) -> None:
+        self.owner = owner
         self.source = StaticSource()
         self.session = AwsSession("us-east-1")
         self.ecs = EcsGateway(self.session)
@@ -101,9 +104,9 @@ class Harness:
             loader=self.loader,
             ecs=self.ecs,
             ledger=self.ledger,
-            executor=Executor(self.ecs, self.ledger, OWNER, self.clock),
+            executor=Executor(self.ecs, self.ledger, self.owner, self.clock),
             clock=self.clock,
-            owner=OWNER,
+            owner=self.owner,
         )
         before = self.session.calls.copy()
         result = reconcile_once(ctx)
@@ -161,8 +164,10 @@ def test_registered_revision_is_tagged_and_reused_by_a_fresh_process(
     assert tag_map[TAG_OWNER] == OWNER
     assert len(tag_map[TAG_SPEC_HASH]) == 64
 
-    # Another process with an empty ledger: same content -> reuse, no registration.
-    other = Harness(tmp_path / "other")
+    # Another process with an empty ledger (another owner's: an empty ledger of
+    # the same owner beside its history is refused, see tests/e2e/test_safety.py):
+    # same content -> reuse by the spec-hash tag, no registration.
+    other = Harness(tmp_path / "other", owner="team-b")
     other.source.files["b.yaml"] = job("b", family="fam")
     result = other.reconcile()
     assert result.clean
@@ -228,6 +233,56 @@ def test_steady_state_pass_costs_only_the_task_listing(harness: Harness) -> None
     harness.reconcile()
     assert set(harness.last_calls) == {("ecs", "ListTasks")}
     assert harness.last_calls[("ecs", "ListTasks")] == 1
+
+
+class InterleavedExecutor:
+    """The real executor, after another writer saved `record` between our plan and apply."""
+
+    def __init__(self, inner: Executor, other: SqliteLedger, record: RunRecord) -> None:
+        self._inner = inner
+        self._other = other
+        self._record = record
+
+    def apply(self, plan: Plan) -> ApplyResult:
+        self._other.save(self._record)
+        return self._inner.apply(plan)
+
+
+def test_a_ledger_conflict_left_after_the_pass_is_a_failed_action(
+    harness: Harness, tmp_path: Path
+) -> None:
+    harness.source.files["a.yaml"] = job("a", family="fam")
+    other = SqliteLedger(tmp_path / "state.db")  # another writer on the same file
+    key = RunKey("a", "1")
+    theirs = RunRecord(
+        key=key,
+        kind=Kind.JOB_RUN,
+        phase=Phase.PENDING,
+        reason=Reason.WAITING,
+        message="saved by someone else",
+        created_at=harness.clock.now(),
+        updated_at=harness.clock.now(),
+        spec_digest="",
+    )
+    ctx = PassContext(
+        source=harness.source,
+        loader=harness.loader,
+        ecs=harness.ecs,
+        ledger=harness.ledger,
+        executor=InterleavedExecutor(
+            Executor(harness.ecs, harness.ledger, OWNER, harness.clock), other, theirs
+        ),
+        clock=harness.clock,
+        owner=OWNER,
+    )
+
+    result = reconcile_once(ctx)
+
+    assert [c.split(":", 1)[0] for c in result.applied.conflicts] == ["RunTask a/1 attempt 1"]
+    assert not result.applied.ok
+    assert not result.clean  # reconcile --once exits 1
+    assert boto3.client("ecs").list_tasks(cluster="batch")["taskArns"] == []
+    other.close()
 
 
 def cron_job(name: str, schedule: str = "30 3 * * *") -> bytes:

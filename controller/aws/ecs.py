@@ -157,13 +157,17 @@ class EcsGateway:
     def register(
         self, task_definition: Mapping[str, Any], tags: Mapping[str, str]
     ) -> DescribedRevision:
-        """Register a revision with our tags (user tags kept); returns it described."""
+        """Register a revision with our tags (user tags kept); returns it described.
+
+        One attempt, never retried by botocore: after a 5xx or a timeout ECS
+        may have registered it anyway, and only the caller can look (by the
+        spec-hash tag) before trying again. Errors come as AwsTransientError.
+        """
         request = dict(task_definition)
         all_tags = {**_tag_map(request.pop("tags", None)), **tags}
         request["tags"] = _tag_list(all_tags)
-        answer = call(
-            "RegisterTaskDefinition", lambda: self._ecs.register_task_definition(**request)
-        )
+        once = self._session.client("ecs", retries=False)
+        answer = call("RegisterTaskDefinition", lambda: once.register_task_definition(**request))
         # RegisterTaskDefinition answers with the tags it stored (when it does).
         return self._remember(answer["taskDefinition"], _tag_map(answer.get("tags")) or all_tags)
 

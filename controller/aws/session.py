@@ -12,11 +12,21 @@ credentials. Without them it raises UsageError (one line, exit 2) instead of
 letting the first call fail deep inside a pass. Finding credentials is what
 botocore does for the first client anyway (environment, profile, SSO,
 container or instance role), so the check costs nothing extra.
+
+Retrying is only safe for calls that are idempotent. RegisterTaskDefinition
+is not (it has no client token): a 5xx or a timeout may come after ECS
+registered the revision, and botocore's retry would register a second one.
+So `client(service, retries=False)` gives a client that makes one attempt
+per call; the ECS gateway registers through it, and the executor retries
+itself after re-reading the family for the revision (`controller.apply`).
+A retry hook could not do this: botocore's `needs-retry` handlers can ask
+for a retry but not veto the one its own handler asks for.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import boto3
@@ -33,6 +43,8 @@ RETRY_CONFIG = Config(
     read_timeout=60,
     user_agent_extra="ecs-job-controller",
 )
+#: For calls whose outcome must be known before they are repeated.
+NO_RETRY_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
 
 
 class AwsSession:
@@ -48,7 +60,7 @@ class AwsSession:
             # botocore would only say so at the first call, deep inside a pass.
             raise UsageError("no AWS region: pass --region, or set AWS_REGION / AWS_DEFAULT_REGION")
         self._check_credentials()
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, bool], Any] = {}
         self.calls: Counter[tuple[str, str]] = Counter()
 
     def _check_credentials(self) -> None:
@@ -68,20 +80,47 @@ class AwsSession:
         region: str | None = self._session.region_name
         return region
 
-    def client(self, service: str) -> Any:
-        """A cached client for `service` whose calls are counted."""
-        client = self._clients.get(service)
+    def client(self, service: str, *, retries: bool = True) -> Any:
+        """A cached client for `service` whose calls are counted.
+
+        `retries=False`: one attempt per call, for calls that must not be
+        repeated before their outcome is known (see the module docstring).
+        """
+        client = self._clients.get((service, retries))
         if client is None:
+            config = RETRY_CONFIG if retries else NO_RETRY_CONFIG
             try:
-                client = self._session.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+                client = self._session.client(service, config=config)  # type: ignore[call-overload]
             except (BotoCoreError, ValueError) as exc:
                 # e.g. an AWS_ENDPOINT_URL that is not a URL: every call would fail alike.
                 raise AwsTerminalError(type(exc).__name__, str(exc), f"{service} client") from exc
             client.meta.events.register("before-call.*.*", self._count)
-            self._clients[service] = client
+            self._clients[(service, retries)] = client
         return client
+
+    def endpoint_urls(self, services: Iterable[str]) -> dict[str, str]:
+        """Where each service's calls go, as boto3 resolved it for the clients in use.
+
+        `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, a config file's
+        `endpoint_url`; with none of them, AWS's own regional endpoint.
+        """
+        return {s: str(self.client(s).meta.endpoint_url) for s in services}
 
     def _count(self, model: Any, **_: Any) -> None:
         # One count per API operation issued by us; botocore's own retries
         # of the same call are not counted again.
         self.calls[(model.service_model.service_name, model.name)] += 1
+
+
+def endpoint_urls(region: str | None, services: Iterable[str]) -> dict[str, str]:
+    """As `AwsSession.endpoint_urls`, for a command that needs no region otherwise.
+
+    Without a region boto3 cannot build a client; AWS's own endpoint of
+    us-east-1 stands in then (only its being AWS matters, not its region).
+    """
+    session = boto3.session.Session(region_name=region)
+    name = session.region_name or "us-east-1"
+    return {
+        s: str(session.client(s, region_name=name).meta.endpoint_url)  # type: ignore[call-overload]
+        for s in services
+    }

@@ -51,6 +51,8 @@ class Reason(StrEnum):
     ORPHANED = "Orphaned"
     MISSED = "Missed"
     CANCELLED = "Cancelled"
+    #: recorded as done by --adopt-history, never started by this ledger
+    ADOPTED = "Adopted"
 
 
 class AttemptOutcome(StrEnum):

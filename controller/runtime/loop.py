@@ -189,6 +189,7 @@ class Loop:
         self._changed_last: datetime | None = None
         self._change_reason = ""
         now = clock.now()
+        self._created_at = now
         self._resync_at = now + timedelta(seconds=self.settings.resync_seconds)
         self._requeue_at: datetime | None = None
         self._retry_at: datetime | None = None
@@ -239,7 +240,10 @@ class Loop:
         with self._lock:
             candidates: list[tuple[datetime, str]] = []
             if self._start_pending:
-                candidates.append((self._clock.now(), "start"))
+                # Due since the loop was made: a time read now would lie in the
+                # future of the caller's `now`, and the start pass would wait for
+                # two clock reads to fall into the same microsecond.
+                candidates.append((self._created_at, "start"))
             if self._changed_first is not None and self._changed_last is not None:
                 settle = self._changed_last + timedelta(seconds=self.settings.debounce_seconds)
                 limit = self._changed_first + timedelta(seconds=self.settings.max_debounce_seconds)

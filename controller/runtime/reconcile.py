@@ -9,6 +9,13 @@
 they differ only in the executor they pass (real or dry-run). The real one
 also records the pass's summary (invalid manifests, guards, CronJob
 schedules) in the ledger, which is what `status` shows besides the runs.
+
+they differ only in the executor they pass (real or dry-run).
+
+On a ledger with no runs and no revisions the pass first runs the
+lost-ledger guard (`controller.runtime.history`): this owner's history in
+AWS makes it refuse (LostLedger), or, with `--adopt-history`, record the
+desired runs as done instead of planning.
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.clock import Clock
-from controller.errors import ControllerError
+from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.loader import LoadResult, ManifestLoader
 from controller.observe import ObserveReport, observe
 from controller.observe_capacity import observe_capacity
 from controller.plan.actions import Plan
+from controller.plan.adopt import adopt_history
 from controller.plan.cronjobs import schedule_cron_jobs
 from controller.plan.prune import PruneSettings
 from controller.plan.reconcile import (
@@ -35,6 +43,7 @@ from controller.plan.reconcile import (
     needs,
     protected_families,
 )
+from controller.runtime.history import ledger_is_new, must_adopt
 from controller.sources.snapshot import Snapshot, Source
 from controller.state.ledger import CronSchedule, GuardWarning, Ledger, PassSummary
 
@@ -65,6 +74,11 @@ class PassContext:
     #: capacity planning needs both; without them runs just wait for room
     autoscaling: AutoScalingGateway | None = None
     ecs_instances: EcsInstanceGateway | None = None
+    #: --adopt-history: a new ledger beside this owner's AWS history records
+    #: the desired runs as done instead of refusing
+    adopt_history: bool = False
+    #: how the lost-ledger guard names the ledger (its path, or dynamodb://TABLE)
+    ledger_name: str = "(unnamed)"
 
 
 @dataclass
@@ -95,6 +109,17 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     loaded = ctx.loader.load(snapshot.files, snapshot.errors, snapshot.warnings)
     view = ctx.ledger.view()
     now = ctx.clock.now()  # one instant for the whole pass
+    if ledger_is_new(view):
+        try:
+            adopting = must_adopt(
+                ctx.ecs, loaded.desired, ctx.owner, ctx.ledger_name, adopt=ctx.adopt_history
+            )
+        except TransientError as exc:
+            # Whether history would repeat is unknown: start nothing this pass.
+            return PassResult(snapshot, loaded, Plan(), ApplyResult(), [f"ledger check: {exc}"])
+        if adopting:
+            adopted = adopt_history(loaded.desired, now)
+            return PassResult(snapshot, loaded, adopted, ctx.executor.apply(adopted))
     # Due occurrences join the desired runs so that their needs are observed;
     # make_plan settles concurrencyPolicy once observation shows what still runs.
     scheduled = schedule_cron_jobs(loaded.desired.cron_jobs, view, now)
@@ -135,3 +160,19 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     )
     applied = ctx.executor.apply(plan, summary)
     return PassResult(snapshot, loaded, plan, applied, report.errors)
+
+
+def refuse_lost_ledger(ctx: PassContext) -> None:
+    """The lost-ledger guard alone, for `controller run` to fail at start (LostLedger).
+
+    What cannot be read now (the source, AWS) is left to the first pass,
+    which runs the same guard.
+    """
+    if not ledger_is_new(ctx.ledger.view()):
+        return
+    try:
+        snapshot = ctx.source.snapshot()
+        desired = ctx.loader.load(snapshot.files, snapshot.errors).desired
+        must_adopt(ctx.ecs, desired, ctx.owner, ctx.ledger_name, adopt=ctx.adopt_history)
+    except (TransientError, TerminalError):
+        return

@@ -12,7 +12,8 @@ loader's last-known-good memory lives as long as the process), the triggers
 metrics, one log line per event, and the sync record `status` shows.
 
 The lease depends on the ledger. With SQLite it is a file lock taken before
-anything else, and a second replica exits. With DynamoDB it is the table's
+anything else (the same lock `reconcile --once` takes for its pass); `run`
+waits up to `--lock-timeout` for it, then exits 2 naming the holder. With DynamoDB it is the table's
 lease item (`controller.state.leader`), kept by a thread that tries every
 2 s: every replica starts, but only the holder runs passes; the others stand
 by (no passes, no AWS calls but the lease's) and take over when the holder
@@ -28,10 +29,7 @@ code holds.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import signal
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -41,7 +39,7 @@ from types import FrameType
 from typing import Any
 
 from controller.clock import SystemClock
-from controller.errors import ControllerError, TransientError, UsageError
+from controller.errors import ControllerError, TerminalError, TransientError, UsageError
 from controller.metrics import (
     KNOWN_OPERATIONS,
     S3_OPERATIONS,
@@ -51,15 +49,16 @@ from controller.metrics import (
 )
 from controller.model.problems import ManifestError
 from controller.plan.actions import Action, describe
+from controller.runtime.history import LostLedger
 from controller.runtime.logformat import configure_logging
 from controller.runtime.loop import EventWaiter, Loop, LoopSettings, PassReport
-from controller.runtime.reconcile import PassResult, reconcile_once
+from controller.runtime.reconcile import PassResult, reconcile_once, refuse_lost_ledger
 from controller.sources.directory import DirectorySource
 from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource
 from controller.sources.watch import DirectoryWatcher
 from controller.state import DynamoDbLedger, ledger_file
-from controller.state.leader import LeaderElector, LeaseKeeper, LeaseSettings
+from controller.state.leader import LeaderElector, LeaseKeeper, LeaseSettings, replica_identity
 from controller.state.lease import FileLease, lease_path
 from controller.state.sync import (
     SyncRecord,
@@ -67,7 +66,7 @@ from controller.state.sync import (
     sync_record_path,
     write_sync_record,
 )
-from controller.wiring import PassWiring, Settings, build_pass
+from controller.wiring import PassWiring, Settings, build_pass, lock_timeout
 
 log = logging.getLogger("controller.run")
 
@@ -110,7 +109,8 @@ class SyncService:
         self._keeper: LeaseKeeper | None = None
         self._waiter = EventWaiter()
         if ledger_path is not None:
-            self._closers.append(FileLease(lease_path(ledger_path)).acquire().release)
+            lease = FileLease(lease_path(ledger_path), "controller run")
+            self._closers.append(lease.acquire(lock_timeout(options.knobs)).release)
         self._watcher: DirectoryWatcher | None = None
         self._broken = False
         try:
@@ -121,9 +121,15 @@ class SyncService:
 
     def _start(self, options: RunOptions, host: str, port: int, ledger_path: Path | None) -> None:
         self.wiring: PassWiring = build_pass(
-            self.settings, dry_run=False, knobs=options.knobs, keep_last_good=True
+            self.settings,
+            dry_run=False,
+            knobs=options.knobs,
+            keep_last_good=True,
+            warn=lambda message: log.warning("%s", message),
         )
         self._closers.append(self.wiring.ledger.close)
+        # A lost ledger is a setup error at start, not a pass failure to retry.
+        refuse_lost_ledger(self.wiring.context)
         source = self.wiring.context.source
         # A source unreadable at start is a setup error (exit 2); once one
         # snapshot was read, the loop falls back on the last good one instead.
@@ -179,7 +185,7 @@ class SyncService:
         ledger = self.wiring.ledger
         if not isinstance(ledger, DynamoDbLedger):
             raise UsageError(f"controller run: no lease for the ledger {self.settings.state}")
-        identity = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        identity = replica_identity()
         elector = LeaderElector(ledger.lease_store(), identity, clock, LeaseSettings())
         keeper = LeaseKeeper(elector, self._on_leadership)
         self._closers.append(keeper.stop)  # before the ledger closes: release needs it
@@ -201,7 +207,11 @@ class SyncService:
         if self._keeper is not None and not self._keeper.leading:
             # Lost between the loop's check and now: the next try decides.
             raise TransientError("the lease was lost just before the pass")
-        return reconcile_once(self.wiring.context)
+        try:
+            return reconcile_once(self.wiring.context)
+        except LostLedger as exc:
+            # Emptied under a running loop: nothing starts until someone acts.
+            raise TerminalError(str(exc)) from None
 
     # -- after each pass --------------------------------------------------------------
 

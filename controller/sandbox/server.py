@@ -436,12 +436,27 @@ class Sandbox:
         *,
         message: str = "Rate exceeded (injected by the sandbox)",
         status: int = 400,
+        executed: bool = False,
     ) -> None:
-        """Make the next `times` calls of service/operation fail with AWS error `code`."""
+        """Make the next `times` calls of service/operation fail with AWS error `code`.
+
+        With `executed` each call is carried out first and only its answer is
+        replaced by the error: AWS did the work, the caller cannot know it
+        (e.g. `inject_fault("ecs", "RegisterTaskDefinition", "ServerException",
+        status=500, executed=True)` registers a revision and answers 500).
+        """
         # Fail early on a misspelt operation rather than never firing.
         get_service_model(service).operation_model(operation)
         with self._lock:
-            self._faults.add(service, operation, code, times=times, message=message, status=status)
+            self._faults.add(
+                service,
+                operation,
+                code,
+                times=times,
+                message=message,
+                status=status,
+                executed=executed,
+            )
 
     @property
     def calls(self) -> Counter[tuple[str, str]]:

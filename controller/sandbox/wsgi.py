@@ -6,7 +6,10 @@ A WSGI middleware around moto's application that, per request:
   so tests and benchmarks can read how many AWS calls the controller made;
 * answers it with an injected AWS error instead, when a test asked for one
   (`FaultInjector`), serialized by moto for the service's protocol so that
-  botocore sees a real AWS error (and retries throttling by itself);
+  botocore sees a real AWS error (and retries throttling by itself); an
+  *executed* fault runs the request first and then answers with the error,
+  as when AWS did the work but its answer was lost (a 500 after the write,
+  a dropped connection) — the case a non-idempotent call must survive;
 * runs it under the sandbox lock with the simulation hooks around it: the
   agent and fleet catch up with the clock before moto reads any state, and
   note Auto Scaling launches right after;
@@ -110,6 +113,8 @@ class _Fault:
     message: str
     status: int
     remaining: int
+    #: run the call, then answer with the error (the answer was "lost")
+    executed: bool = False
 
 
 class FaultInjector:
@@ -119,12 +124,20 @@ class FaultInjector:
         self._faults: dict[tuple[str, str], deque[_Fault]] = {}
 
     def add(
-        self, service: str, operation: str, code: str, *, times: int, message: str, status: int
+        self,
+        service: str,
+        operation: str,
+        code: str,
+        *,
+        times: int,
+        message: str,
+        status: int,
+        executed: bool = False,
     ) -> None:
-        """Fail the next `times` calls of service/operation with `code`."""
+        """Fail the next `times` calls of service/operation with `code` (run if `executed`)."""
         if times > 0:
             self._faults.setdefault((service, operation), deque()).append(
-                _Fault(code, message, status, times)
+                _Fault(code, message, status, times, executed)
             )
 
     def take(self, call: Call) -> _Fault | None:
@@ -197,16 +210,12 @@ class SandboxMiddleware:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         with hooks.lock:
+            fault: _Fault | None = None
             if not call.internal:
                 hooks.calls[(call.service, call.operation)] += 1
                 fault = hooks.faults.take(call)
-                if fault is not None:
-                    status, headers, body = error_response(
-                        call, fault, environ.get("CONTENT_TYPE", "")
-                    )
-                    headers["Content-Length"] = str(len(body))
-                    start_response(_status_line(status), list(headers.items()))
-                    return [body]
+                if fault is not None and not fault.executed:
+                    return _answer_with(fault, call, environ, start_response)
             hooks.before()
             captured: list[Any] = []
 
@@ -226,8 +235,21 @@ class SandboxMiddleware:
                         close()
             finally:
                 hooks.after()
+            if fault is not None:
+                # Executed: moto did the work; its answer is what gets lost.
+                return _answer_with(fault, call, environ, start_response)
         start_response(captured[0], captured[1], captured[2])
         return body_parts
+
+
+def _answer_with(
+    fault: _Fault, call: Call, environ: dict[str, Any], start_response: StartResponse
+) -> list[bytes]:
+    """Answer the request with the injected error."""
+    status, headers, body = error_response(call, fault, environ.get("CONTENT_TYPE", ""))
+    headers["Content-Length"] = str(len(body))
+    start_response(_status_line(status), list(headers.items()))
+    return [body]
 
 
 def _status_line(status: int) -> str:

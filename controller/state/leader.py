@@ -35,12 +35,18 @@ passes before anyone else can steal the lease from it.
 
 `decide` is the pure part (tested as a table with a FakeClock); `LeaderElector`
 reads and writes through a `LeaseStore` (the DynamoDB table's lease item);
-`LeaseKeeper` runs the elector's tries on a thread for `controller run`.
+`LeaseKeeper` runs the elector's tries on a thread: for `controller run`
+all its life, and for `controller reconcile --once` during its one pass
+(which first waits up to `--lock-timeout` to lead, as it waits for the
+SQLite ledger's lock).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -212,6 +218,11 @@ class LeaderElector:
                 log.info("released the lease")
 
 
+def replica_identity() -> str:
+    """A lease holder's identity: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 class LeaseKeeper:
     """Runs an elector's tries every retry period on a thread, reporting leadership changes.
 
@@ -226,6 +237,8 @@ class LeaseKeeper:
         #: None until the first try, whose outcome is reported either way
         self._leading: bool | None = None
         self._stop = threading.Event()
+        #: set while we lead, for `wait_leading`
+        self._gained = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -241,6 +254,10 @@ class LeaseKeeper:
             # AWS unreachable, throttled: the renew deadline decides when we stop leading.
             log.warning("the lease could not be acquired or renewed: %s", exc)
         leading = self.elector.is_leader()
+        if leading:
+            self._gained.set()
+        else:
+            self._gained.clear()
         if leading != self._leading:
             self._leading = leading
             self._on_change(leading)
@@ -251,6 +268,10 @@ class LeaseKeeper:
         self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
         self._thread.start()
         return self
+
+    def wait_leading(self, timeout: float) -> bool:
+        """Block until we lead (True) or `timeout` seconds have passed (False)."""
+        return self._gained.wait(timeout)
 
     def _run(self) -> None:
         period = self.elector.settings.retry_period_seconds
@@ -265,6 +286,7 @@ class LeaseKeeper:
             self._thread.join()
             self._thread = None
         self._leading = False
+        self._gained.clear()
         try:
             self.elector.release()
         except Exception as exc:

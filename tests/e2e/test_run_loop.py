@@ -323,7 +323,7 @@ def test_a_second_controller_on_the_same_ledger_exits_2(
 ) -> None:
     running = start()
     running.wait_log("pass done")
-    second = world.cli("run", "--metrics-addr", "127.0.0.1:0")
+    second = world.cli("run", "--metrics-addr", "127.0.0.1:0", "--lock-timeout", "0")
     assert second.returncode == 2
     assert "holds the lease on this ledger" in second.stderr
     assert running.stop() == 0

@@ -130,6 +130,21 @@ def raise_(error: BaseException) -> Callable[[], PassResult]:
     return run
 
 
+class TickingClock(FakeClock):
+    """A clock that moves on by a microsecond at every read, as a real one does."""
+
+    def now(self) -> datetime:
+        self.advance(1e-6)
+        return super().now()
+
+
+def test_the_start_pass_is_due_however_fast_the_clock_moves() -> None:
+    h = Harness(clock=TickingClock())
+    report = h.loop.run_once_or_wait()  # the very first step runs it: no spinning
+    assert report is not None
+    assert report.trigger == "start"
+
+
 def test_the_first_pass_runs_at_once_then_every_resync_period() -> None:
     h = Harness()
     first = h.until_pass()

@@ -60,6 +60,34 @@ def test_botocore_retries_a_throttle_by_itself(
     assert len(backoffs) == 2
 
 
+def test_an_executed_fault_does_the_work_and_loses_the_answer(sandbox: Sandbox) -> None:
+    ecs = no_retries(sandbox, "ecs")
+    sandbox.inject_fault(
+        "ecs", "RegisterTaskDefinition", "ServerException", status=500, executed=True
+    )
+    with pytest.raises(ClientError) as raised:
+        register(ecs, family="lost")
+    assert raised.value.response["Error"]["Code"] == "ServerException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    # ECS registered it all the same: revision 1 exists, the caller never saw it.
+    [arn] = ecs.list_task_definitions(familyPrefix="lost")["taskDefinitionArns"]
+    assert arn.endswith("task-definition/lost:1")
+    assert sandbox.calls[("ecs", "RegisterTaskDefinition")] == 1
+
+
+def test_botocore_retrying_a_lost_answer_registers_twice(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Why the controller registers without botocore's retries (controller.aws.ecs).
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _seconds: None)
+    sandbox.inject_fault(
+        "ecs", "RegisterTaskDefinition", "ServerException", status=500, executed=True
+    )
+    ecs = sandbox.client("ecs")
+    register(ecs, family="lost")
+    assert len(ecs.list_task_definitions(familyPrefix="lost")["taskDefinitionArns"]) == 2
+
+
 def test_faults_only_hit_their_operation(sandbox: Sandbox, cluster: str) -> None:
     ecs = no_retries(sandbox, "ecs")
     sandbox.inject_fault("ecs", "DescribeTasks", "AccessDeniedException")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,11 +26,59 @@ def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path: Path) -> N
     assert path.name == "state.db.lock"
     # flock locks belong to an open file: a second open in this very
     # process is refused like another process would be.
-    refused = pytest.raises(LeaseHeld, match=rf"pid {os.getpid()}.*only one replica")
-    with FileLease(path), refused:
+    refused = pytest.raises(LeaseHeld, match=rf"pid {os.getpid()}, `controller run`\).*one pass")
+    with FileLease(path, "controller run"), refused:
         FileLease(path).acquire()
     with FileLease(path):  # released: free again
         pass
+
+
+def test_a_waiting_writer_gives_up_after_its_timeout_naming_the_holder(tmp_path: Path) -> None:
+    path = lease_path(tmp_path / "state.db")
+    with FileLease(path, "controller reconcile --once"):
+        started = time.monotonic()
+        with pytest.raises(LeaseHeld) as refused:
+            FileLease(path).acquire(timeout=0.3)
+        assert time.monotonic() - started >= 0.3
+    message = str(refused.value)
+    assert f"pid {os.getpid()}, `controller reconcile --once`" in message
+    assert "still after waiting 0.3s (--lock-timeout)" in message
+
+
+def test_a_waiting_writer_gets_the_lock_once_the_holder_releases_it(tmp_path: Path) -> None:
+    path = lease_path(tmp_path / "state.db")
+    holder = FileLease(path, "controller run").acquire()
+    waiting = threading.Event()
+    got: list[FileLease] = []
+
+    def wait_for_it() -> None:
+        waiting.set()
+        got.append(FileLease(path, "controller reconcile --once").acquire(timeout=30))
+
+    waiter = threading.Thread(target=wait_for_it)
+    waiter.start()
+    assert waiting.wait(10)
+    assert not got  # still held: the waiter waits
+    holder.release()
+    waiter.join(timeout=10)  # bounded: the wait ends with the release, not the timeout
+    assert not waiter.is_alive()
+    assert len(got) == 1
+    assert path.read_text() == f"{os.getpid()} controller reconcile --once\n"
+    got[0].release()
+
+
+def test_the_lock_is_keyed_by_the_resolved_ledger_path(tmp_path: Path) -> None:
+    real = tmp_path / "state.db"
+    real.touch()
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(real)
+    linked_dir = tmp_path / "linked"
+    linked_dir.symlink_to(tmp_path)
+    assert lease_path(alias) == lease_path(real) == lease_path(linked_dir / "state.db")
+    # Not yet created: the directories still resolve, so the lock is the same.
+    assert lease_path(linked_dir / "new.db") == lease_path(tmp_path / "new.db")
+    with FileLease(lease_path(real)), pytest.raises(LeaseHeld):
+        FileLease(lease_path(alias)).acquire()
 
 
 def test_the_sync_record_round_trips_and_summarises(tmp_path: Path) -> None:

@@ -1,0 +1,100 @@
+"""The lost-ledger guard: an empty ledger must not restart this owner's history.
+
+The ledger is the only memory of which runs already ran. ECS forgets a
+RunTask client token after 24 hours and a stopped task after about an hour,
+so a ledger that was deleted, emptied or pointed at a new file would make
+every finished run start again. Before a pass plans on a ledger that holds
+no runs and no revisions (a new one, or a lost one — the check costs nothing
+in steady state), it asks AWS whether this owner has a past there:
+
+* the ACTIVE revisions of the current manifests' task-definition families
+  that carry this owner's tag (ListTaskDefinitions per family, then
+  DescribeTaskDefinition with tags; the descriptions are cached, so the
+  pass's own observation does not repeat them);
+* the tasks started by this owner (`startedBy = ejc/<owner>`, RUNNING and
+  STOPPED) on the clusters the manifests name (ListTasks).
+
+Only these places are checked: revisions in families no current manifest
+uses, INACTIVE ones, and stopped tasks ECS has already forgotten are not.
+If anything is found the pass refuses to start anything (`LostLedger`, a
+setup error: exit 2) unless `--adopt-history` was given; then every current
+manifest's run is recorded as done instead (`controller.plan.adopt`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.aws.ecs import EcsGateway
+from controller.errors import TerminalError, UsageError
+from controller.model.manifest import DesiredSet
+from controller.model.observed import TAG_OWNER, started_by
+from controller.model.run import LedgerView
+
+
+class LostLedger(UsageError):
+    """The ledger is empty but AWS holds this owner's history: starting anything could repeat it."""
+
+
+@dataclass(frozen=True)
+class OwnerHistory:
+    """What AWS holds that this owner created, where the guard looks."""
+
+    revisions: int = 0
+    tasks: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.revisions or self.tasks)
+
+
+def ledger_is_new(view: LedgerView) -> bool:
+    """True when the ledger remembers no run and no revision (new, or lost)."""
+    return not view.runs and not view.revisions
+
+
+def owner_history(ecs: EcsGateway, desired: DesiredSet, owner: str) -> OwnerHistory:
+    """Count the owner's revisions in the manifests' families and its tasks on their clusters."""
+    specs = [
+        *(job.spec for job in desired.job_runs.values()),
+        *(cron.job_template for cron in desired.cron_jobs.values()),
+    ]
+    families = sorted({s.family for s in specs if s.family is not None})
+    clusters = sorted({s.cluster for s in specs})
+    revisions = sum(
+        1
+        for family in families
+        for arn in ecs.list_active_revisions(family)
+        if ecs.describe_revision(arn).tags.get(TAG_OWNER) == owner
+    )
+    tasks: set[str] = set()
+    for cluster in clusters:
+        try:
+            for status in ("RUNNING", "STOPPED"):
+                tasks.update(ecs.list_tasks(cluster, started_by(owner), status))
+        except TerminalError:
+            continue  # no such cluster (yet): no tasks there
+    return OwnerHistory(revisions=revisions, tasks=len(tasks))
+
+
+def lost_ledger_message(ledger: str, owner: str, history: OwnerHistory) -> str:
+    """The refusal, with what was found and the two ways out."""
+    return (
+        f"ledger {ledger} is empty but owner {owner} has {history.revisions}"
+        f" task-definition revisions / {history.tasks} tasks in AWS: restore the ledger,"
+        " or pass --adopt-history to record every current manifest's run as already done"
+    )
+
+
+def must_adopt(
+    ecs: EcsGateway, desired: DesiredSet, owner: str, ledger: str, *, adopt: bool
+) -> bool:
+    """For a new ledger: True to adopt the history found, False when there is none.
+
+    Raises LostLedger when there is history and adopting was not asked for.
+    """
+    history = owner_history(ecs, desired, owner)
+    if not history:
+        return False
+    if not adopt:
+        raise LostLedger(lost_ledger_message(ledger, owner, history))
+    return True
