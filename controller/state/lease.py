@@ -58,8 +58,9 @@ class FileLease:
 
     def acquire(self, timeout: float = 0.0) -> FileLease:
         """Take the lock, waiting up to `timeout` seconds; LeaseHeld if it stays taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Private like the ledger beside it (a directory made here is the ledger's too).
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             self._lock(fd, timeout)
         except BaseException:

@@ -344,3 +344,5 @@ def test_the_ledger_and_its_directory_are_private(world: World) -> None:
 
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
+    # The lock reconcile took is made first, and makes the directory: private too.
+    assert (path.parent / "state.db.lock").stat().st_mode & 0o777 == 0o600
