@@ -334,7 +334,7 @@ def diff_command(settings: Settings, /, output: str, **knobs: Any) -> None:
     with wiring, _setup_errors():
         result = wiring.reconcile()
     report_pass(result, output, dry_run=True)
-    if result.observe_errors:
+    if result.observe_errors or result.plan.errors:
         sys.exit(2)
     sys.exit(1 if result.plan.actions else 0)
 

@@ -279,6 +279,8 @@ class DynamoDbLedger:
     def pass_summary(self) -> PassSummary | None:
         """Return the last pass's summary (strongly consistent read); None before the first."""
         self._check_open()
+        if self.missing:
+            return None
         item = self._gateway.get_item(self.table, dict(_PASS_KEY))
         return None if item is None else PassSummary.from_document(json.loads(str(item["body"])))
 

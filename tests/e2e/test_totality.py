@@ -106,3 +106,7 @@ def test_a_run_the_planner_fails_on_fails_the_pass_and_nothing_else(world: World
     assert world.run("bad") == before  # left as it was
     document = json.loads(world.cli("reconcile", "--once", "-o", "json").stdout)
     assert [e for e in document["errors"] if e.startswith("bad/1: cannot plan: ")]
+    # diff reports what it cannot plan as an error (2), not as "changes pending" (1).
+    diff = world.cli("diff")
+    assert diff.returncode == 2, diff.stderr
+    assert "bad/1: cannot plan" in diff.stderr
