@@ -29,6 +29,7 @@ from controller.plan.actions import Plan
 from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.snapshot import Snapshot
+from controller.state.ledger import PassSummary
 from controller.state.sqlite import SqliteLedger
 
 OWNER = "team-a"
@@ -243,9 +244,9 @@ class InterleavedExecutor:
         self._other = other
         self._record = record
 
-    def apply(self, plan: Plan) -> ApplyResult:
+    def apply(self, plan: Plan, summary: PassSummary | None = None) -> ApplyResult:
         self._other.save(self._record)
-        return self._inner.apply(plan)
+        return self._inner.apply(plan, summary)
 
 
 def test_a_ledger_conflict_left_after_the_pass_is_a_failed_action(
