@@ -21,14 +21,9 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 
+from controller.model.capacity import GroupState, InstanceCapacity
 from controller.model.manifest import RunKey
-from controller.plan.capacity import (
-    CapacityDecision,
-    GroupState,
-    InstanceCapacity,
-    WaitingTask,
-    plan_capacity,
-)
+from controller.plan.capacity import CapacityDecision, WaitingTask, plan_capacity
 
 #: An m5.large as ECS registers it (the kernel keeps some of its 8 GiB).
 INSTANCE = (2048, 7680)

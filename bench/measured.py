@@ -14,7 +14,7 @@ import os
 import resource
 from pathlib import Path
 
-from controller.cli import main
+from controller.cli.commands import main
 
 
 def _report() -> None:

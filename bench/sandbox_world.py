@@ -16,14 +16,14 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.apply import Executor
+from controller.apply.executor import Executor
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
 from controller.model.loader import ManifestLoader
-from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
+from controller.runtime.reconcile_pass import PassContext, PassResult, reconcile_once
 from controller.sandbox import Sandbox
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource

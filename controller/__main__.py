@@ -1,5 +1,5 @@
 """Lets `python -m controller` behave exactly like the `controller` script."""
 
-from controller.cli import main
+from controller.cli.commands import main
 
 main()

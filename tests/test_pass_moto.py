@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from controller.apply import ApplyResult, Executor
+from controller.apply.executor import ApplyResult, Executor
 from controller.aws.ecs import EcsGateway
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
@@ -26,7 +26,7 @@ from controller.model.manifest import Kind, RunKey
 from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
 from controller.model.run import AttemptOutcome, Phase, Reason, RunRecord, client_token
 from controller.plan.actions import Plan
-from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
+from controller.runtime.reconcile_pass import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.snapshot import Snapshot
 from controller.state.ledger import PassSummary
@@ -352,8 +352,8 @@ def test_guards_stay_in_the_summary_until_a_pass_is_healthy(harness: Harness) ->
 
 
 def test_a_dry_run_records_no_summary(harness: Harness) -> None:
-    from controller.apply import DryRunExecutor
-    from controller.wiring import ReadOnlyLedger
+    from controller.apply.executor import DryRunExecutor
+    from controller.runtime.wiring import ReadOnlyLedger
 
     harness.source.files["bad.yaml"] = b"apiVersion: ecs-job-controller/v1\nkind: JobRun\n"
     ctx = PassContext(

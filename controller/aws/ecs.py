@@ -16,8 +16,9 @@ from typing import Any
 
 from controller.aws.errors import AwsTerminalError, call
 from controller.aws.session import AwsSession
-from controller.model.observed import ObservedTask
-from controller.model.run import TaskRecord
+from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH, ObservedTask
+from controller.model.run import RevisionRecord, TaskRecord
+from controller.model.taskdef import spec_hash
 
 #: DescribeTasks takes at most 100 ARNs per call.
 DESCRIBE_BATCH = 100
@@ -268,3 +269,20 @@ class EcsGateway:
 def tasks_by_arn(tasks: Iterable[ObservedTask]) -> dict[str, ObservedTask]:
     """Index observed tasks by ARN."""
     return {t.arn: t for t in tasks}
+
+
+def revision_record(described: DescribedRevision) -> RevisionRecord:
+    """What we remember of a described revision: its hashes and owner."""
+    body = dict(described.task_definition)
+    user_tags = [{"key": k, "value": v} for k, v in sorted(described.tags.items())]
+    if user_tags:
+        body["tags"] = user_tags
+    return RevisionRecord(
+        arn=described.arn,
+        family=described.family,
+        revision=described.revision,
+        spec_hash=spec_hash(body),
+        owner=described.tags.get(TAG_OWNER),
+        status=described.status,
+        tagged_hash=described.tags.get(TAG_SPEC_HASH),
+    )

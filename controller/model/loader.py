@@ -26,19 +26,14 @@ from cronsim import CronSim, CronSimError
 from jsonschema.exceptions import ValidationError, best_match
 from jsonschema.protocols import Validator
 
+from controller.model.build import JOB_DEFAULTS, build_manifest, cron_expression
 from controller.model.manifest import (
     API_VERSION,
-    RUN_TASK_PASS_THROUGH,
-    Backoff,
-    Capacity,
-    ConcurrencyPolicy,
     CronJob,
     DesiredSet,
     JobRun,
-    JobSpec,
     Kind,
     Manifest,
-    Metadata,
     SourceLocation,
 )
 from controller.model.problems import ManifestError, ManifestWarning
@@ -48,16 +43,6 @@ from controller.model.yamldoc import YamlDocument, parse_yaml_documents
 #: Files larger than this are refused unread (DESIGN.md §3).
 MAX_FILE_BYTES = 1024 * 1024
 
-#: cron macros mapped to the five-field expressions they abbreviate.
-CRON_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 
 _FARGATE_PROVIDERS = {"FARGATE", "FARGATE_SPOT"}
 
@@ -79,16 +64,6 @@ FARGATE_TASK_SIZES: dict[int, Sequence[int]] = {
 }
 #: Windows containers on Fargate: at least 1 vCPU, and the larger sizes are Linux only.
 FARGATE_WINDOWS_CPU = (1024, 2048, 4096)
-
-#: The model's own defaults, applied to absent fields (the schema's `default`s
-#: state the same values; tests/test_schema.py checks).
-_JOB_DEFAULTS = JobSpec(cluster="")
-
-
-def cron_expression(schedule: str) -> str:
-    """The five-field form of a schedule (macros expanded)."""
-    text = schedule.strip()
-    return CRON_MACROS.get(text.lower(), text)
 
 
 @dataclass(frozen=True)
@@ -388,7 +363,7 @@ def _parse_document(
             ManifestError(path, doc.line_of(pointer), f"{_pointer(pointer)}: {message}")
             for pointer, message in semantic
         ]
-    return _build(kind, value, location), []
+    return build_manifest(kind, value, location), []
 
 
 def _error_sort_key(error: ValidationError) -> tuple[str, str]:
@@ -546,8 +521,8 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
                     (("overrides", "containerOverrides", i, "name"), f"no container named {name!r}")
                 )
     backoff = job.get("backoff") or {}
-    initial = backoff.get("initialSeconds", _JOB_DEFAULTS.backoff.initial_seconds)
-    if initial > backoff.get("maxSeconds", _JOB_DEFAULTS.backoff.max_seconds):
+    initial = backoff.get("initialSeconds", JOB_DEFAULTS.backoff.initial_seconds)
+    if initial > backoff.get("maxSeconds", JOB_DEFAULTS.backoff.max_seconds):
         found.append((("backoff",), "initialSeconds is larger than maxSeconds"))
     return found
 
@@ -668,64 +643,3 @@ def _fargate_errors(
         message = f"Windows on FARGATE takes task cpu {known}, not {cpu}"
         found.append(((*at, "cpu"), message))
     return found
-
-
-def _build(kind: Kind, value: Mapping[str, Any], location: SourceLocation) -> Manifest:
-    meta = value["metadata"]
-    metadata = Metadata(
-        name=meta["name"],
-        labels=dict(meta.get("labels") or {}),
-        annotations=dict(meta.get("annotations") or {}),
-    )
-    spec = value["spec"]
-    if kind is Kind.JOB_RUN:
-        return JobRun(
-            metadata=metadata,
-            spec=job_spec_from_raw(spec),
-            run_id=str(spec.get("runId", "1")),
-            source=location,
-        )
-    return CronJob(
-        metadata=metadata,
-        schedule=spec["schedule"],
-        time_zone=spec.get("timeZone", "UTC"),
-        concurrency_policy=ConcurrencyPolicy(spec.get("concurrencyPolicy", "Forbid")),
-        starting_deadline_seconds=spec.get("startingDeadlineSeconds"),
-        suspend=bool(spec.get("suspend", False)),
-        successful_runs_history_limit=int(spec.get("successfulRunsHistoryLimit", 3)),
-        failed_runs_history_limit=int(spec.get("failedRunsHistoryLimit", 3)),
-        job_template=job_spec_from_raw(spec["jobTemplate"]),
-        source=location,
-    )
-
-
-def job_spec_from_raw(spec: Mapping[str, Any]) -> JobSpec:
-    """Build a JobSpec from a schema-valid spec mapping (also used for frozen specs)."""
-    backoff = spec.get("backoff") or {}
-    capacity = spec.get("capacity") or {}
-    run_task = {k: spec[k] for k in RUN_TASK_PASS_THROUGH if spec.get(k) is not None}
-    raw = {k: v for k, v in spec.items() if k not in ("runId", "suspend")}
-    return JobSpec(
-        cluster=spec["cluster"],
-        task_definition=spec.get("taskDefinition"),
-        task_definition_ref=spec.get("taskDefinitionRef"),
-        run_task=run_task,
-        count=int(spec.get("count", _JOB_DEFAULTS.count)),
-        backoff_limit=int(spec.get("backoffLimit", _JOB_DEFAULTS.backoff_limit)),
-        backoff=Backoff(
-            initial_seconds=int(
-                backoff.get("initialSeconds", _JOB_DEFAULTS.backoff.initial_seconds)
-            ),
-            max_seconds=int(backoff.get("maxSeconds", _JOB_DEFAULTS.backoff.max_seconds)),
-        ),
-        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
-        success_containers=tuple(spec.get("successContainers") or ()),
-        capacity=Capacity(
-            auto_scaling_group=capacity.get("autoScalingGroup"),
-            max_pending_seconds=int(
-                capacity.get("maxPendingSeconds", _JOB_DEFAULTS.capacity.max_pending_seconds)
-            ),
-        ),
-        suspend=bool(spec.get("suspend", False)),
-        raw=raw,
-    )

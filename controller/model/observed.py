@@ -88,3 +88,19 @@ class ObservedState:
     def tasks_of_attempt(self, owner: str, key: RunKey, attempt: int) -> list[ObservedTask]:
         """Tasks tagged with this run key and attempt (crash recovery)."""
         return [t for t in self.tasks.values() if t.attempt_of(owner) == (key, attempt)]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the observer must read for this pass."""
+
+    clusters: frozenset[str]
+    families: frozenset[str]
+    refs: frozenset[str]
+    #: family -> spec hashes wanted in it; when a listed revision already
+    #: matches one, the observer need not describe the newest revision to
+    #: explain a change
+    family_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Auto Scaling group -> clusters, for groups that runs wait on (only
+    #: then is capacity observed at all)
+    capacity_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)

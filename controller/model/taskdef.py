@@ -513,3 +513,16 @@ def _identity_field(old: list[Any], new: list[Any]) -> str | None:
         else:
             return field
     return None
+
+
+def essential_containers(task_definition: Any) -> tuple[str, ...]:
+    """Names of the containers whose exit decides success by default (essential ones)."""
+    containers = task_definition.get("containerDefinitions") if task_definition else None
+    names = [
+        str(c["name"])
+        for c in containers or []
+        if isinstance(c, dict)
+        and c.get("name") is not None
+        and c.get("essential", True) is not False
+    ]
+    return tuple(sorted(names))

@@ -18,7 +18,7 @@ from datetime import datetime
 from controller.model.manifest import DesiredSet
 from controller.model.run import Phase, Reason
 from controller.plan.actions import Action, Plan, RecordRun, RecordSchedule
-from controller.plan.reconcile import desired_runs
+from controller.plan.planner import desired_runs
 from controller.plan.runs import new_record
 
 ADOPTED_MESSAGE = (

@@ -1,7 +1,7 @@
 """Capacity planning for runs that ECS could not place (DESIGN.md §6).
 
 Pure: takes the tasks waiting for room and the Auto Scaling groups' state
-(`controller.observe_capacity` reads it), returns at most one
+(`controller.observe.capacity` reads it), returns at most one
 SetDesiredCapacity per group. No boto3, no I/O, no clock.
 
 Why plan the whole need at once, and never +1. hako's
@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from controller.model.capacity import GroupState
 from controller.model.manifest import RunKey
 from controller.model.taskdef import to_register_input
 
@@ -62,46 +63,6 @@ class WaitingTask:
     cpu: int
     memory: int
     group: str
-
-
-@dataclass(frozen=True)
-class InstanceCapacity:
-    """One container instance of a group, as ECS reports it."""
-
-    instance_id: str
-    remaining_cpu: int
-    remaining_memory: int
-    registered_cpu: int
-    registered_memory: int
-    #: ECS status ACTIVE (not DRAINING, REGISTERING, ...)
-    active: bool
-    #: the ECS agent is connected: ECS places tasks only on such instances
-    connected: bool
-
-    @property
-    def usable(self) -> bool:
-        """True when ECS would place a task here: ACTIVE and agent connected."""
-        return self.active and self.connected
-
-
-@dataclass(frozen=True)
-class GroupState:
-    """An Auto Scaling group and its capacity in ECS, as one pass observed it."""
-
-    name: str
-    min_size: int
-    max_size: int
-    desired: int
-    #: container instances registered in ECS whose EC2 instance is an
-    #: in-service (or pending) member of the group, usable or not: every one
-    #: of them occupies a slot of the desired capacity
-    instances: tuple[InstanceCapacity, ...] = ()
-    #: members (InService or Pending in EC2) not registered with ECS yet
-    launching: int = 0
-    #: (CPU units, MiB) of one new instance: the group's largest registered
-    #: instance, else its launch template's or configuration's instance type;
-    #: None when neither is known (the group then cannot be scaled)
-    instance_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

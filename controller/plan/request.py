@@ -55,16 +55,3 @@ def run_task_request(
         "tags": [{"key": k, "value": v} for k, v in ours.items()] + user_tags,
     }
     return request
-
-
-def essential_containers(task_definition: Any) -> tuple[str, ...]:
-    """Names of the containers whose exit decides success by default (essential ones)."""
-    containers = task_definition.get("containerDefinitions") if task_definition else None
-    names = [
-        str(c["name"])
-        for c in containers or []
-        if isinstance(c, dict)
-        and c.get("name") is not None
-        and c.get("essential", True) is not False
-    ]
-    return tuple(sorted(names))

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from controller.model.build import job_spec_from_raw
 from controller.model.durations import plus_seconds
-from controller.model.loader import job_spec_from_raw
 from controller.model.manifest import JobSpec, Kind, RunKey
 from controller.model.observed import ObservedState, ResolvedRef
 from controller.model.run import (
@@ -33,6 +33,7 @@ from controller.model.run import (
     TaskRecord,
     client_token,
 )
+from controller.model.taskdef import essential_containers
 from controller.plan.actions import (
     Action,
     RecordRun,
@@ -40,7 +41,7 @@ from controller.plan.actions import (
     StartAttempt,
     StopTasks,
 )
-from controller.plan.request import essential_containers, run_task_request
+from controller.plan.request import run_task_request
 from controller.plan.taskdefs import TaskDefinitionChoice
 
 #: stopCodes that mean the platform, not the job, failed (DESIGN.md §4).

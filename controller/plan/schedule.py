@@ -88,7 +88,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from controller.model.loader import cron_expression
+from controller.model.build import cron_expression
 from controller.model.manifest import ConcurrencyPolicy, CronJob, Kind
 from controller.model.run import Phase, RunRecord
 

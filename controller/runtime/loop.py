@@ -49,8 +49,8 @@ from typing import Protocol
 
 from controller.clock import Clock
 from controller.errors import TerminalError, TransientError
-from controller.runtime.logformat import current_pass
-from controller.runtime.reconcile import PassResult
+from controller.runtime.log_format import current_pass
+from controller.runtime.reconcile_pass import PassResult
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ metrics, one log line per event, and the sync record `status` shows.
 The lease depends on the ledger. With SQLite it is a file lock taken before
 anything else (the same lock `reconcile --once` takes for its pass); `run`
 waits up to `--lock-timeout` for it, then exits 2 naming the holder. With DynamoDB it is the table's
-lease item (`controller.state.leader`), kept by a thread that tries every
+lease item (`controller.state.leader_lease`), kept by a thread that tries every
 2 s: every replica starts, but only the holder runs passes; the others stand
 by (no passes, no AWS calls but the lease's) and take over when the holder
 releases the lease on shutdown or lets it expire. A holder whose renewals
@@ -40,33 +40,38 @@ from typing import Any
 
 from controller.clock import SystemClock
 from controller.errors import ControllerError, TerminalError, TransientError, UsageError
-from controller.metrics import (
+from controller.model.problems import ManifestError
+from controller.plan.actions import Action, describe
+from controller.runtime.history import LostLedger
+from controller.runtime.log_format import configure_logging
+from controller.runtime.loop import EventWaiter, Loop, LoopSettings, PassReport
+from controller.runtime.metrics import (
     KNOWN_OPERATIONS,
     S3_OPERATIONS,
     Metrics,
     MetricsServer,
     parse_address,
 )
-from controller.model.problems import ManifestError
-from controller.plan.actions import Action, describe
-from controller.runtime.history import LostLedger
-from controller.runtime.logformat import configure_logging
-from controller.runtime.loop import EventWaiter, Loop, LoopSettings, PassReport
-from controller.runtime.reconcile import PassResult, reconcile_once, refuse_lost_ledger
+from controller.runtime.reconcile_pass import PassResult, reconcile_once, refuse_lost_ledger
+from controller.runtime.wiring import PassWiring, Settings, build_pass, lock_timeout
 from controller.sources.directory import DirectorySource
 from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource
 from controller.sources.watch import DirectoryWatcher
 from controller.state import DynamoDbLedger, ledger_file
-from controller.state.leader import LeaderElector, LeaseKeeper, LeaseSettings, replica_identity
-from controller.state.lease import FileLease, lease_path
+from controller.state.file_lock import FileLease, lease_path
+from controller.state.leader_lease import (
+    LeaderElector,
+    LeaseKeeper,
+    LeaseSettings,
+    replica_identity,
+)
 from controller.state.sync import (
     SyncRecord,
     short_revision,
     sync_record_path,
     write_sync_record,
 )
-from controller.wiring import PassWiring, Settings, build_pass, lock_timeout
 
 log = logging.getLogger("controller.run")
 

@@ -8,7 +8,7 @@ form of `--region`), else boto3's own configuration (`AWS_REGION`, the
 profile); the endpoint, as for every AWS call, comes from boto3's configuration.
 `ledger_file` names the SQLite file, next to which `controller run` keeps its
 lease (`<ledger>.lock`) and its sync record (`<ledger>.sync.json`); with
-DynamoDB the lease is an item of the table (`controller.state.leader`).
+DynamoDB the lease is an item of the table (`controller.state.leader_lease`).
 
 `read_only=True` is how the commands that write nothing (`status`, `diff`,
 `logs`, dry runs) open the ledger: no file, directory or table is created,

@@ -2,7 +2,7 @@
 
 Why DynamoDB: replicas on different hosts need a ledger none of them owns,
 with conditional writes for the start protocol's claims and a lease item for
-leader election (`controller.state.leader`). Why these choices:
+leader election (`controller.state.leader_lease`). Why these choices:
 
 * **One table, string keys `pk` and `sk`** (single-table design). Each kind
   of record is one partition, so every read the planner needs is a Query of
@@ -83,7 +83,7 @@ from controller.state.encoding import (
     to_json,
     to_text,
 )
-from controller.state.leader import LeaseRecord
+from controller.state.leader_lease import LeaseRecord
 from controller.state.ledger import LedgerConflict, LedgerView, PassSummary
 
 #: Runs larger than this (as DynamoDB counts item size) are refused; the hard limit is 400 KB.

@@ -22,7 +22,7 @@ from controller.aws.errors import AwsTerminalError, AwsTransientError
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
 from controller.model.manifest import RunKey
-from controller.observe_capacity import observe_capacity
+from controller.observe.capacity import observe_capacity
 from controller.plan.capacity import WaitingTask, plan_capacity
 from controller.sandbox import Sandbox
 from tests.sandbox.helpers import environment, register

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.state.lease import FileLease, lease_path
+from controller.state.file_lock import FileLease, lease_path
 from tests.e2e.conftest import World, job
 
 pytestmark = pytest.mark.e2e

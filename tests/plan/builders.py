@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controller.model.loader import job_spec_from_raw
+from controller.model.build import job_spec_from_raw
 from controller.model.manifest import Kind, RunKey
 from controller.model.observed import (
     TAG_ATTEMPT,

@@ -17,11 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.model.capacity import GroupState, InstanceCapacity
 from controller.model.manifest import RunKey
 from controller.plan.capacity import (
     CapacityDecision,
-    GroupState,
-    InstanceCapacity,
     WaitingTask,
     ffd_key,
     plan_capacity,

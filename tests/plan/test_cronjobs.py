@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from controller.model.loader import job_spec_from_raw
+from controller.model.build import job_spec_from_raw
 from controller.model.manifest import (
     ConcurrencyPolicy,
     CronJob,
@@ -29,7 +29,7 @@ from controller.model.observed import ObservedState
 from controller.model.run import LedgerView, Phase, Reason, RunRecord
 from controller.plan.actions import Action, Plan, RecordRun, RecordSchedule, StartAttempt, StopTasks
 from controller.plan.cronjobs import schedule_cron_jobs
-from controller.plan.reconcile import DesiredInput, make_plan
+from controller.plan.planner import DesiredInput, make_plan
 from tests.plan.builders import (
     CLUSTER,
     FAMILY,

@@ -30,7 +30,7 @@ from controller.plan.actions import (
     StartAttempt,
     StopTasks,
 )
-from controller.plan.reconcile import DesiredInput, make_plan
+from controller.plan.planner import DesiredInput, make_plan
 from controller.plan.runs import DesiredRun, with_run_task_result, with_stopped_tasks
 from tests.plan.builders import (
     CLUSTER,

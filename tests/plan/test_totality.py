@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from controller.model.build import job_spec_from_raw
 from controller.model.durations import FAR_FUTURE
-from controller.model.loader import job_spec_from_raw
 from controller.model.manifest import (
     ConcurrencyPolicy,
     CronJob,
@@ -41,8 +41,8 @@ from controller.plan.actions import (
     StopTasks,
 )
 from controller.plan.cronjobs import schedule_cron_jobs
+from controller.plan.planner import DesiredInput, make_plan, needs
 from controller.plan.prune import PruneSettings
-from controller.plan.reconcile import DesiredInput, make_plan, needs
 from controller.plan.runs import DesiredRun, with_run_task_result
 from tests.plan.builders import (
     CLUSTER,

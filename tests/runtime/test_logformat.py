@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.runtime.logformat import configure_logging, current_pass
+from controller.runtime.log_format import configure_logging, current_pass
 
 
 @pytest.fixture

@@ -18,15 +18,15 @@ from itertools import pairwise
 
 import pytest
 
-from controller.apply import ApplyResult
+from controller.apply.executor import ApplyResult
 from controller.clock import FakeClock
 from controller.errors import TerminalError, TransientError
 from controller.model.loader import LoadResult
 from controller.model.manifest import DesiredSet
 from controller.plan.actions import Plan
-from controller.runtime.logformat import configure_logging
+from controller.runtime.log_format import configure_logging
 from controller.runtime.loop import Loop, LoopSettings, PassReport
-from controller.runtime.reconcile import PassResult
+from controller.runtime.reconcile_pass import PassResult
 from controller.sources.snapshot import Snapshot
 
 
@@ -324,12 +324,12 @@ def test_stop_lets_the_pass_in_flight_finish_and_then_run_returns() -> None:
 
 
 def test_terminal_action_failures_are_not_retried_but_transient_ones_are() -> None:
-    from controller.apply import ApplyResult
+    from controller.apply.executor import ApplyResult
     from controller.model.loader import LoadResult
     from controller.model.manifest import DesiredSet
     from controller.plan.actions import Plan
     from controller.runtime.loop import retryable_problems
-    from controller.runtime.reconcile import PassResult
+    from controller.runtime.reconcile_pass import PassResult
     from controller.sources.snapshot import Snapshot
 
     applied = ApplyResult(

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.clock import FakeClock
-from controller.metrics import Metrics, MetricsServer, health_app, parse_address
+from controller.runtime.metrics import Metrics, MetricsServer, health_app, parse_address
 
 
 def get(metrics: Metrics, path: str) -> tuple[str, str]:

@@ -31,7 +31,7 @@ from controller.sandbox import Sandbox
 from controller.sandbox.patches import PatchStack, patch_atomic_dynamodb_writes
 from controller.state import DynamoDbLedger, open_ledger
 from controller.state.dynamodb import MAX_ITEM_BYTES
-from controller.state.leader import (
+from controller.state.leader_lease import (
     LeaderElector,
     LeaseKeeper,
     LeaseRecord,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from controller.state import ledger_file
-from controller.state.lease import FileLease, LeaseHeld, lease_path
+from controller.state.file_lock import FileLease, LeaseHeld, lease_path
 from controller.state.sync import (
     SyncRecord,
     read_sync_record,

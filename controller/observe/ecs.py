@@ -17,20 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from controller.aws.ecs import DescribedRevision, EcsGateway
+from controller.aws.ecs import DescribedRevision, EcsGateway, revision_record
 from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.observed import (
-    TAG_OWNER,
-    TAG_SPEC_HASH,
+    Needs,
     ObservedState,
     ObservedTask,
     ResolvedRef,
     started_by,
 )
 from controller.model.run import LedgerView, RevisionRecord, RunRecord
-from controller.model.taskdef import spec_hash
-from controller.plan.reconcile import Needs
-from controller.plan.request import essential_containers
+from controller.model.taskdef import essential_containers
 from controller.state.ledger import Ledger
 
 
@@ -39,23 +36,6 @@ class ObserveReport:
     """Problems met while observing (each one a transient error of the pass)."""
 
     errors: list[str] = field(default_factory=list)
-
-
-def revision_record(described: DescribedRevision) -> RevisionRecord:
-    """What we remember of a described revision: its hashes and owner."""
-    body = dict(described.task_definition)
-    user_tags = [{"key": k, "value": v} for k, v in sorted(described.tags.items())]
-    if user_tags:
-        body["tags"] = user_tags
-    return RevisionRecord(
-        arn=described.arn,
-        family=described.family,
-        revision=described.revision,
-        spec_hash=spec_hash(body),
-        owner=described.tags.get(TAG_OWNER),
-        status=described.status,
-        tagged_hash=described.tags.get(TAG_SPEC_HASH),
-    )
 
 
 def _open_task_arns(runs: Iterable[RunRecord]) -> dict[str, set[str]]:

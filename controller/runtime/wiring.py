@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from controller.apply import Checkpoint, DryRunExecutor, Executor, no_checkpoint
+from controller.apply.executor import Checkpoint, DryRunExecutor, Executor, no_checkpoint
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
@@ -44,14 +44,14 @@ from controller.clock import Clock, SystemClock
 from controller.errors import ControllerError, UsageError
 from controller.model.loader import LoadResult, ManifestLoader
 from controller.plan.prune import PruneSettings
-from controller.runtime.reconcile import PassContext, PassResult, reconcile_once
+from controller.runtime.reconcile_pass import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource
 from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource, Source
 from controller.state import DynamoDbLedger, ledger_file, open_ledger
-from controller.state.leader import LeaderElector, LeaseKeeper, replica_identity
-from controller.state.lease import FileLease, LeaseHeld, lease_path
+from controller.state.file_lock import FileLease, LeaseHeld, lease_path
+from controller.state.leader_lease import LeaderElector, LeaseKeeper, replica_identity
 from controller.state.ledger import Ledger
 
 #: Seconds a pass waits for the ledger lock (or the DynamoDB lease) by default.

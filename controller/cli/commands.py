@@ -18,31 +18,29 @@ they never create it (`controller.state.open_ledger`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from controller import __version__
+from controller.aws.cloudwatch_logs import LogsGateway
 from controller.aws.ecs import EcsGateway
-from controller.aws.logs import LogsGateway
 from controller.aws.session import AwsSession, endpoint_urls
-from controller.errors import ControllerError, NotFoundError
-from controller.logs import LogRequest, show_logs
+from controller.cli.report import Status, gather_status, report_pass, status_json, status_lines
+from controller.cli.run_logs import LogRequest, show_logs
+from controller.errors import ControllerError, NotFoundError, UsageError
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import API_VERSION, Kind
 from controller.model.run import LedgerView
-from controller.report import Status, gather_status, report_pass, status_json, status_lines
-from controller.schemas import load_schema, validators
-from controller.sources.directory import read_paths
-from controller.state import ledger_file, open_ledger
-from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
-from controller.wiring import (
+from controller.runtime.wiring import (
     DEFAULT_LOCK_TIMEOUT,
     Settings,
     build_pass,
@@ -52,6 +50,10 @@ from controller.wiring import (
     session_hooks,
     settings_services,
 )
+from controller.schemas import load_schema, validators
+from controller.sources.directory import read_paths
+from controller.state import ledger_file, open_ledger
+from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 
@@ -446,25 +448,31 @@ def _sync_record(state: str) -> SyncRecord | None:
     help="Advance a fake clock between passes instead of waiting (same outcome, no wait).",
 )
 def demo(examples: str | None, timeout: float, simulated_time: bool) -> None:
-    """Run the examples against the local sandbox; exit 0 when each ended as its file says."""
-    from controller.demo import run_demo  # the sandbox (moto) is loaded only for the demo
-    from controller.packaged import bundled_directory
+    """Run the examples against the local sandbox; exit 0 when each ended as its file says.
 
-    given = None if examples is None else nullcontext(Path(examples))
-    with given or bundled_directory("manifests/examples") as path:
-        click.echo(f"sandbox: running {path} (ledger in a temporary directory)")
-        try:
-            ok = run_demo(path, click.echo, timeout, simulated_time=simulated_time)
-        except ModuleNotFoundError as exc:
-            # A plain `pip install ecs-job-controller` has no moto server.
-            missing = (exc.name or "a dependency").split(".")[0]
-            click.echo(
-                f"error: the demo needs the sandbox ({missing} is not installed):"
-                " pip install 'ecs-job-controller[sandbox]'",
-                err=True,
-            )
-            sys.exit(2)
-    sys.exit(0 if ok else 1)
+    The product never imports the sandbox (an import-linter contract): like
+    git's subcommands, `demo` runs the sandbox's own program
+    (`python -m controller.sandbox.demo`) with the same options, and exits
+    with its status.
+    """
+    if importlib.util.find_spec("moto") is None:
+        # A plain `pip install ecs-job-controller` has no moto server.
+        raise UsageError(
+            "the demo needs the sandbox (moto is not installed):"
+            " pip install 'ecs-job-controller[sandbox]'"
+        )
+    argv = [sys.executable, "-m", "controller.sandbox.demo", "--timeout", str(timeout)]
+    if examples is not None:
+        argv += ["--examples", examples]
+    if simulated_time:
+        argv.append("--simulated-time")
+    child = subprocess.Popen(argv)
+    try:
+        sys.exit(child.wait())
+    except KeyboardInterrupt:
+        # The terminal sent SIGINT to the child too: let it finish its cleanup.
+        child.wait()
+        sys.exit(130)
 
 
 def main() -> None:

@@ -25,13 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from controller.aws.autoscaling import AutoScalingGateway
-from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult
+from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult, revision_record
 from controller.aws.errors import AwsTransientError
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError
 from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
 from controller.model.run import Event, Phase, Reason, RevisionRecord, RunRecord, TaskRecord
-from controller.observe import revision_record
 from controller.plan.actions import (
     Action,
     DeleteTaskDefinitions,

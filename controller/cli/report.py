@@ -45,7 +45,7 @@ from controller.model.problems import ManifestError
 from controller.model.run import AttemptRecord, Event, LedgerView, Reason, RunRecord
 from controller.plan.actions import as_json, describe
 from controller.plan.schedule import history, next_occurrence, parse_occurrence_run_id
-from controller.runtime.reconcile import PassResult
+from controller.runtime.reconcile_pass import PassResult
 from controller.state.ledger import GUARD_WINDOW, GuardWarning, PassSummary
 from controller.state.sync import SyncRecord
 

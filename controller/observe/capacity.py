@@ -25,7 +25,7 @@ from collections.abc import Mapping, Set
 
 from controller.aws.autoscaling import AutoScalingGateway, GroupDescription
 from controller.aws.ecs_instances import ContainerInstanceState, EcsInstanceGateway
-from controller.plan.capacity import GroupState, InstanceCapacity
+from controller.model.capacity import GroupState, InstanceCapacity
 
 
 def observe_capacity(

@@ -23,26 +23,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from controller.apply import ApplyResult
+from controller.apply.executor import ApplyResult
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.loader import LoadResult, ManifestLoader
-from controller.observe import ObserveReport, observe
-from controller.observe_capacity import observe_capacity
+from controller.observe.capacity import observe_capacity
+from controller.observe.ecs import ObserveReport, observe
 from controller.plan.actions import Plan
 from controller.plan.adopt import adopt_history
 from controller.plan.cronjobs import schedule_cron_jobs
-from controller.plan.prune import PruneSettings
-from controller.plan.reconcile import (
+from controller.plan.planner import (
     DesiredInput,
     desired_runs,
     make_plan,
     needs,
     protected_families,
 )
+from controller.plan.prune import PruneSettings
 from controller.runtime.history import ledger_is_new, must_adopt
 from controller.sources.snapshot import Snapshot, Source
 from controller.state.ledger import CronSchedule, GuardWarning, Ledger, PassSummary

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from controller.aws.cloudwatch_logs import LogsGateway
 from controller.aws.ecs import EcsGateway
-from controller.aws.logs import LogsGateway
 from controller.clock import Clock
 from controller.errors import NotFoundError
 from controller.model.run import AttemptRecord, LedgerView, RunRecord

@@ -1,6 +1,6 @@
 """The whole pass's plan (DESIGN.md §4, §5): registrations, reuse, refs and orphans.
 
-`controller.plan.reconcile.make_plan` is where many runs meet: it must
+`controller.plan.planner.make_plan` is where many runs meet: it must
 register each new task-definition content once however many runs share it,
 reuse what ECS already has, ask the observer only for what runs about to
 start need, and never mistake a missing or invalid manifest for a deletion
@@ -31,7 +31,7 @@ from controller.plan.actions import (
     StartAttempt,
     StopTasks,
 )
-from controller.plan.reconcile import DesiredInput, make_plan, needs, next_wakeup
+from controller.plan.planner import DesiredInput, make_plan, needs, next_wakeup
 from controller.plan.runs import DesiredRun
 from tests.plan.builders import (
     CLUSTER,

@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from controller.model.capacity import GroupState
 from controller.model.durations import is_never, plus_seconds
 from controller.model.manifest import DesiredSet, JobRun, Kind, RunKey
-from controller.model.observed import ObservedState
+from controller.model.observed import Needs, ObservedState
 from controller.model.run import AttemptOutcome, LedgerView, Phase, Reason, RunRecord
 from controller.model.taskdef import spec_hash
 from controller.plan.actions import (
@@ -28,7 +29,7 @@ from controller.plan.actions import (
     StopTasks,
     planning_error,
 )
-from controller.plan.capacity import GroupState, WaitingTask, plan_capacity, task_size
+from controller.plan.capacity import WaitingTask, plan_capacity, task_size
 from controller.plan.cronjobs import (
     ScheduledCron,
     cron_job_actions,
@@ -85,22 +86,6 @@ def desired_runs(desired: DesiredSet) -> dict[RunKey, DesiredRun]:
             digest=job.spec.digest,
         )
     return runs
-
-
-@dataclass(frozen=True)
-class Needs:
-    """What the observer must read for this pass."""
-
-    clusters: frozenset[str]
-    families: frozenset[str]
-    refs: frozenset[str]
-    #: family -> spec hashes wanted in it; when a listed revision already
-    #: matches one, the observer need not describe the newest revision to
-    #: explain a change
-    family_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    #: Auto Scaling group -> clusters, for groups that runs wait on (only
-    #: then is capacity observed at all)
-    capacity_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _about_to_start(run: DesiredRun, record: RunRecord | None) -> bool:

@@ -16,7 +16,7 @@ reached through a symlink, or through a symlinked directory, has the same
 lock file as the one it points at, so an alias cannot write beside the holder.
 
 Several replicas need a shared ledger: the DynamoDB ledger's lease item
-(`controller.state.leader`) plays this part there.
+(`controller.state.leader_lease`) plays this part there.
 """
 
 from __future__ import annotations

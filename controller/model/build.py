@@ -1,0 +1,110 @@
+"""Build: turn a schema-valid manifest document into the frozen model (DESIGN.md §3).
+
+The third stage of loading, after decode (`yamldoc`: bytes to documents with
+line numbers) and validate (`loader`: the JSON Schema and the semantic
+checks). It is pure and knows no YAML and no schema, so the planner can
+rebuild a run's frozen spec (`job_spec_from_raw`) and expand a CronJob's
+schedule (`cron_expression`) without the loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from controller.model.manifest import (
+    RUN_TASK_PASS_THROUGH,
+    Backoff,
+    Capacity,
+    ConcurrencyPolicy,
+    CronJob,
+    JobRun,
+    JobSpec,
+    Kind,
+    Manifest,
+    Metadata,
+    SourceLocation,
+)
+
+#: cron macros mapped to the five-field expressions they abbreviate.
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+#: The model's own defaults, applied to absent fields (the schema's `default`s
+#: state the same values; tests/test_schema.py checks).
+JOB_DEFAULTS = JobSpec(cluster="")
+
+
+def cron_expression(schedule: str) -> str:
+    """The five-field form of a schedule (macros expanded)."""
+    text = schedule.strip()
+    return CRON_MACROS.get(text.lower(), text)
+
+
+def build_manifest(kind: Kind, value: Mapping[str, Any], location: SourceLocation) -> Manifest:
+    """The frozen manifest of a schema-valid document of `kind`."""
+    meta = value["metadata"]
+    metadata = Metadata(
+        name=meta["name"],
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+    )
+    spec = value["spec"]
+    if kind is Kind.JOB_RUN:
+        return JobRun(
+            metadata=metadata,
+            spec=job_spec_from_raw(spec),
+            run_id=str(spec.get("runId", "1")),
+            source=location,
+        )
+    return CronJob(
+        metadata=metadata,
+        schedule=spec["schedule"],
+        time_zone=spec.get("timeZone", "UTC"),
+        concurrency_policy=ConcurrencyPolicy(spec.get("concurrencyPolicy", "Forbid")),
+        starting_deadline_seconds=spec.get("startingDeadlineSeconds"),
+        suspend=bool(spec.get("suspend", False)),
+        successful_runs_history_limit=int(spec.get("successfulRunsHistoryLimit", 3)),
+        failed_runs_history_limit=int(spec.get("failedRunsHistoryLimit", 3)),
+        job_template=job_spec_from_raw(spec["jobTemplate"]),
+        source=location,
+    )
+
+
+def job_spec_from_raw(spec: Mapping[str, Any]) -> JobSpec:
+    """Build a JobSpec from a schema-valid spec mapping (also used for frozen specs)."""
+    backoff = spec.get("backoff") or {}
+    capacity = spec.get("capacity") or {}
+    run_task = {k: spec[k] for k in RUN_TASK_PASS_THROUGH if spec.get(k) is not None}
+    raw = {k: v for k, v in spec.items() if k not in ("runId", "suspend")}
+    return JobSpec(
+        cluster=spec["cluster"],
+        task_definition=spec.get("taskDefinition"),
+        task_definition_ref=spec.get("taskDefinitionRef"),
+        run_task=run_task,
+        count=int(spec.get("count", JOB_DEFAULTS.count)),
+        backoff_limit=int(spec.get("backoffLimit", JOB_DEFAULTS.backoff_limit)),
+        backoff=Backoff(
+            initial_seconds=int(
+                backoff.get("initialSeconds", JOB_DEFAULTS.backoff.initial_seconds)
+            ),
+            max_seconds=int(backoff.get("maxSeconds", JOB_DEFAULTS.backoff.max_seconds)),
+        ),
+        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
+        success_containers=tuple(spec.get("successContainers") or ()),
+        capacity=Capacity(
+            auto_scaling_group=capacity.get("autoScalingGroup"),
+            max_pending_seconds=int(
+                capacity.get("maxPendingSeconds", JOB_DEFAULTS.capacity.max_pending_seconds)
+            ),
+        ),
+        suspend=bool(spec.get("suspend", False)),
+        raw=raw,
+    )
