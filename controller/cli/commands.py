@@ -40,8 +40,10 @@ from controller.errors import ControllerError, NotFoundError, UsageError
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import API_VERSION, Kind
 from controller.model.run import LedgerView
+from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
 from controller.runtime.wiring import (
     DEFAULT_LOCK_TIMEOUT,
+    PassOptions,
     Settings,
     build_pass,
     load_source_for_status,
@@ -208,7 +210,7 @@ def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--max-orphan-fraction",
             type=click.FloatRange(0.0, 1.0),
-            default=0.5,
+            default=DEFAULT_MAX_ORPHAN_FRACTION,
             show_default=True,
             help="Refuse to orphan more than this fraction of active runs in one pass.",
         ),
@@ -259,7 +261,7 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
     with _setup_errors():
         # A dry run writes nothing, so it takes no lock and never waits.
         lock = None if dry_run else "controller reconcile --once"
-        wiring = build_pass(settings, dry_run=dry_run, knobs=knobs, lock=lock)
+        wiring = build_pass(settings, dry_run=dry_run, options=PassOptions(**knobs), lock=lock)
     with wiring, _setup_errors():  # the lost-ledger guard is a setup error of the pass
         result = wiring.reconcile()
     report_pass(result, output, dry_run=dry_run)
@@ -310,7 +312,7 @@ def run(
     from controller.runtime.service import RunOptions, SyncService  # watchdog, prometheus
 
     options = RunOptions(
-        knobs=knobs,
+        pass_options=PassOptions(**knobs),
         metrics_addr=metrics_addr,
         resync_seconds=resync_seconds,
         s3_poll_seconds=s3_poll_seconds,
@@ -332,7 +334,7 @@ def diff_command(settings: Settings, /, output: str, **knobs: Any) -> None:
     StopTasks that `reconcile --once --stop-orphans` would make.
     """
     with _setup_errors():
-        wiring = build_pass(settings, dry_run=True, knobs=knobs)
+        wiring = build_pass(settings, dry_run=True, options=PassOptions(**knobs))
     with wiring, _setup_errors():
         result = wiring.reconcile()
     report_pass(result, output, dry_run=True)

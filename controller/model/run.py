@@ -215,9 +215,26 @@ class LedgerView:
         )
 
 
+class EventKind(StrEnum):
+    """What a controller-wide event (one about no single run) records."""
+
+    #: a guard held something back (an empty source, too many orphans, ...)
+    GUARD = "Guard"
+    REGISTERED = "Registered"
+    DEREGISTERED = "Deregistered"
+    DELETED = "Deleted"
+    SCALE_OUT = "ScaleOut"
+    CAPACITY_CAPPED = "CapacityCapped"
+    MISSED_SCHEDULES = "MissedSchedules"
+
+
 @dataclass(frozen=True)
 class Event:
-    """One line of the append-only event log."""
+    """One line of the append-only event log.
+
+    `reason` is a run's `Reason` for events about a run, else an `EventKind`
+    (both are strings, so the log stores and reads them alike).
+    """
 
     at: datetime
     run: RunKey | None
