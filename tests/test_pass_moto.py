@@ -20,10 +20,10 @@ from controller.apply.executor import ApplyResult, Executor
 from controller.aws.ecs import EcsGateway
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
+from controller.model.identity import TAG_OWNER, TAG_SPEC_HASH, client_token
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind, RunKey
-from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
-from controller.model.run import AttemptOutcome, Phase, Reason, RunRecord, client_token
+from controller.model.run import AttemptOutcome, Phase, Reason, RunRecord
 from controller.plan.actions import Plan
 from controller.runtime.reconcile_pass import PassContext, PassResult, reconcile_once
 from controller.schemas import validators

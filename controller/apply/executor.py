@@ -31,7 +31,7 @@ from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult, revisi
 from controller.aws.errors import AwsTransientError
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError
-from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
+from controller.model.identity import TAG_OWNER, TAG_SPEC_HASH
 from controller.model.run import (
     Event,
     EventKind,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from controller.aws.errors import AwsTerminalError, call
 from controller.aws.session import AwsSession
-from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH, ObservedTask
+from controller.model.identity import TAG_OWNER, TAG_SPEC_HASH
+from controller.model.observed import ObservedTask
 from controller.model.run import RevisionRecord, TaskRecord
 from controller.model.taskdef import spec_hash
 

@@ -8,7 +8,6 @@ are why `status` can still tell what happened last night.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -258,9 +257,3 @@ class RevisionRecord:
     #: `spec_hash` (computed from the described form), so a revision we
     #: registered is reused even where an emulator describes it imperfectly
     tagged_hash: str | None = None
-
-
-def client_token(owner: str, key: RunKey, attempt: int) -> str:
-    """The deterministic RunTask clientToken: sha256("<owner>/<name>/<runId>/<attempt>")."""
-    text = f"{owner}/{key.name}/{key.run_id}/{attempt}"
-    return hashlib.sha256(text.encode()).hexdigest()

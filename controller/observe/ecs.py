@@ -20,13 +20,8 @@ from dataclasses import dataclass, field
 
 from controller.aws.ecs import DescribedRevision, EcsGateway, revision_record
 from controller.errors import ControllerError, TerminalError, TransientError
-from controller.model.observed import (
-    Needs,
-    ObservedState,
-    ObservedTask,
-    ResolvedRef,
-    started_by,
-)
+from controller.model.identity import started_by
+from controller.model.observed import Needs, ObservedState, ObservedTask, ResolvedRef
 from controller.model.run import LedgerView, RevisionRecord, RunRecord
 from controller.model.taskdef import essential_containers
 from controller.state.ledger import RevisionCache
