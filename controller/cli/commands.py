@@ -436,26 +436,18 @@ def _sync_record(state: str) -> SyncRecord | None:
     return read_sync_record(sync_record_path(path)) if path is not None else None
 
 
-@cli.command()
-@click.option(
-    "--examples",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Directory of manifests to run [default: the examples shipped with the controller].",
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,  # `controller demo --help` is the sandbox program's help
 )
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds at most.")
-@click.option(
-    "--simulated-time",
-    is_flag=True,
-    help="Advance a fake clock between passes instead of waiting (same outcome, no wait).",
-)
-def demo(examples: str | None, timeout: float, simulated_time: bool) -> None:
-    """Run the examples against the local sandbox; exit 0 when each ended as its file says.
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def demo(arguments: tuple[str, ...]) -> None:
+    """Run the examples against the local sandbox (--examples DIR, --simulated-time, --timeout).
 
     The product never imports the sandbox (an import-linter contract): like
     git's subcommands, `demo` runs the sandbox's own program
-    (`python -m controller.sandbox.demo`) with the same options, and exits
-    with its status.
+    (`python -m controller.sandbox.demo`), which owns the options, and exits
+    with its status: 0 when every example ended as its file says.
     """
     if importlib.util.find_spec("moto") is None:
         # A plain `pip install ecs-job-controller` has no moto server.
@@ -463,12 +455,7 @@ def demo(examples: str | None, timeout: float, simulated_time: bool) -> None:
             "the demo needs the sandbox (moto is not installed):"
             " pip install 'ecs-job-controller[sandbox]'"
         )
-    argv = [sys.executable, "-m", "controller.sandbox.demo", "--timeout", str(timeout)]
-    if examples is not None:
-        argv += ["--examples", examples]
-    if simulated_time:
-        argv.append("--simulated-time")
-    child = subprocess.Popen(argv)
+    child = subprocess.Popen([sys.executable, "-m", "controller.sandbox.demo", *arguments])
     try:
         sys.exit(child.wait())
     except KeyboardInterrupt:

@@ -212,7 +212,7 @@ def _passes(
         ledger.close()
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(name="controller demo", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--examples",
     type=click.Path(exists=True, file_okay=False),
@@ -235,4 +235,8 @@ def main(examples: str | None, timeout: float, simulated_time: bool) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main(prog_name="controller demo", standalone_mode=False)
+    except click.ClickException as exc:  # one line, like every error of the controller
+        click.echo(f"error: {exc.format_message()} (see `controller demo --help`)", err=True)
+        sys.exit(2)
