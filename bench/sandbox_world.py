@@ -86,6 +86,7 @@ class Controller:
             loader=ManifestLoader(validators()),
             ecs=self.ecs,
             ledger=self.ledger,
+            revision_cache=self.ledger,
             executor=Executor(self.ecs, self.ledger, "bench", clock, autoscaling=autoscaling),
             clock=clock,
             owner="bench",

@@ -8,7 +8,6 @@ start protocol's token, tags and startedBy, and the API-call cost of passes.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from controller.apply.executor import ApplyResult, Executor
 from controller.aws.ecs import EcsGateway
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
+from controller.model.identity import TAG_OWNER, TAG_SPEC_HASH, client_token
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind, RunKey
-from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
-from controller.model.run import AttemptOutcome, Phase, Reason, RunRecord, client_token
+from controller.model.run import AttemptOutcome, Phase, Reason, RunRecord
 from controller.plan.actions import Plan
 from controller.runtime.reconcile_pass import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
@@ -68,11 +67,15 @@ def job(name: str, family: str, image: str = "busybox:1", run_id: str = "1") -> 
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Through monkeypatch: the variables are put back after the test.
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         boto3.client("ecs").create_cluster(clusterName="batch")
         # Plain moto places EC2 tasks on registered container instances only.
@@ -105,6 +108,7 @@ class Harness:
             loader=self.loader,
             ecs=self.ecs,
             ledger=self.ledger,
+            revision_cache=self.ledger,
             executor=Executor(self.ecs, self.ledger, self.owner, self.clock),
             clock=self.clock,
             owner=self.owner,
@@ -270,6 +274,7 @@ def test_a_ledger_conflict_left_after_the_pass_is_a_failed_action(
         loader=harness.loader,
         ecs=harness.ecs,
         ledger=harness.ledger,
+        revision_cache=harness.ledger,
         executor=InterleavedExecutor(
             Executor(harness.ecs, harness.ledger, OWNER, harness.clock), other, theirs
         ),
@@ -353,14 +358,15 @@ def test_guards_stay_in_the_summary_until_a_pass_is_healthy(harness: Harness) ->
 
 def test_a_dry_run_records_no_summary(harness: Harness) -> None:
     from controller.apply.executor import DryRunExecutor
-    from controller.runtime.wiring import ReadOnlyLedger
+    from controller.state.ledger import RevisionMemory
 
     harness.source.files["bad.yaml"] = b"apiVersion: ecs-job-controller/v1\nkind: JobRun\n"
     ctx = PassContext(
         source=harness.source,
         loader=harness.loader,
         ecs=harness.ecs,
-        ledger=ReadOnlyLedger(harness.ledger),  # type: ignore[arg-type]
+        ledger=harness.ledger,  # read, never written
+        revision_cache=RevisionMemory(),
         executor=DryRunExecutor(lambda _line: None),
         clock=harness.clock,
         owner=OWNER,

@@ -23,14 +23,24 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import assert_never
 
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult, revision_record
 from controller.aws.errors import AwsTransientError
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError
-from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH
-from controller.model.run import Event, Phase, Reason, RevisionRecord, RunRecord, TaskRecord
+from controller.model.identity import TAG_OWNER, TAG_SPEC_HASH
+from controller.model.run import (
+    Event,
+    EventKind,
+    Phase,
+    Reason,
+    RevisionRecord,
+    RunRecord,
+    TaskRecord,
+)
 from controller.plan.actions import (
     Action,
     DeleteTaskDefinitions,
@@ -58,24 +68,78 @@ def no_checkpoint(_: str) -> None:
     """The production checkpoint: does nothing."""
 
 
+class Outcome(StrEnum):
+    """How one action ended."""
+
+    APPLIED = "applied"
+    #: failed, worth another try (throttling, a 5xx, a timeout)
+    FAILED = "failed"
+    #: failed, and retrying cannot help (bad parameters, access denied, ECS refused)
+    TERMINAL = "terminal"
+    #: someone else saved the run since we read it: re-read and re-plan
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """The result of one action (or of recording the pass summary, `action` None)."""
+
+    subject: str
+    outcome: Outcome
+    message: str = ""
+    action: Action | None = None
+
+    @property
+    def line(self) -> str:
+        """`SUBJECT: MESSAGE`, as reports and logs print it."""
+        return f"{self.subject}: {self.message}" if self.message else self.subject
+
+
 @dataclass
 class ApplyResult:
-    """What a pass did, for exit codes, output and metrics."""
+    """What a pass did, for exit codes, output and metrics: one outcome per action."""
 
-    applied: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    #: the failures retrying cannot help (bad parameters, access denied):
-    #: a subset of `failed` the loop does not retry on its own
-    terminal: list[str] = field(default_factory=list)
-    #: actions refused because someone else saved the run since we read it;
-    #: the loop re-plans soon, but one left after the pass is a failed action
-    conflicts: list[str] = field(default_factory=list)
+    outcomes: list[ActionOutcome] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+
+    def add(
+        self, action: Action | None, outcome: Outcome, message: str = "", subject: str = ""
+    ) -> None:
+        """Record how `action` ended."""
+        name = subject or (describe(action) if action is not None else "")
+        self.outcomes.append(ActionOutcome(name, outcome, message, action))
+
+    def outcome_of(self, action: Action) -> ActionOutcome | None:
+        """The outcome of this very action (matched by identity, never by text)."""
+        return next((o for o in self.outcomes if o.action is action), None)
+
+    def _lines(self, *kinds: Outcome) -> list[str]:
+        return [o.line for o in self.outcomes if o.outcome in kinds]
+
+    @property
+    def applied(self) -> list[str]:
+        """What was done, one line per action."""
+        return self._lines(Outcome.APPLIED)
+
+    @property
+    def failed(self) -> list[str]:
+        """`ACTION: why` of every failed action, terminal ones included."""
+        return self._lines(Outcome.FAILED, Outcome.TERMINAL)
+
+    @property
+    def terminal(self) -> list[str]:
+        """The failures retrying cannot help: a subset of `failed` the loop does not retry."""
+        return self._lines(Outcome.TERMINAL)
+
+    @property
+    def conflicts(self) -> list[str]:
+        """Actions refused by a ledger conflict; one left after the pass is a failure."""
+        return self._lines(Outcome.CONFLICT)
 
     @property
     def ok(self) -> bool:
         """True when no action failed, ledger conflicts included."""
-        return not self.failed and not self.conflicts
+        return all(o.outcome is Outcome.APPLIED for o in self.outcomes)
 
 
 class Executor:
@@ -104,21 +168,20 @@ class Executor:
         result = ApplyResult()
         for warning in plan.warnings:
             # Guards that held something back are part of the run history.
-            self._ledger.append_event(Event(self._clock.now(), None, "Guard", warning))
+            self._ledger.append_event(Event(self._clock.now(), None, EventKind.GUARD, warning))
         registered: dict[str, str] = {}
         failed_registrations: dict[str, str] = {}
         for action in plan.actions:
             try:
                 self._apply_one(action, registered, failed_registrations, result)
             except LedgerConflict as exc:
-                result.conflicts.append(f"{describe(action)}: {exc}")
+                result.add(action, Outcome.CONFLICT, str(exc))
             except TerminalError as exc:
-                result.failed.append(f"{describe(action)}: {exc}")
-                result.terminal.append(result.failed[-1])
+                result.add(action, Outcome.TERMINAL, str(exc))
             except ControllerError as exc:
-                result.failed.append(f"{describe(action)}: {exc}")
+                result.add(action, Outcome.FAILED, str(exc))
             except Exception as exc:
-                result.failed.append(f"{describe(action)}: unexpected {type(exc).__name__}: {exc}")
+                result.add(action, Outcome.FAILED, f"unexpected {type(exc).__name__}: {exc}")
         if summary is not None:
             self._record_summary(summary, result)
         return result
@@ -129,7 +192,7 @@ class Executor:
             previous = self._ledger.pass_summary()
             self._ledger.record_pass_summary(summary.carrying_over(previous))
         except ControllerError as exc:
-            result.failed.append(f"record the pass summary: {exc}")
+            result.add(None, Outcome.FAILED, str(exc), subject="record the pass summary")
 
     def _apply_one(
         self,
@@ -170,14 +233,17 @@ class Executor:
                 self._ledger.set_cron_last_scheduled(action.cron_job, action.last_scheduled)
                 if action.summary:
                     self._ledger.append_event(
-                        Event(self._clock.now(), None, "MissedSchedules", action.summary)
+                        Event(self._clock.now(), None, EventKind.MISSED_SCHEDULES, action.summary)
                     )
                 result.counts["MissedSchedules"] += action.missed
             case DeregisterTaskDefinition():
                 self._deregister(action)
             case DeleteTaskDefinitions():
                 self._delete(action)
-        result.applied.append(describe(action))
+            case _:
+                # A new action type must be applied here, not fall through as "done".
+                assert_never(action)
+        result.add(action, Outcome.APPLIED)
         result.counts[type(action).__name__] += 1
 
     def _register(self, action: RegisterTaskDefinition) -> str:
@@ -207,7 +273,9 @@ class Executor:
         record = replace(revision_record(described), tagged_hash=action.spec_hash)
         self._ledger.put_revision(record)
         self._ledger.append_event(
-            Event(self._clock.now(), None, "Registered", f"{described.arn}: {action.reason}")
+            Event(
+                self._clock.now(), None, EventKind.REGISTERED, f"{described.arn}: {action.reason}"
+            )
         )
         self._checkpoint("after-register")
         return described.arn
@@ -217,9 +285,9 @@ class Executor:
             raise TerminalError("no Auto Scaling gateway configured")
         self._autoscaling.set_desired_capacity(action.group, action.target)
         now = self._clock.now()
-        self._ledger.append_event(Event(now, None, "ScaleOut", action.reason))
+        self._ledger.append_event(Event(now, None, EventKind.SCALE_OUT, action.reason))
         if action.capped:
-            self._ledger.append_event(Event(now, None, "CapacityCapped", action.reason))
+            self._ledger.append_event(Event(now, None, EventKind.CAPACITY_CAPPED, action.reason))
 
     def _owned_revision(self, arn: str) -> RevisionRecord:
         """The live revision, refusing anything without this owner's tag (ownership rule)."""
@@ -233,7 +301,7 @@ class Executor:
         status = self._ecs.deregister(action.arn)
         self._ledger.put_revision(replace(record, status=status))
         self._ledger.append_event(
-            Event(self._clock.now(), None, "Deregistered", f"{action.arn}: {action.reason}")
+            Event(self._clock.now(), None, EventKind.DEREGISTERED, f"{action.arn}: {action.reason}")
         )
 
     def _delete(self, action: DeleteTaskDefinitions) -> None:
@@ -241,15 +309,20 @@ class Executor:
             self._owned_revision(arn)  # raises, deleting none, if one is not ours
         owned = list(action.arns)
         refused = self._ecs.delete(owned)
-        refused_arns = {r.split(": ", 1)[0] for r in refused}
+        refused_arns = {r.arn for r in refused}
         for arn in owned:
             if arn not in refused_arns:
                 self._ledger.forget_revision(arn)
         self._ledger.append_event(
-            Event(self._clock.now(), None, "Deleted", f"{len(owned)} revision(s): {action.reason}")
+            Event(
+                self._clock.now(),
+                None,
+                EventKind.DELETED,
+                f"{len(owned)} revision(s): {action.reason}",
+            )
         )
         if refused:
-            raise TerminalError("DeleteTaskDefinitions refused " + "; ".join(refused))
+            raise TerminalError("DeleteTaskDefinitions refused " + "; ".join(map(str, refused)))
 
     def _registered_meanwhile(self, action: RegisterTaskDefinition) -> str | None:
         """An ACTIVE revision of the family that now has the wanted hash, if any."""
@@ -339,8 +412,7 @@ class DryRunExecutor:
         del summary
         result = ApplyResult()
         for action in plan.actions:
-            line = describe(action)
-            self._echo(f"would {line}")
-            result.applied.append(line)
+            self._echo(f"would {describe(action)}")
+            result.add(action, Outcome.APPLIED)
             result.counts[type(action).__name__] += 1
         return result

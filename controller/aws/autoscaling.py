@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from controller.aws.errors import AwsTerminalError, AwsTransientError, call
 from controller.aws.session import AwsSession
@@ -34,6 +34,11 @@ LIVE_STATES = ("InService", "Pending")
 #: SetDesiredCapacity answers these while another activity of the group is
 #: under way; the next pass will try again.
 _BUSY_CODES = frozenset({"ScalingActivityInProgress", "ResourceContention"})
+
+if TYPE_CHECKING:
+    from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.literals import InstanceTypeType
 
 
 @dataclass(frozen=True)
@@ -125,12 +130,12 @@ class AutoScalingGateway:
         self._template_types: dict[tuple[str | None, str | None, str], str | None] = {}
 
     @property
-    def _autoscaling(self) -> Any:
-        return self._session.client("autoscaling")
+    def _autoscaling(self) -> AutoScalingClient:
+        return self._session.autoscaling()
 
     @property
-    def _ec2(self) -> Any:
-        return self._session.client("ec2")
+    def _ec2(self) -> EC2Client:
+        return self._session.ec2()
 
     # -- groups -----------------------------------------------------------
 
@@ -242,7 +247,9 @@ class AutoScalingGateway:
 
     def _describe_types(self, batch: list[str]) -> bool:
         """Cache the sizes of `batch`; False when EC2 does not know one of them."""
-        pages = self._ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=batch)
+        pages = self._ec2.get_paginator("describe_instance_types").paginate(
+            InstanceTypes=cast("list[InstanceTypeType]", batch)  # EC2 answers unknown names
+        )
         try:
             answer = call("DescribeInstanceTypes", lambda: list(pages))
         except AwsTerminalError as exc:

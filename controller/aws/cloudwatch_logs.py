@@ -36,7 +36,7 @@ class LogsGateway:
         A stream that does not exist yet (the task has not logged anything)
         reads as empty.
         """
-        client: Any = self._session.client("logs")
+        client = self._session.logs()
         lines: list[LogLine] = []
         while True:
             kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream}

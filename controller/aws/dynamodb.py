@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
@@ -47,7 +47,11 @@ Item = dict[str, ItemValue]
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 #: How long `create_table_if_missing` waits for ACTIVE: 2 s x 60.
-_WAITER_CONFIG = {"Delay": 2, "MaxAttempts": 60}
+_WAITER_CONFIG: WaiterConfigTypeDef = {"Delay": 2, "MaxAttempts": 60}
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import WaiterConfigTypeDef
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,8 @@ class DynamoDbGateway:
         self._session = session
 
     @property
-    def _dynamodb(self) -> Any:
-        return self._session.client("dynamodb")
+    def _dynamodb(self) -> DynamoDBClient:
+        return self._session.dynamodb()
 
     def put_item(
         self, table: str, item: Mapping[str, ItemValue], condition: Condition | None = None
@@ -240,8 +244,7 @@ class DynamoDbGateway:
             raise classify(exc, "DescribeTable") from exc
         except BotoCoreError as exc:
             raise classify_botocore(exc, "DescribeTable") from exc
-        described: dict[str, Any] = answer["Table"]
-        return described
+        return dict(answer["Table"])
 
     def _create(
         self, table: str, hash_key: str, range_key: str, indexes: Sequence[SecondaryIndex]

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from controller.aws.errors import AwsTerminalError, call
 from controller.aws.session import AwsSession
-from controller.model.observed import TAG_OWNER, TAG_SPEC_HASH, ObservedTask
+from controller.model.identity import TAG_OWNER, TAG_SPEC_HASH
+from controller.model.observed import ObservedTask
 from controller.model.run import RevisionRecord, TaskRecord
 from controller.model.taskdef import spec_hash
 
@@ -26,6 +27,12 @@ DESCRIBE_BATCH = 100
 #: RunTask failure reasons that mean "no room now", not "never" (DESIGN.md §6).
 CAPACITY_REASONS = ("RESOURCE:", "AGENT")
 NO_INSTANCES = "No Container Instances were found"
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+#: the task states ListTasks filters by
+DesiredStatus = Literal["PENDING", "RUNNING", "STOPPED"]
 
 
 class RunTaskResult(StrEnum):
@@ -46,6 +53,17 @@ class RunTaskOutcome:
     reasons: tuple[str, ...] = ()
     #: for REJECTED: the AWS error
     message: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteRefusal:
+    """A revision DeleteTaskDefinitions did not delete, and ECS's reason."""
+
+    arn: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.arn}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -113,8 +131,8 @@ class EcsGateway:
         self._revisions: dict[str, DescribedRevision] = {}
 
     @property
-    def _ecs(self) -> Any:
-        return self._session.client("ecs")
+    def _ecs(self) -> ECSClient:
+        return self._session.ecs()
 
     # -- task definitions -------------------------------------------------
 
@@ -167,7 +185,7 @@ class EcsGateway:
         request = dict(task_definition)
         all_tags = {**_tag_map(request.pop("tags", None)), **tags}
         request["tags"] = _tag_list(all_tags)
-        once = self._session.client("ecs", retries=False)
+        once = self._session.ecs(retries=False)
         answer = call("RegisterTaskDefinition", lambda: once.register_task_definition(**request))
         # RegisterTaskDefinition answers with the tags it stored (when it does).
         return self._remember(answer["taskDefinition"], _tag_map(answer.get("tags")) or all_tags)
@@ -181,15 +199,18 @@ class EcsGateway:
         self._revisions.pop(arn, None)
         return str(answer["taskDefinition"].get("status", "INACTIVE"))
 
-    def delete(self, arns: Sequence[str]) -> list[str]:
-        """Delete INACTIVE revisions (at most 10); returns the ARNs ECS refused, with why."""
+    def delete(self, arns: Sequence[str]) -> list[DeleteRefusal]:
+        """Delete INACTIVE revisions (at most 10); returns the ones ECS refused, with why."""
         answer = call(
             "DeleteTaskDefinitions",
             lambda: self._ecs.delete_task_definitions(taskDefinitions=list(arns)),
         )
         for arn in arns:
             self._revisions.pop(arn, None)
-        return [f"{f.get('arn')}: {f.get('reason')}" for f in answer.get("failures") or []]
+        return [
+            DeleteRefusal(str(f.get("arn")), str(f.get("reason")))
+            for f in answer.get("failures") or []
+        ]
 
     # -- tasks ------------------------------------------------------------
 
@@ -217,7 +238,7 @@ class EcsGateway:
             )
         return RunTaskOutcome(RunTaskResult.REJECTED, message="; ".join(reasons))
 
-    def list_tasks(self, cluster: str, started_by: str, desired_status: str) -> list[str]:
+    def list_tasks(self, cluster: str, started_by: str, desired_status: DesiredStatus) -> list[str]:
         """ARNs of the cluster's tasks started by us with that desired status (paginated)."""
         paginator = self._ecs.get_paginator("list_tasks")
         pages = paginator.paginate(

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.aws.errors import call
 from controller.aws.session import AwsSession
 
 #: DescribeContainerInstances takes at most 100 ARNs per call.
 DESCRIBE_BATCH = 100
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ class EcsInstanceGateway:
         self._session = session
 
     @property
-    def _ecs(self) -> Any:
-        return self._session.client("ecs")
+    def _ecs(self) -> ECSClient:
+        return self._session.ecs()
 
     def list_container_instances(self, cluster: str) -> list[str]:
         """ARNs of the cluster's container instances, every status (paginated)."""

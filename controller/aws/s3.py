@@ -9,7 +9,7 @@ AWS errors turned into ours (TerminalError / TransientError).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -18,6 +18,9 @@ from controller.aws.session import AwsSession
 
 #: GetObject answers for an object that changed or vanished after it was listed.
 _CHANGED_SINCE_LISTING = frozenset({"PreconditionFailed", "NoSuchKey", "412", "404"})
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,8 @@ class S3Gateway:
         self._session = session
 
     @property
-    def _s3(self) -> Any:
-        return self._session.client("s3")
+    def _s3(self) -> S3Client:
+        return self._session.s3()
 
     def list_objects(self, bucket: str, prefix: str) -> list[ObjectSummary]:
         """Every object under `prefix` (all ListObjectsV2 pages, 1,000 keys each)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -37,6 +37,14 @@ from controller.aws.errors import CREDENTIALS_HINT, AwsTerminalError, one_line
 from controller.errors import UsageError
 
 #: botocore retries throttling/5xx itself before we ever see the error.
+if TYPE_CHECKING:  # the maintained stub packages type every client (dev dependency only)
+    from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 6},
     connect_timeout=10,
@@ -97,6 +105,30 @@ class AwsSession:
             client.meta.events.register("before-call.*.*", self._count)
             self._clients[(service, retries)] = client
         return client
+
+    def ecs(self, *, retries: bool = True) -> ECSClient:
+        """The ECS client, typed."""
+        return cast("ECSClient", self.client("ecs", retries=retries))
+
+    def autoscaling(self) -> AutoScalingClient:
+        """The Auto Scaling client, typed."""
+        return cast("AutoScalingClient", self.client("autoscaling"))
+
+    def ec2(self) -> EC2Client:
+        """The EC2 client, typed."""
+        return cast("EC2Client", self.client("ec2"))
+
+    def s3(self) -> S3Client:
+        """The S3 client, typed."""
+        return cast("S3Client", self.client("s3"))
+
+    def dynamodb(self) -> DynamoDBClient:
+        """The DynamoDB client, typed."""
+        return cast("DynamoDBClient", self.client("dynamodb"))
+
+    def logs(self) -> CloudWatchLogsClient:
+        """The CloudWatch Logs client, typed."""
+        return cast("CloudWatchLogsClient", self.client("logs"))
 
     def endpoint_urls(self, services: Iterable[str]) -> dict[str, str]:
         """Where each service's calls go, as boto3 resolved it for the clients in use.

@@ -40,8 +40,10 @@ from controller.errors import ControllerError, NotFoundError, UsageError
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import API_VERSION, Kind
 from controller.model.run import LedgerView
+from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
 from controller.runtime.wiring import (
     DEFAULT_LOCK_TIMEOUT,
+    PassOptions,
     Settings,
     build_pass,
     load_source_for_status,
@@ -208,7 +210,7 @@ def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--max-orphan-fraction",
             type=click.FloatRange(0.0, 1.0),
-            default=0.5,
+            default=DEFAULT_MAX_ORPHAN_FRACTION,
             show_default=True,
             help="Refuse to orphan more than this fraction of active runs in one pass.",
         ),
@@ -259,7 +261,7 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
     with _setup_errors():
         # A dry run writes nothing, so it takes no lock and never waits.
         lock = None if dry_run else "controller reconcile --once"
-        wiring = build_pass(settings, dry_run=dry_run, knobs=knobs, lock=lock)
+        wiring = build_pass(settings, dry_run=dry_run, options=PassOptions(**knobs), lock=lock)
     with wiring, _setup_errors():  # the lost-ledger guard is a setup error of the pass
         result = wiring.reconcile()
     report_pass(result, output, dry_run=dry_run)
@@ -310,7 +312,7 @@ def run(
     from controller.runtime.service import RunOptions, SyncService  # watchdog, prometheus
 
     options = RunOptions(
-        knobs=knobs,
+        pass_options=PassOptions(**knobs),
         metrics_addr=metrics_addr,
         resync_seconds=resync_seconds,
         s3_poll_seconds=s3_poll_seconds,
@@ -332,7 +334,7 @@ def diff_command(settings: Settings, /, output: str, **knobs: Any) -> None:
     StopTasks that `reconcile --once --stop-orphans` would make.
     """
     with _setup_errors():
-        wiring = build_pass(settings, dry_run=True, knobs=knobs)
+        wiring = build_pass(settings, dry_run=True, options=PassOptions(**knobs))
     with wiring, _setup_errors():
         result = wiring.reconcile()
     report_pass(result, output, dry_run=True)
@@ -434,26 +436,18 @@ def _sync_record(state: str) -> SyncRecord | None:
     return read_sync_record(sync_record_path(path)) if path is not None else None
 
 
-@cli.command()
-@click.option(
-    "--examples",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Directory of manifests to run [default: the examples shipped with the controller].",
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,  # `controller demo --help` is the sandbox program's help
 )
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds at most.")
-@click.option(
-    "--simulated-time",
-    is_flag=True,
-    help="Advance a fake clock between passes instead of waiting (same outcome, no wait).",
-)
-def demo(examples: str | None, timeout: float, simulated_time: bool) -> None:
-    """Run the examples against the local sandbox; exit 0 when each ended as its file says.
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def demo(arguments: tuple[str, ...]) -> None:
+    """Run the examples against the local sandbox (--examples DIR, --simulated-time, --timeout).
 
     The product never imports the sandbox (an import-linter contract): like
     git's subcommands, `demo` runs the sandbox's own program
-    (`python -m controller.sandbox.demo`) with the same options, and exits
-    with its status.
+    (`python -m controller.sandbox.demo`), which owns the options, and exits
+    with its status: 0 when every example ended as its file says.
     """
     if importlib.util.find_spec("moto") is None:
         # A plain `pip install ecs-job-controller` has no moto server.
@@ -461,12 +455,7 @@ def demo(examples: str | None, timeout: float, simulated_time: bool) -> None:
             "the demo needs the sandbox (moto is not installed):"
             " pip install 'ecs-job-controller[sandbox]'"
         )
-    argv = [sys.executable, "-m", "controller.sandbox.demo", "--timeout", str(timeout)]
-    if examples is not None:
-        argv += ["--examples", examples]
-    if simulated_time:
-        argv.append("--simulated-time")
-    child = subprocess.Popen(argv)
+    child = subprocess.Popen([sys.executable, "-m", "controller.sandbox.demo", *arguments])
     try:
         sys.exit(child.wait())
     except KeyboardInterrupt:

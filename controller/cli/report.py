@@ -39,10 +39,11 @@ from typing import Any
 
 import click
 
+from controller.apply.executor import Outcome
 from controller.model.loader import LoadResult
 from controller.model.manifest import CronJob, Kind, RunKey
 from controller.model.problems import ManifestError
-from controller.model.run import AttemptRecord, Event, LedgerView, Reason, RunRecord
+from controller.model.run import AttemptRecord, Event, EventKind, LedgerView, Reason, RunRecord
 from controller.plan.actions import as_json, describe
 from controller.plan.schedule import history, next_occurrence, parse_occurrence_run_id
 from controller.runtime.reconcile_pass import PassResult
@@ -307,7 +308,7 @@ def guards_from_events(events: Sequence[Event], now: datetime) -> tuple[GuardWar
     """Guards (orphan, prune) of the last day, from the event log of a ledger with no summary."""
     latest: dict[str, datetime] = {}
     for event in events:
-        if event.reason == "Guard" and now - event.at <= GUARD_WINDOW:
+        if event.reason == EventKind.GUARD and now - event.at <= GUARD_WINDOW:
             latest[event.message] = max(event.at, latest.get(event.message, event.at))
     return tuple(
         GuardWarning(message, at) for message, at in sorted(latest.items(), key=lambda i: i[1])
@@ -344,9 +345,9 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
         return
     verb = "would" if dry_run else "did"
     for action in result.plan.actions:
-        line = describe(action)
         # A failed action is listed once, as `failed:` on stderr (above).
-        if not any(f.startswith(f"{line}: ") for f in result.applied.failed):
-            click.echo(f"{verb}: {line}")
+        outcome = result.applied.outcome_of(action)
+        if outcome is not None and outcome.outcome is Outcome.APPLIED:
+            click.echo(f"{verb}: {describe(action)}")
     if not result.plan.actions:
         click.echo(f"nothing to do (source {result.snapshot.revision})")

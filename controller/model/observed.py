@@ -11,21 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.model.identity import TAG_ATTEMPT, TAG_OWNER, TAG_RUN, TAG_RUN_ID
 from controller.model.manifest import RunKey
 from controller.model.run import RevisionRecord, TaskRecord
-
-#: Tag keys the controller puts on tasks and revisions (DESIGN.md §4).
-TAG_OWNER = "ecs-job-controller/owner"
-TAG_KIND = "ecs-job-controller/kind"
-TAG_RUN = "ecs-job-controller/run"
-TAG_RUN_ID = "ecs-job-controller/run-id"
-TAG_ATTEMPT = "ecs-job-controller/attempt"
-TAG_SPEC_HASH = "ecs-job-controller/spec-hash"
-
-
-def started_by(owner: str) -> str:
-    """The RunTask startedBy value of an owner (ECS allows 36 characters)."""
-    return f"ejc/{owner}"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ are why `status` can still tell what happened last night.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -215,9 +214,26 @@ class LedgerView:
         )
 
 
+class EventKind(StrEnum):
+    """What a controller-wide event (one about no single run) records."""
+
+    #: a guard held something back (an empty source, too many orphans, ...)
+    GUARD = "Guard"
+    REGISTERED = "Registered"
+    DEREGISTERED = "Deregistered"
+    DELETED = "Deleted"
+    SCALE_OUT = "ScaleOut"
+    CAPACITY_CAPPED = "CapacityCapped"
+    MISSED_SCHEDULES = "MissedSchedules"
+
+
 @dataclass(frozen=True)
 class Event:
-    """One line of the append-only event log."""
+    """One line of the append-only event log.
+
+    `reason` is a run's `Reason` for events about a run, else an `EventKind`
+    (both are strings, so the log stores and reads them alike).
+    """
 
     at: datetime
     run: RunKey | None
@@ -241,9 +257,3 @@ class RevisionRecord:
     #: `spec_hash` (computed from the described form), so a revision we
     #: registered is reused even where an emulator describes it imperfectly
     tagged_hash: str | None = None
-
-
-def client_token(owner: str, key: RunKey, attempt: int) -> str:
-    """The deterministic RunTask clientToken: sha256("<owner>/<name>/<runId>/<attempt>")."""
-    text = f"{owner}/{key.name}/{key.run_id}/{attempt}"
-    return hashlib.sha256(text.encode()).hexdigest()

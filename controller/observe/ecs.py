@@ -8,8 +8,9 @@ list since the last pass. Stopped tasks are listed only while an intent
 without a task ARN (a crash) needs resolving.
 
 Task definitions are read only for runs about to start. Described revisions
-are remembered in the ledger (they are immutable), so a later process does
-not describe them again.
+are immutable, so they go into the pass's revision cache (the ledger in a
+real pass, so a later process does not describe them again; memory in a dry
+run): observing writes nothing else, and nothing at all in a dry run.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ from dataclasses import dataclass, field
 
 from controller.aws.ecs import DescribedRevision, EcsGateway, revision_record
 from controller.errors import ControllerError, TerminalError, TransientError
-from controller.model.observed import (
-    Needs,
-    ObservedState,
-    ObservedTask,
-    ResolvedRef,
-    started_by,
-)
+from controller.model.identity import started_by
+from controller.model.observed import Needs, ObservedState, ObservedTask, ResolvedRef
 from controller.model.run import LedgerView, RevisionRecord, RunRecord
 from controller.model.taskdef import essential_containers
-from controller.state.ledger import Ledger
+from controller.state.ledger import RevisionCache
 
 
 @dataclass
@@ -66,7 +62,7 @@ def observe(
     ecs: EcsGateway,
     needs: Needs,
     view: LedgerView,
-    ledger: Ledger,
+    cache: RevisionCache,
     owner: str,
     report: ObserveReport,
 ) -> ObservedState:
@@ -102,7 +98,7 @@ def observe(
     for family in sorted(needs.families):
         try:
             families[family], newest = _family_revisions(
-                ecs, family, view, ledger, needs.family_hashes.get(family, frozenset())
+                ecs, family, view, cache, needs.family_hashes.get(family, frozenset())
             )
         except ControllerError as exc:
             report.errors.append(f"task-definition family {family}: {exc}")
@@ -141,7 +137,7 @@ def observe(
 
 
 def _family_revisions(
-    ecs: EcsGateway, family: str, view: LedgerView, ledger: Ledger, wanted: frozenset[str]
+    ecs: EcsGateway, family: str, view: LedgerView, cache: RevisionCache, wanted: frozenset[str]
 ) -> tuple[tuple[RevisionRecord, ...], DescribedRevision | None]:
     """The family's ACTIVE revisions (described once per revision, ever) and the newest one.
 
@@ -153,7 +149,7 @@ def _family_revisions(
         cached = view.revisions.get(arn)
         if cached is None:
             record = revision_record(ecs.describe_revision(arn))
-            ledger.put_revision(record)
+            cache.put_revision(record)
             records.append(record)
         else:
             records.append(cached)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.model.manifest import JobSpec, Kind, RunKey
-from controller.model.observed import (
+from controller.model.identity import (
     TAG_ATTEMPT,
     TAG_KIND,
     TAG_OWNER,
     TAG_RUN,
     TAG_RUN_ID,
+    client_token,
     started_by,
 )
-from controller.model.run import client_token
+from controller.model.manifest import JobSpec, Kind, RunKey
 from controller.model.taskdef import strip_nulls
 
 #: ECS allows 50 tags per resource; ours take five.

@@ -22,17 +22,10 @@ from typing import Any
 
 from controller.model.build import job_spec_from_raw
 from controller.model.durations import plus_seconds
+from controller.model.identity import client_token
 from controller.model.manifest import JobSpec, Kind, RunKey
 from controller.model.observed import ObservedState, ResolvedRef
-from controller.model.run import (
-    AttemptOutcome,
-    AttemptRecord,
-    Phase,
-    Reason,
-    RunRecord,
-    TaskRecord,
-    client_token,
-)
+from controller.model.run import AttemptOutcome, AttemptRecord, Phase, Reason, RunRecord, TaskRecord
 from controller.model.taskdef import essential_containers
 from controller.plan.actions import (
     Action,

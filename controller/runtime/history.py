@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from controller.aws.ecs import EcsGateway
 from controller.errors import TerminalError, UsageError
+from controller.model.identity import TAG_OWNER, started_by
 from controller.model.manifest import DesiredSet
-from controller.model.observed import TAG_OWNER, started_by
 from controller.model.run import LedgerView
 
 

@@ -36,6 +36,7 @@ from controller.plan.actions import Plan
 from controller.plan.adopt import adopt_history
 from controller.plan.cronjobs import schedule_cron_jobs
 from controller.plan.planner import (
+    DEFAULT_MAX_ORPHAN_FRACTION,
     DesiredInput,
     desired_runs,
     make_plan,
@@ -45,7 +46,13 @@ from controller.plan.planner import (
 from controller.plan.prune import PruneSettings
 from controller.runtime.history import ledger_is_new, must_adopt
 from controller.sources.snapshot import Snapshot, Source
-from controller.state.ledger import CronSchedule, GuardWarning, Ledger, PassSummary
+from controller.state.ledger import (
+    CronSchedule,
+    GuardWarning,
+    LedgerReader,
+    PassSummary,
+    RevisionCache,
+)
 
 
 class PlanExecutor(Protocol):
@@ -63,11 +70,14 @@ class PassContext:
     source: Source
     loader: ManifestLoader
     ecs: EcsGateway
-    ledger: Ledger
+    #: read before anything is written; the pass's only writes go through the executor
+    ledger: LedgerReader
+    #: where observed revisions are remembered: the ledger, or memory in a dry run
+    revision_cache: RevisionCache
     executor: PlanExecutor
     clock: Clock
     owner: str
-    max_orphan_fraction: float = 0.5
+    max_orphan_fraction: float = DEFAULT_MAX_ORPHAN_FRACTION
     #: None turns pruning off (--no-prune)
     prune: PruneSettings | None = field(default_factory=PruneSettings)
     stop_orphans: bool = False
@@ -133,7 +143,7 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     )
     report = ObserveReport()
     wanted = needs(desired, view)
-    observed = observe(ctx.ecs, wanted, view, ctx.ledger, ctx.owner, report)
+    observed = observe(ctx.ecs, wanted, view, ctx.revision_cache, ctx.owner, report)
     capacity = None
     if wanted.capacity_groups and ctx.autoscaling is not None and ctx.ecs_instances is not None:
         try:

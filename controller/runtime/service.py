@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
+from controller.apply.executor import Outcome
 from controller.clock import SystemClock
 from controller.errors import ControllerError, TerminalError, TransientError, UsageError
 from controller.model.problems import ManifestError
@@ -53,7 +53,7 @@ from controller.runtime.metrics import (
     parse_address,
 )
 from controller.runtime.reconcile_pass import PassResult, reconcile_once, refuse_lost_ledger
-from controller.runtime.wiring import PassWiring, Settings, build_pass, lock_timeout
+from controller.runtime.wiring import PassOptions, PassWiring, Settings, build_pass
 from controller.sources.directory import DirectorySource
 from controller.sources.s3 import S3Source
 from controller.sources.snapshot import LastGoodSource
@@ -80,7 +80,7 @@ log = logging.getLogger("controller.run")
 class RunOptions:
     """The options of `controller run` beyond the global ones."""
 
-    knobs: dict[str, Any] = field(default_factory=dict)
+    pass_options: PassOptions = field(default_factory=PassOptions)
     metrics_addr: str = "127.0.0.1:9464"
     resync_seconds: float = 60.0
     s3_poll_seconds: float = 30.0
@@ -115,7 +115,7 @@ class SyncService:
         self._waiter = EventWaiter()
         if ledger_path is not None:
             lease = FileLease(lease_path(ledger_path), "controller run")
-            self._closers.append(lease.acquire(lock_timeout(options.knobs)).release)
+            self._closers.append(lease.acquire(options.pass_options.lock_timeout).release)
         self._watcher: DirectoryWatcher | None = None
         self._broken = False
         try:
@@ -128,7 +128,7 @@ class SyncService:
         self.wiring: PassWiring = build_pass(
             self.settings,
             dry_run=False,
-            knobs=options.knobs,
+            options=options.pass_options,
             keep_last_good=True,
             warn=lambda message: log.warning("%s", message),
         )
@@ -178,11 +178,11 @@ class SyncService:
         self._errors_seen: frozenset[ManifestError] = frozenset()
         if ledger_path is None:
             self._keeper = self._keep_lease(clock)
-        log.info(
-            "watching %s (%s), resync every %gs",
-            source.describe(),
-            f"polled every {options.s3_poll_seconds:g}s" if polled else "inotify",
-            options.resync_seconds,
+        #: logged once the signal handlers are installed: "watching" means ready
+        self._ready_line = (
+            f"watching {source.describe()}"
+            f" ({f'polled every {options.s3_poll_seconds:g}s' if polled else 'inotify'}),"
+            f" resync every {options.resync_seconds:g}s"
         )
 
     def _keep_lease(self, clock: SystemClock) -> LeaseKeeper:
@@ -267,16 +267,15 @@ class SyncService:
             log.error("pass failed; not retried (retrying cannot help)", extra=summary)
 
     def _log_result(self, result: PassResult) -> None:
-        applied = set(result.applied.applied)
         for action in result.plan.actions:
-            line = describe(action)
             extra = {"run": run} if (run := _run_of(action)) is not None else {}
-            if line in applied:
-                log.info("%s", line, extra=extra)
+            outcome = result.applied.outcome_of(action)
+            if outcome is None:
+                log.error("%s: not applied", describe(action), extra=extra)
+            elif outcome.outcome is Outcome.APPLIED:
+                log.info("%s", outcome.line, extra=extra)
             else:
-                outcomes = (*result.applied.failed, *result.applied.conflicts)
-                why = next((f for f in outcomes if f.startswith(line)), line)
-                log.error("%s", why, extra=extra)
+                log.error("%s", outcome.line, extra=extra)
         for problem in result.plan.errors:
             log.error("%s", problem)
         for warning in result.plan.warnings:
@@ -297,6 +296,8 @@ class SyncService:
             signum: signal.signal(signum, self._on_signal)
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
+        # Only now may anyone rely on SIGTERM finishing the pass in flight.
+        log.info("%s", self._ready_line)
         worker = threading.Thread(target=self._run_loop, name="loop")
         try:
             worker.start()

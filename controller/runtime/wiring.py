@@ -43,6 +43,7 @@ from controller.aws.session import AwsSession
 from controller.clock import Clock, SystemClock
 from controller.errors import ControllerError, UsageError
 from controller.model.loader import LoadResult, ManifestLoader
+from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
 from controller.plan.prune import PruneSettings
 from controller.runtime.reconcile_pass import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
@@ -52,7 +53,7 @@ from controller.sources.snapshot import LastGoodSource, Source
 from controller.state import DynamoDbLedger, ledger_file, open_ledger
 from controller.state.file_lock import FileLease, LeaseHeld, lease_path
 from controller.state.leader_lease import LeaderElector, LeaseKeeper, replica_identity
-from controller.state.ledger import Ledger
+from controller.state.ledger import Ledger, RevisionCache, RevisionMemory
 
 #: Seconds a pass waits for the ledger lock (or the DynamoDB lease) by default.
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -192,22 +193,6 @@ def make_source(spec: str, session: AwsSession | None = None) -> Source:
     return DirectorySource(spec)
 
 
-class ReadOnlyLedger:
-    """A ledger view for dry runs: reads pass through, writes are dropped."""
-
-    def __init__(self, inner: Ledger) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("save", "append_event", "set_cron_last_scheduled", "forget_revision"):
-            raise AttributeError(f"dry run: {name} is not allowed")
-        return getattr(self._inner, name)
-
-    def put_revision(self, revision: Any) -> None:
-        """Dry runs do not even fill the revision cache."""
-        del revision
-
-
 def load_source_for_status(spec: str) -> LoadResult | None:
     """A directory source loaded for `status`; None when it cannot be read (or is on S3).
 
@@ -255,9 +240,18 @@ def _close_all(closers: list[Callable[[], None]]) -> None:
         closers.pop()()
 
 
-def lock_timeout(knobs: dict[str, Any]) -> float:
-    """The --lock-timeout a command was given (seconds)."""
-    return float(knobs.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
+@dataclass(frozen=True)
+class PassOptions:
+    """The options of a pass that `reconcile`, `run` and `diff` share (DESIGN.md §8)."""
+
+    stop_orphans: bool = False
+    max_orphan_fraction: float = DEFAULT_MAX_ORPHAN_FRACTION
+    keep_revisions: int = PruneSettings().keep_revisions
+    no_prune: bool = False
+    delete_inactive: bool = False
+    #: seconds to wait for the ledger lock (or the DynamoDB lease) before exit 2
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    adopt_history: bool = False
 
 
 def lead_for_one_pass(ledger: DynamoDbLedger, state: str, timeout: float) -> LeaseKeeper:
@@ -282,7 +276,7 @@ def build_pass(
     settings: Settings,
     *,
     dry_run: bool,
-    knobs: dict[str, Any],
+    options: PassOptions,
     echo: Any = None,
     keep_last_good: bool = False,
     lock: str | None = None,
@@ -300,7 +294,7 @@ def build_pass(
     """
     closers: list[Callable[[], None]] = []
     try:
-        return _build_pass(settings, dry_run, knobs, echo, keep_last_good, lock, warn, closers)
+        return _build_pass(settings, dry_run, options, echo, keep_last_good, lock, warn, closers)
     except BaseException:
         _close_all(closers)
         raise
@@ -309,7 +303,7 @@ def build_pass(
 def _build_pass(
     settings: Settings,
     dry_run: bool,
-    knobs: dict[str, Any],
+    options: PassOptions,
     echo: Any,
     keep_last_good: bool,
     lock: str | None,
@@ -325,46 +319,48 @@ def _build_pass(
     path = ledger_file(settings.state)
     if lock is not None and path is not None:
         # Before the ledger is opened: opening may create or migrate it.
-        lease = FileLease(lease_path(path), lock).acquire(lock_timeout(knobs))
+        lease = FileLease(lease_path(path), lock).acquire(options.lock_timeout)
         closers.append(lease.release)
     # A dry run writes nothing anywhere: not even a new ledger file or table.
     ledger = open_ledger(settings.state, session=session, read_only=dry_run)
     closers.append(ledger.close)
     if lock is not None and isinstance(ledger, DynamoDbLedger):
-        keeper = lead_for_one_pass(ledger, settings.state, lock_timeout(knobs))
+        keeper = lead_for_one_pass(ledger, settings.state, options.lock_timeout)
         closers.append(keeper.stop)  # stopped before the ledger closes: releasing needs it
     ecs = EcsGateway(session)
     autoscaling = AutoScalingGateway(session)
     clock = make_clock(hooks)
     executor: Executor | DryRunExecutor
-    pass_ledger: Any
+    cache: RevisionCache
     if dry_run:
+        # The ledger is only read (opened read-only); the executor prints.
         executor = DryRunExecutor(echo or (lambda _line: None))
-        pass_ledger = ReadOnlyLedger(ledger)
+        cache = RevisionMemory()
     else:
         executor = Executor(
             ecs, ledger, settings.owner, clock, make_checkpoint(hooks), autoscaling=autoscaling
         )
-        pass_ledger = ledger
+        cache = ledger
     context = PassContext(
         source=source,
         loader=ManifestLoader(validators()),
         ecs=ecs,
-        ledger=pass_ledger,
+        ledger=ledger,
+        revision_cache=cache,
         executor=executor,
         clock=clock,
         owner=settings.owner,
-        max_orphan_fraction=float(knobs.get("max_orphan_fraction", 0.5)),
+        max_orphan_fraction=options.max_orphan_fraction,
         prune=None
-        if knobs.get("no_prune")
+        if options.no_prune
         else PruneSettings(
-            keep_revisions=int(knobs.get("keep_revisions", 5)),
-            delete_inactive=bool(knobs.get("delete_inactive", False)),
+            keep_revisions=options.keep_revisions,
+            delete_inactive=options.delete_inactive,
         ),
-        stop_orphans=bool(knobs.get("stop_orphans", False)),
+        stop_orphans=options.stop_orphans,
         autoscaling=autoscaling,
         ecs_instances=EcsInstanceGateway(session),
-        adopt_history=bool(knobs.get("adopt_history", False)),
+        adopt_history=options.adopt_history,
         ledger_name=settings.state if path is None else str(path),
     )
     return PassWiring(context=context, ledger=ledger, session=session, closers=closers)

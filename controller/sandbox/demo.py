@@ -38,9 +38,10 @@ from controller.cli.report import cron_lines, ran_attempts, status_table
 from controller.clock import Clock, FakeClock, SystemClock
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import DesiredSet
-from controller.model.run import RunRecord
+from controller.model.run import LedgerView, RunRecord
 from controller.packaged import bundled_directory
-from controller.runtime.reconcile_pass import PassContext, reconcile_once
+from controller.plan.schedule import next_occurrence
+from controller.runtime.reconcile_pass import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource
 from controller.state.sqlite import SqliteLedger
@@ -81,6 +82,17 @@ def _outcome(record: RunRecord | None, expected: str, attempts: str | None) -> s
     if attempts is not None:
         text += f" after {ran_attempts(record)} attempt(s)"
     return text
+
+
+def _scheduled(name: str, result: PassResult, view: LedgerView, clock: Clock) -> str:
+    """The verdict on a CronJob: Scheduled only if a pass took it in and it has a next time."""
+    cron = result.loaded.desired.cron_jobs.get(name)
+    if cron is None:
+        return "not loaded"
+    if name not in view.cron_last_scheduled:
+        return "loaded, but no pass scheduled it"
+    upcoming = next_occurrence(cron, clock.now())
+    return "Scheduled" if upcoming is not None else "scheduled, but it has no next time"
 
 
 def _wanted(expected: str, attempts: str | None) -> str:
@@ -148,6 +160,7 @@ def _passes(
         loader=ManifestLoader(validators()),
         ecs=ecs,
         ledger=ledger,
+        revision_cache=ledger,
         executor=Executor(ecs, ledger, "demo", clock, autoscaling=autoscaling),
         clock=clock,
         owner="demo",
@@ -185,8 +198,7 @@ def _passes(
         verdicts = []
         for name, (expected, attempts) in sorted(expectations.items()):
             if expected == "Scheduled":
-                ok = name in result.loaded.desired.cron_jobs
-                verdicts.append(Verdict(name, expected, "Scheduled" if ok else "not loaded"))
+                verdicts.append(Verdict(name, expected, _scheduled(name, result, view, clock)))
                 continue
             actual = _outcome(runs.get(name), expected, attempts)
             verdicts.append(Verdict(name, _wanted(expected, attempts), actual))
@@ -200,7 +212,7 @@ def _passes(
         ledger.close()
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(name="controller demo", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--examples",
     type=click.Path(exists=True, file_okay=False),
@@ -223,4 +235,8 @@ def main(examples: str | None, timeout: float, simulated_time: bool) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main(prog_name="controller demo", standalone_mode=False)
+    except click.ClickException as exc:  # one line, like every error of the controller
+        click.echo(f"error: {exc.format_message()} (see `controller demo --help`)", err=True)
+        sys.exit(2)

@@ -1,6 +1,6 @@
 """Durable state: the ledger interface and the stores behind it (DESIGN.md §9).
 
-`open_ledger` turns the `--ledger` URL into a store so the CLI and the loop
+`open_ledger` turns the `--state` URL into a store so the CLI and the loop
 never name an implementation: `sqlite:PATH` by default, `dynamodb://TABLE`
 when several replicas need one shared ledger. The DynamoDB table's region is
 the one of the session passed in, else `CONTROLLER_REGION` (the environment
@@ -49,7 +49,7 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 def open_ledger(
     url: str, *, session: AwsSession | None = None, read_only: bool = False
 ) -> SqliteLedger | DynamoDbLedger:
-    """Open the ledger a `--ledger` URL names (`read_only`: see above); bad URLs are UsageErrors."""
+    """Open the ledger a `--state` URL names (`read_only`: see above); bad URLs are UsageErrors."""
     path = ledger_file(url)
     if path is not None:
         return SqliteLedger(path, read_only=read_only)

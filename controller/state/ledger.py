@@ -42,9 +42,12 @@ __all__ = [
     "GuardWarning",
     "Ledger",
     "LedgerConflict",
+    "LedgerReader",
     "LedgerView",
     "ManifestError",
     "PassSummary",
+    "RevisionCache",
+    "RevisionMemory",
 ]
 
 
@@ -189,6 +192,37 @@ class PassSummary:
                 for c in document["cronJobs"]
             ),
         )
+
+
+class RevisionCache(Protocol):
+    """Where observed revisions are remembered (immutable, so a cache by ARN).
+
+    The ledger is one (it keeps them across processes); a dry run passes an
+    in-memory one, so observing writes nothing durable.
+    """
+
+    def put_revision(self, revision: RevisionRecord) -> None:
+        """Remember a described revision."""
+        ...
+
+
+class RevisionMemory:
+    """A RevisionCache that forgets at exit: a dry run's, which must write nothing."""
+
+    def __init__(self) -> None:
+        self.revisions: dict[str, RevisionRecord] = {}
+
+    def put_revision(self, revision: RevisionRecord) -> None:
+        """Remember a described revision for this process only."""
+        self.revisions[revision.arn] = revision
+
+
+class LedgerReader(Protocol):
+    """What a pass reads from the ledger before it writes anything."""
+
+    def view(self) -> LedgerView:
+        """Read everything the planner needs, consistently."""
+        ...
 
 
 class Ledger(Protocol):

@@ -148,3 +148,47 @@ def job(
         f"          - {{name: SANDBOX_EXIT_CODE, value: '{exit_code}'}}\n"
         f"          - {{name: SANDBOX_DURATION_SECONDS, value: '{duration}'}}\n"
     )
+
+
+def cron_job(
+    name: str, *, schedule: str = "* * * * *", extra: str = "", duration: int = 600
+) -> str:
+    """A CronJob whose occurrences run a simulated task of `duration` seconds."""
+    return (
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: CronJob\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n"
+        f"  schedule: '{schedule}'\n"
+        f"{extra}"
+        "  jobTemplate:\n"
+        "    cluster: batch\n"
+        "    launchType: EC2\n"
+        "    taskDefinition:\n"
+        f"      family: {name}\n"
+        "      cpu: '128'\n"
+        "      memory: '128'\n"
+        "      containerDefinitions:\n"
+        "        - name: app\n"
+        "          image: busybox\n"
+        f"          environment: [{{name: SANDBOX_DURATION_SECONDS, value: '{duration}'}}]\n"
+    )
+
+
+def scaling_world(world: World, *, max_size: int) -> World:
+    """A fresh cluster whose only capacity is an Auto Scaling group of one registered instance."""
+    world.sandbox.reset()
+    world.sandbox.create_cluster("batch")
+    world.sandbox.create_auto_scaling_group(
+        "batch-asg",
+        "batch",
+        min_size=1,
+        max_size=max_size,
+        desired=1,
+        instance_cpu=2048,
+        instance_memory=4096,
+        registration_delay_seconds=30,
+    )
+    world.clock.advance(31)
+    world.sandbox.tick()
+    return world

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import World, job
+from tests.e2e.conftest import scaling_world as make_scaling_world
 
 pytestmark = pytest.mark.e2e
 
@@ -25,21 +26,7 @@ def asg_job(name: str, cpu: int, memory: int) -> str:
 @pytest.fixture
 def scaling_world(world: World) -> World:
     # A fresh cluster whose only capacity is the Auto Scaling group.
-    world.sandbox.reset()
-    world.sandbox.create_cluster("batch")
-    world.sandbox.create_auto_scaling_group(
-        "batch-asg",
-        "batch",
-        min_size=1,
-        max_size=10,
-        desired=1,
-        instance_cpu=2048,
-        instance_memory=4096,
-        registration_delay_seconds=30,
-    )
-    world.clock.advance(31)
-    world.sandbox.tick()
-    return world
+    return make_scaling_world(world, max_size=10)
 
 
 def test_seven_waiting_tasks_get_one_bin_packed_scale_out(scaling_world: World) -> None:

@@ -4,31 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, cron_job
 
 pytestmark = pytest.mark.e2e
 
 
 def cron(name: str, *, schedule: str = "* * * * *", extra: str = "", duration: int = 600) -> str:
-    return (
-        "apiVersion: ecs-job-controller/v1\n"
-        "kind: CronJob\n"
-        f"metadata: {{name: {name}}}\n"
-        "spec:\n"
-        f"  schedule: '{schedule}'\n"
-        f"{extra}"
-        "  jobTemplate:\n"
-        "    cluster: batch\n"
-        "    launchType: EC2\n"
-        "    taskDefinition:\n"
-        f"      family: {name}\n"
-        "      cpu: '128'\n"
-        "      memory: '128'\n"
-        "      containerDefinitions:\n"
-        "        - name: app\n"
-        "          image: busybox\n"
-        f"          environment: [{{name: SANDBOX_DURATION_SECONDS, value: '{duration}'}}]\n"
-    )
+    return cron_job(name, schedule=schedule, extra=extra, duration=duration)
 
 
 def at_minute(world: World, seconds_past: int) -> None:

@@ -13,31 +13,14 @@ import shutil
 import pytest
 
 from controller.state.sync import SyncRecord, sync_record_path, write_sync_record
-from tests.e2e.conftest import World, job
+from tests.e2e.conftest import World, cron_job, job
+from tests.e2e.conftest import scaling_world as make_scaling_world
 
 pytestmark = pytest.mark.e2e
 
 
 def cron(name: str, *, schedule: str = "30 3 * * *", extra: str = "") -> str:
-    return (
-        "apiVersion: ecs-job-controller/v1\n"
-        "kind: CronJob\n"
-        f"metadata: {{name: {name}}}\n"
-        "spec:\n"
-        f"  schedule: '{schedule}'\n"
-        f"{extra}"
-        "  jobTemplate:\n"
-        "    cluster: batch\n"
-        "    launchType: EC2\n"
-        "    taskDefinition:\n"
-        f"      family: {name}\n"
-        "      cpu: '128'\n"
-        "      memory: '128'\n"
-        "      containerDefinitions:\n"
-        "        - name: app\n"
-        "          image: busybox\n"
-        "          environment: [{name: SANDBOX_DURATION_SECONDS, value: '5'}]\n"
-    )
+    return cron_job(name, schedule=schedule, extra=extra, duration=5)
 
 
 def at_minute(world: World, seconds_past: int) -> None:
@@ -210,21 +193,7 @@ def test_status_name_prints_the_message_whole(world: World) -> None:
 @pytest.fixture
 def scaling_world(world: World) -> World:
     """A cluster whose only capacity is an Auto Scaling group of one instance."""
-    world.sandbox.reset()
-    world.sandbox.create_cluster("batch")
-    world.sandbox.create_auto_scaling_group(
-        "batch-asg",
-        "batch",
-        min_size=1,
-        max_size=4,
-        desired=1,
-        instance_cpu=2048,
-        instance_memory=4096,
-        registration_delay_seconds=30,
-    )
-    world.clock.advance(31)
-    world.sandbox.tick()
-    return world
+    return make_scaling_world(world, max_size=4)
 
 
 def whole_instance_job(name: str) -> str:

@@ -13,18 +13,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controller.model.build import job_spec_from_raw
-from controller.model.manifest import Kind, RunKey
-from controller.model.observed import (
+from controller.model.identity import (
     TAG_ATTEMPT,
     TAG_KIND,
     TAG_OWNER,
     TAG_RUN,
     TAG_RUN_ID,
-    ObservedState,
-    ObservedTask,
-    ResolvedRef,
     started_by,
 )
+from controller.model.manifest import Kind, RunKey
+from controller.model.observed import ObservedState, ObservedTask, ResolvedRef
 from controller.model.run import LedgerView, RevisionRecord, RunRecord, TaskRecord
 from controller.model.taskdef import spec_hash
 from controller.plan.actions import Action, RecordRun, ResumeAttempt, StartAttempt, StopTasks

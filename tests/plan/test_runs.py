@@ -17,15 +17,9 @@ from typing import Any
 
 import pytest
 
+from controller.model.identity import client_token
 from controller.model.manifest import Kind, RunKey
-from controller.model.run import (
-    AttemptOutcome,
-    Phase,
-    Reason,
-    RunRecord,
-    TaskRecord,
-    client_token,
-)
+from controller.model.run import AttemptOutcome, Phase, Reason, RunRecord, TaskRecord
 from controller.plan.actions import (
     Action,
     RecordRun,

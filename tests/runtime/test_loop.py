@@ -18,7 +18,7 @@ from itertools import pairwise
 
 import pytest
 
-from controller.apply.executor import ApplyResult
+from controller.apply.executor import ActionOutcome, ApplyResult, Outcome
 from controller.clock import FakeClock
 from controller.errors import TerminalError, TransientError
 from controller.model.loader import LoadResult
@@ -49,7 +49,9 @@ def result(
     conflicts: list[str] | None = None,
     registrations: int = 0,
 ) -> PassResult:
-    applied = ApplyResult(conflicts=conflicts or [], counts=Counter())
+    applied = ApplyResult(
+        [ActionOutcome(c, Outcome.CONFLICT) for c in conflicts or []], counts=Counter()
+    )
     if registrations:
         applied.counts["RegisterTaskDefinition"] = registrations
     return PassResult(
@@ -324,7 +326,7 @@ def test_stop_lets_the_pass_in_flight_finish_and_then_run_returns() -> None:
 
 
 def test_terminal_action_failures_are_not_retried_but_transient_ones_are() -> None:
-    from controller.apply.executor import ApplyResult
+    from controller.apply.executor import ActionOutcome, ApplyResult, Outcome
     from controller.model.loader import LoadResult
     from controller.model.manifest import DesiredSet
     from controller.plan.actions import Plan
@@ -333,7 +335,10 @@ def test_terminal_action_failures_are_not_retried_but_transient_ones_are() -> No
     from controller.sources.snapshot import Snapshot
 
     applied = ApplyResult(
-        failed=["RunTask a: bad", "RunTask b: throttled"], terminal=["RunTask a: bad"]
+        [
+            ActionOutcome("RunTask a", Outcome.TERMINAL, "bad"),
+            ActionOutcome("RunTask b", Outcome.FAILED, "throttled"),
+        ]
     )
     result = PassResult(Snapshot("r"), LoadResult(DesiredSet(), ()), Plan(), applied)
     assert retryable_problems(result) == ("action failed: RunTask b: throttled",)

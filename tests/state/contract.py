@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from controller.model.identity import client_token
 from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
     AttemptOutcome,
@@ -33,7 +34,6 @@ from controller.model.run import (
     RevisionRecord,
     RunRecord,
     TaskRecord,
-    client_token,
 )
 from controller.state.ledger import (
     CronSchedule,
