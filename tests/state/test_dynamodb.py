@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,8 +57,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    # Real DynamoDB applies a conditional write atomically; moto needs the
-    # sandbox's patch for that, or the racing-claims contract test is a coin toss.
+    with atomic_mock_aws():
+        yield
+
+
+@contextmanager
+def atomic_mock_aws() -> Iterator[None]:
+    """moto in-process, with DynamoDB's conditional writes atomic as in AWS.
+
+    moto checks a condition and writes without a lock; without the sandbox's
+    patch every racing-claims test here is a coin toss.
+    """
     stack = PatchStack()
     patch_atomic_dynamodb_writes(stack, DynamoDBBackend)
     try:
@@ -404,7 +414,7 @@ def make_store(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
+    with atomic_mock_aws():
         yield lambda: new_ledger().lease_store()
 
 
