@@ -56,6 +56,21 @@ class World:
         path.write_text(text)
         return path
 
+    def argv(self, *args: str, state: str | None = None) -> list[str]:
+        """`python -m controller` with this world's global options, then `args`."""
+        return [
+            sys.executable,
+            "-m",
+            "controller",
+            "--source",
+            str(self.manifests),
+            "--state",
+            state or self.state,
+            "--owner",
+            self.owner,
+            *args,
+        ]
+
     def cli(
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -64,18 +79,7 @@ class World:
         environment["CONTROLLER_TEST_NOW"] = self.clock.now().isoformat()
         environment.update(self.extra_env)
         environment.update(env or {})
-        argv = [
-            sys.executable,
-            "-m",
-            "controller",
-            "--source",
-            str(self.manifests),
-            "--state",
-            self.state,
-            "--owner",
-            self.owner,
-            *args,
-        ]
+        argv = self.argv(*args)
         return subprocess.run(
             argv, env=environment, capture_output=True, text=True, timeout=120, check=False
         )

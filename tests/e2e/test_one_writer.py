@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,21 +54,6 @@ class Background:
         return self.wait()
 
 
-def argv(world: World, *args: str, state: str | None = None) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "controller",
-        "--source",
-        str(world.manifests),
-        "--state",
-        state or world.state,
-        "--owner",
-        world.owner,
-        *args,
-    ]
-
-
 def environment(world: World) -> dict[str, str]:
     env = world.sandbox.subprocess_env()
     env["CONTROLLER_TEST_NOW"] = world.clock.now().isoformat()
@@ -85,7 +69,7 @@ def launch(world: World) -> Iterator[Callable[..., Background]]:
         log_path = world.root / f"background-{len(started)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                argv(world, *args, state=state),
+                world.argv(*args, state=state),
                 env=environment(world),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -111,7 +95,7 @@ def start_run(launch: Callable[..., Background], state: str | None = None) -> Ba
 
 def cli(world: World, *args: str, state: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        argv(world, *args, state=state),
+        world.argv(*args, state=state),
         env=environment(world),
         capture_output=True,
         text=True,

@@ -9,7 +9,6 @@ commands must stop before any AWS call, so nothing ever leaves the machine.
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,18 +26,7 @@ def run_cli(
     world: World, env: dict[str, str], *args: str, state: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The CLI with exactly `env` (no CONTROLLER_TEST_NOW unless it is in there)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "controller",
-        "--source",
-        str(world.manifests),
-        "--state",
-        state or world.state,
-        "--owner",
-        world.owner,
-        *args,
-    ]
+    argv = world.argv(*args, state=state)
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
