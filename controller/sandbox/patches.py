@@ -639,7 +639,7 @@ def patch_desired_capacity_bounds(stack: PatchStack, autoscaling: Any) -> None:
 # --- DynamoDB: conditional writes are atomic --------------------------------------------
 
 #: One lock for every DynamoDB write of every moto backend in this process.
-_DYNAMODB_WRITES = threading.Lock()
+_DYNAMODB_WRITES = threading.RLock()  # re-entrant: moto's batch and transact writes call put_item
 DYNAMODB_WRITE_METHODS = (
     "put_item",
     "update_item",
