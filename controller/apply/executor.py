@@ -32,6 +32,7 @@ from controller.aws.errors import AwsTransientError
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError
 from controller.model.identity import TAG_OWNER, TAG_SPEC_HASH
+from controller.model.manifest import RunKey
 from controller.model.run import (
     Event,
     EventKind,
@@ -101,6 +102,8 @@ class ApplyResult:
 
     outcomes: list[ActionOutcome] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    #: runs whose RunTask ECS could not place this pass (the loop plans their room at once)
+    unplaced: list[RunKey] = field(default_factory=list)
 
     def add(
         self, action: Action | None, outcome: Outcome, message: str = "", subject: str = ""
@@ -210,12 +213,20 @@ class Executor:
                     raise
                 registered[action.spec_hash] = arn
             case StartAttempt():
-                self._start(action, registered, failed_registrations)
+                if (
+                    self._start(action, registered, failed_registrations)
+                    is RunTaskResult.UNPLACEABLE
+                ):
+                    result.unplaced.append(action.run)
             case ResumeAttempt():
                 attempt = next(a for a in action.record.attempts if a.number == action.attempt)
                 outcome = self._ecs.run_task(attempt.request)
                 self._checkpoint("after-run-task")
-                self._save_outcome(action.record, action.attempt, outcome)
+                if (
+                    self._save_outcome(action.record, action.attempt, outcome)
+                    is RunTaskResult.UNPLACEABLE
+                ):
+                    result.unplaced.append(action.run)
             case StopTasks():
                 stopped: dict[str, TaskRecord] = {}
                 for arn in action.task_arns:
@@ -338,7 +349,7 @@ class Executor:
         action: StartAttempt,
         registered: dict[str, str],
         failed_registrations: dict[str, str],
-    ) -> None:
+    ) -> RunTaskResult:
         record = action.record
         if action.pending_spec_hash is not None:
             arn = registered.get(action.pending_spec_hash)
@@ -354,9 +365,12 @@ class Executor:
         outcome = self._ecs.run_task(attempt.request)
         self._checkpoint("after-run-task")
         # Step 3: what ECS answered.
-        self._save_outcome(saved, action.attempt, outcome)
+        return self._save_outcome(saved, action.attempt, outcome)
 
-    def _save_outcome(self, record: RunRecord, attempt: int, outcome: RunTaskOutcome) -> None:
+    def _save_outcome(
+        self, record: RunRecord, attempt: int, outcome: RunTaskOutcome
+    ) -> RunTaskResult:
+        """Record what RunTask answered (a refusal raises TerminalError once recorded)."""
         now = self._clock.now()
         match outcome.result:
             case RunTaskResult.PLACED:
@@ -373,6 +387,7 @@ class Executor:
         self._checkpoint("after-record")
         if outcome.result is RunTaskResult.REJECTED:
             raise TerminalError(outcome.message)  # recorded as Failed; the action failed
+        return outcome.result
 
     def _save(self, record: RunRecord, why: str) -> RunRecord:
         saved = self._ledger.save(record)

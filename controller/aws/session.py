@@ -25,6 +25,7 @@ for a retry but not veto the one its own handler asks for.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # the maintained stub packages type every client (dev depende
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 6},
@@ -70,6 +72,9 @@ class AwsSession:
         self._check_credentials()
         self._clients: dict[tuple[str, bool], Any] = {}
         self.calls: Counter[tuple[str, str]] = Counter()
+        # boto3 clients are thread-safe once made; making them (from the one
+        # boto3 Session) and counting calls are not, and a loop has threads.
+        self._lock = threading.Lock()
 
     def _check_credentials(self) -> None:
         """Raise UsageError when boto3 finds no credentials (see the module docstring)."""
@@ -94,6 +99,10 @@ class AwsSession:
         `retries=False`: one attempt per call, for calls that must not be
         repeated before their outcome is known (see the module docstring).
         """
+        with self._lock:
+            return self._client(service, retries)
+
+    def _client(self, service: str, retries: bool) -> Any:
         client = self._clients.get((service, retries))
         if client is None:
             config = RETRY_CONFIG if retries else NO_RETRY_CONFIG
@@ -130,6 +139,10 @@ class AwsSession:
         """The CloudWatch Logs client, typed."""
         return cast("CloudWatchLogsClient", self.client("logs"))
 
+    def sqs(self) -> SQSClient:
+        """The SQS client, typed (the ECS events queue)."""
+        return cast("SQSClient", self.client("sqs"))
+
     def endpoint_urls(self, services: Iterable[str]) -> dict[str, str]:
         """Where each service's calls go, as boto3 resolved it for the clients in use.
 
@@ -138,10 +151,16 @@ class AwsSession:
         """
         return {s: str(self.client(s).meta.endpoint_url) for s in services}
 
+    def call_counts(self) -> Counter[tuple[str, str]]:
+        """A copy of the call counts, safe while other threads make calls."""
+        with self._lock:
+            return self.calls.copy()
+
     def _count(self, model: Any, **_: Any) -> None:
         # One count per API operation issued by us; botocore's own retries
         # of the same call are not counted again.
-        self.calls[(model.service_model.service_name, model.name)] += 1
+        with self._lock:
+            self.calls[(model.service_model.service_name, model.name)] += 1
 
 
 def endpoint_urls(region: str | None, services: Iterable[str]) -> dict[str, str]:

@@ -291,6 +291,19 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
     help="How often an s3:// source is listed to look for changes.",
 )
 @click.option(
+    "--active-poll-seconds",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="While runs are in flight, look at their tasks this often (a change runs a pass).",
+)
+@click.option(
+    "--events-queue",
+    default=None,
+    metavar="SQS_URL",
+    help="Long-poll this SQS queue of ECS state-change events (EventBridge): look at once.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -305,6 +318,8 @@ def run(
     metrics_addr: str,
     resync_seconds: float,
     s3_poll_seconds: float,
+    active_poll_seconds: float,
+    events_queue: str | None,
     log_format: str,
     **knobs: Any,
 ) -> None:
@@ -316,6 +331,8 @@ def run(
         metrics_addr=metrics_addr,
         resync_seconds=resync_seconds,
         s3_poll_seconds=s3_poll_seconds,
+        active_poll_seconds=active_poll_seconds,
+        events_queue=events_queue,
         log_format=log_format,
     )
     with _setup_errors():

@@ -22,23 +22,37 @@ up at their maxPendingSeconds.
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
 
 from controller.aws.autoscaling import AutoScalingGateway, GroupDescription
 from controller.aws.ecs_instances import ContainerInstanceState, EcsInstanceGateway
 from controller.model.capacity import GroupState, InstanceCapacity
 
 
+@dataclass(frozen=True)
+class ObservedCapacity:
+    """What one pass read about the groups runs wait on."""
+
+    #: each named group that exists (unknown groups are left out), by name
+    groups: dict[str, GroupState] = field(default_factory=dict)
+    #: cluster -> how many container instances ListContainerInstances
+    #: returned: the loop's cheap look compares against it to notice new ones
+    instance_counts: dict[str, int] = field(default_factory=dict)
+
+
 def observe_capacity(
     ecs_instances: EcsInstanceGateway,
     autoscaling: AutoScalingGateway,
     clusters_by_group: Mapping[str, Set[str]],
-) -> dict[str, GroupState]:
-    """The state of each named group that exists (unknown groups are left out), sorted by name."""
+) -> ObservedCapacity:
+    """The state of each named group that exists, and the instance count of their clusters."""
     groups = autoscaling.describe_groups(clusters_by_group)
     clusters = sorted({c for name in groups for c in clusters_by_group[name]})
     registered: dict[str, dict[str, ContainerInstanceState]] = {}
+    counts: dict[str, int] = {}
     for cluster in clusters:
         arns = ecs_instances.list_container_instances(cluster)
+        counts[cluster] = len(arns)
         by_instance: dict[str, ContainerInstanceState] = {}
         for state in ecs_instances.describe_container_instances(cluster, arns):
             # A deregistered (INACTIVE) record holds no capacity; the EC2
@@ -63,7 +77,7 @@ def observe_capacity(
         partial[name] = (group, tuple(found), launching)
 
     sizes = _instance_sizes(autoscaling, partial)
-    return {
+    states = {
         name: GroupState(
             name=name,
             min_size=group.min_size,
@@ -75,6 +89,7 @@ def observe_capacity(
         )
         for name, (group, instances, launching) in partial.items()
     }
+    return ObservedCapacity(states, counts)
 
 
 def _registration(

@@ -22,7 +22,7 @@ from controller.aws.ecs import DescribedRevision, EcsGateway, revision_record
 from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.identity import started_by
 from controller.model.observed import Needs, ObservedState, ObservedTask, ResolvedRef
-from controller.model.run import LedgerView, RevisionRecord, RunRecord
+from controller.model.run import LedgerView, RevisionRecord, RunRecord, TaskRecord
 from controller.model.taskdef import essential_containers
 from controller.state.ledger import RevisionCache
 
@@ -34,9 +34,9 @@ class ObserveReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _open_task_arns(runs: Iterable[RunRecord]) -> dict[str, set[str]]:
-    """Cluster -> ARNs of tasks whose end the ledger has not recorded."""
-    by_cluster: dict[str, set[str]] = {}
+def open_tasks(runs: Iterable[RunRecord]) -> dict[str, dict[str, TaskRecord]]:
+    """Cluster -> task ARN -> the ledger's record of each task whose end it has not recorded."""
+    by_cluster: dict[str, dict[str, TaskRecord]] = {}
     for record in runs:
         if record.phase.terminal and all(t.stopped for a in record.attempts for t in a.tasks):
             continue
@@ -44,11 +44,12 @@ def _open_task_arns(runs: Iterable[RunRecord]) -> dict[str, set[str]]:
             cluster = str(attempt.request.get("cluster", ""))
             for task in attempt.tasks:
                 if not task.stopped:
-                    by_cluster.setdefault(cluster, set()).add(task.arn)
+                    by_cluster.setdefault(cluster, {})[task.arn] = task
     return by_cluster
 
 
-def _clusters_with_open_intents(runs: Iterable[RunRecord]) -> set[str]:
+def clusters_with_open_intents(runs: Iterable[RunRecord]) -> set[str]:
+    """Clusters where an attempt's RunTask has no recorded answer (a crash, a lost reply)."""
     return {
         str(a.request.get("cluster", ""))
         for r in runs
@@ -70,8 +71,8 @@ def observe(
     tasks: dict[str, ObservedTask] = {}
     missing: set[str] = set()
     unreadable: set[str] = set()
-    open_arns = _open_task_arns(view.runs.values())
-    intent_clusters = _clusters_with_open_intents(view.runs.values())
+    open_arns = {c: set(t) for c, t in open_tasks(view.runs.values()).items()}
+    intent_clusters = clusters_with_open_intents(view.runs.values())
     for cluster in sorted(needs.clusters | set(open_arns)):
         known_open = open_arns.get(cluster, set())
         try:

@@ -14,7 +14,16 @@ into the next one. The triggers:
 * **requeue**: the plan's `requeue_at`, when a run needs a pass by itself (a
   backoff expiring, a deadline, a capacity retry), never sooner than
   `min_requeue_seconds` after the previous pass;
-* **retry** after a failed pass, instead of resync and requeue.
+* **retry** after a failed pass, instead of resync and requeue;
+* **activity**: while runs are in flight, the `Activity` (the cheap look of
+  `controller.observe.activity`) is asked every `next_look_in()` seconds
+  whether ECS changed (a task started, stopped or vanished, instances
+  registered); a change runs a pass at once. `look_now()` asks at once (an
+  ECS event arrived). Nothing in flight: no look, so an idle loop makes no
+  AWS call between resyncs. While failing, the backoff decides: no looks;
+* **placement failure**: a pass in which RunTask could not place a task is
+  followed at once by another, which plans the scale-out (the plan that
+  failed was made before ECS said there was no room).
 
 How a pass can fail, and what follows:
 
@@ -81,6 +90,18 @@ class LoopSettings:
         cap = min(self.backoff_max_seconds, self.resync_seconds)
         delay = min(cap, self.backoff_initial_seconds * 2.0 ** max(0, failures - 1))
         return delay * (1.0 - self.backoff_jitter * rng.random())
+
+
+class Activity(Protocol):
+    """The cheap observation between passes (`controller.runtime.activity`)."""
+
+    def next_look_in(self) -> float | None:
+        """Seconds until the next look is worth its calls; None: nothing in flight."""
+        ...
+
+    def look(self) -> str | None:
+        """Look at ECS now: why a pass is needed (a change), or None."""
+        ...
 
 
 class Waiter(Protocol):
@@ -168,6 +189,7 @@ class Loop:
         on_pass: Callable[[PassReport], None] | None = None,
         rng: random.Random | None = None,
         id_prefix: str | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self._run_pass = run_pass
         self._clock = clock
@@ -195,6 +217,10 @@ class Loop:
         self._retry_at: datetime | None = None
         self._failures = 0
         self._poll_at = now if poll is not None else None
+        self._activity = activity
+        self._look_at: datetime | None = None
+        self._look_requested = False
+        self._looks = 0
 
     # -- triggers from other threads ------------------------------------------------
 
@@ -206,6 +232,12 @@ class Loop:
                 self._changed_first = now
                 self._change_reason = reason
             self._changed_last = now
+        self._waiter.wake()
+
+    def look_now(self) -> None:
+        """Look at ECS at once (an event said something changed). Thread-safe."""
+        with self._lock:
+            self._look_requested = True
         self._waiter.wake()
 
     def request_stop(self) -> None:
@@ -222,6 +254,16 @@ class Loop:
     def passes(self) -> int:
         """How many passes ran so far."""
         return self._passes
+
+    @property
+    def looks(self) -> int:
+        """How many cheap looks ran so far."""
+        return self._looks
+
+    @property
+    def next_look(self) -> datetime | None:
+        """When the next cheap look is due (None: nothing in flight, or failing)."""
+        return self._look_at
 
     @property
     def failures(self) -> int:
@@ -267,9 +309,43 @@ class Loop:
         due, trigger = self.next_pass()
         if due <= now:
             return self._pass(trigger)
-        wake = due if self._poll_at is None else min(due, self._poll_at)
-        self._waiter.wait((wake - now).total_seconds())
+        if self._look_due(now):
+            change = self._look(now)
+            if change is not None:
+                return self._pass(change)
+        wakes = [due] + [t for t in (self._poll_at, self._look_at) if t is not None]
+        self._waiter.wait((min(wakes) - now).total_seconds())
         return None
+
+    def _look_due(self, now: datetime) -> bool:
+        if self._activity is None or self._retry_at is not None:
+            return False  # while failing, the backoff decides
+        with self._lock:
+            requested = self._look_requested
+        return requested or (self._look_at is not None and self._look_at <= now)
+
+    def _look(self, now: datetime) -> str | None:
+        """One cheap look; the reason for a pass, or None (and the next look scheduled)."""
+        assert self._activity is not None
+        with self._lock:
+            self._look_requested = False
+        self._looks += 1
+        try:
+            change = self._activity.look()
+        except Exception:
+            # A look is an optimisation: the resync still comes.
+            log.exception("looking at ECS between passes failed")
+            change = None
+        if change is None:
+            self._schedule_look(now)
+        return change
+
+    def _schedule_look(self, now: datetime) -> None:
+        if self._retry_at is not None:
+            self._look_at = None  # while failing, the backoff decides
+            return
+        delay = self._activity.next_look_in() if self._activity is not None else None
+        self._look_at = None if delay is None else now + timedelta(seconds=max(0.0, delay))
 
     def _poll_source(self, now: datetime) -> None:
         assert self.settings.poll_seconds is not None
@@ -313,9 +389,11 @@ class Loop:
         finished = self._clock.now()
         report = self._schedule(pass_id, trigger, started, finished, result, error)
         try:
-            self._on_pass(report)
+            self._on_pass(report)  # updates what the activity watches
         except Exception:
             log.exception("recording pass %s failed", pass_id)
+        if self._activity is not None:
+            self._schedule_look(finished)
         return report
 
     def _schedule(
@@ -364,6 +442,8 @@ class Loop:
         soonest = finished + timedelta(seconds=settings.min_requeue_seconds)
         if result.applied.conflicts:
             return soonest  # someone else wrote a run we planned for: re-read and re-plan
+        if result.applied.unplaced:
+            return finished  # plan the room for them now, not after their backoff
         wanted = result.plan.requeue_at
         if wanted is None:
             return None

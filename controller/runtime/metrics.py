@@ -54,6 +54,7 @@ KNOWN_OPERATIONS = (
     ("ecs", "DeleteTaskDefinitions"),
 )
 S3_OPERATIONS = (("s3", "ListObjectsV2"), ("s3", "GetObject"))
+SQS_OPERATIONS = (("sqs", "ReceiveMessage"), ("sqs", "DeleteMessageBatch"))
 
 #: Passes take from milliseconds (nothing to do) to minutes (thousands of runs).
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

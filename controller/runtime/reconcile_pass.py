@@ -10,8 +10,6 @@ they differ only in the executor they pass (real or dry-run). The real one
 also records the pass's summary (invalid manifests, guards, CronJob
 schedules) in the ledger, which is what `status` shows besides the runs.
 
-they differ only in the executor they pass (real or dry-run).
-
 On a ledger with no runs and no revisions the pass first runs the
 lost-ledger guard (`controller.runtime.history`): this owner's history in
 AWS makes it refuse (LostLedger), or, with `--adopt-history`, record the
@@ -30,7 +28,7 @@ from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.loader import LoadResult, ManifestLoader
-from controller.observe.capacity import observe_capacity
+from controller.observe.capacity import ObservedCapacity, observe_capacity
 from controller.observe.ecs import ObserveReport, observe
 from controller.plan.actions import Plan
 from controller.plan.adopt import adopt_history
@@ -100,6 +98,8 @@ class PassResult:
     plan: Plan
     applied: ApplyResult
     observe_errors: list[str] = field(default_factory=list)
+    #: what the pass read about Auto Scaling groups (None: no run waited for one)
+    capacity: ObservedCapacity | None = None
 
     @property
     def clean(self) -> bool:
@@ -159,7 +159,7 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         ctx.max_orphan_fraction,
         prune=ctx.prune,
         stop_orphans=ctx.stop_orphans,
-        capacity=capacity,
+        capacity=capacity.groups if capacity is not None else None,
     )
     summary = PassSummary(
         at=now,
@@ -169,7 +169,7 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         cron_jobs=tuple(CronSchedule.of(c) for _, c in sorted(loaded.desired.cron_jobs.items())),
     )
     applied = ctx.executor.apply(plan, summary)
-    return PassResult(snapshot, loaded, plan, applied, report.errors)
+    return PassResult(snapshot, loaded, plan, applied, report.errors, capacity)
 
 
 def refuse_lost_ledger(ctx: PassContext) -> None:

@@ -38,16 +38,21 @@ from pathlib import Path
 from types import FrameType
 
 from controller.apply.executor import Outcome
+from controller.aws.session import AwsSession
+from controller.aws.sqs import SqsGateway
 from controller.clock import SystemClock
 from controller.errors import ControllerError, TerminalError, TransientError, UsageError
 from controller.model.problems import ManifestError
 from controller.plan.actions import Action, describe
+from controller.runtime.activity import DEFAULT_ACTIVE_POLL_SECONDS, ActivityWatcher
+from controller.runtime.ecs_events import EventInbox
 from controller.runtime.history import LostLedger
 from controller.runtime.log_format import configure_logging
 from controller.runtime.loop import EventWaiter, Loop, LoopSettings, PassReport
 from controller.runtime.metrics import (
     KNOWN_OPERATIONS,
     S3_OPERATIONS,
+    SQS_OPERATIONS,
     Metrics,
     MetricsServer,
     parse_address,
@@ -86,6 +91,10 @@ class RunOptions:
     s3_poll_seconds: float = 30.0
     log_format: str = "text"
     debounce_seconds: float = 0.5
+    #: how often runs in flight are looked at between passes
+    active_poll_seconds: float = DEFAULT_ACTIVE_POLL_SECONDS
+    #: an SQS queue fed with ECS state-change events, or None
+    events_queue: str | None = None
 
 
 def _run_of(action: Action) -> str | None:
@@ -142,7 +151,11 @@ class SyncService:
         inner = source.inner if isinstance(source, LastGoodSource) else source
         clock = SystemClock()
         polled = isinstance(inner, S3Source)
-        operations = KNOWN_OPERATIONS + (S3_OPERATIONS if polled else ())
+        operations = (
+            KNOWN_OPERATIONS
+            + (S3_OPERATIONS if polled else ())
+            + (SQS_OPERATIONS if options.events_queue else ())
+        )
         self.metrics = Metrics(clock, options.resync_seconds, operations)
         server = MetricsServer(self.metrics, host, port).start()
         self._closers.append(server.stop)
@@ -153,6 +166,25 @@ class SyncService:
             bound_host,
             bound_port,
             extra={"metrics_port": bound_port},
+        )
+        context = self.wiring.context
+        self._events_session: AwsSession | None = None
+        inbox: EventInbox | None = None
+        if options.events_queue:
+            # Its own session: the receiver thread makes calls while a pass does.
+            self._events_session = AwsSession(self.settings.region)
+            inbox = EventInbox(
+                SqsGateway(self._events_session),
+                options.events_queue,
+                self.settings.owner,
+                lambda _why: self.loop.look_now(),
+            )
+        self.activity = ActivityWatcher(
+            context.ecs,
+            context.ecs_instances,
+            self.settings.owner,
+            poll_seconds=options.active_poll_seconds,
+            inbox=inbox,
         )
         self.loop = Loop(
             self._pass,
@@ -166,7 +198,12 @@ class SyncService:
             pass_clock=self.wiring.context.clock,
             poll=inner.poll if isinstance(inner, S3Source) else None,
             on_pass=self._record,
+            activity=self.activity,
         )
+        if inbox is not None:
+            inbox.start()  # after the loop exists: an event wakes it
+            self._closers.append(inbox.stop)
+            log.info("receiving ECS events from %s", options.events_queue)
         if isinstance(inner, DirectorySource):
             # The ledger's files (-wal, -shm, .lock, .sync.json) share its name
             # as a prefix; a ledger inside the checkout must not wake the loop.
@@ -182,7 +219,9 @@ class SyncService:
         self._ready_line = (
             f"watching {source.describe()}"
             f" ({f'polled every {options.s3_poll_seconds:g}s' if polled else 'inotify'}),"
-            f" resync every {options.resync_seconds:g}s"
+            f" resync every {options.resync_seconds:g}s,"
+            f" runs in flight looked at every {options.active_poll_seconds:g}s"
+            + (f", ECS events from {options.events_queue}" if options.events_queue else "")
         )
 
     def _keep_lease(self, clock: SystemClock) -> LeaseKeeper:
@@ -212,11 +251,22 @@ class SyncService:
         if self._keeper is not None and not self._keeper.leading:
             # Lost between the loop's check and now: the next try decides.
             raise TransientError("the lease was lost just before the pass")
+        messages = self.activity.messages_for_pass()
+        inbox = self.activity.inbox
         try:
-            return reconcile_once(self.wiring.context)
+            result = reconcile_once(self.wiring.context)
         except LostLedger as exc:
             # Emptied under a running loop: nothing starts until someone acts.
+            if inbox is not None:
+                inbox.give_back(messages)
             raise TerminalError(str(exc)) from None
+        except BaseException:
+            if inbox is not None:
+                inbox.give_back(messages)  # the next pass acts on them
+            raise
+        if inbox is not None:
+            inbox.acknowledge(messages)  # only now: the pass they triggered has finished
+        return result
 
     # -- after each pass --------------------------------------------------------------
 
@@ -227,13 +277,18 @@ class SyncService:
         self.metrics.pass_finished(
             ok=report.ok, seconds=report.duration_seconds, action_counts=counts
         )
-        self.metrics.aws_calls_total(self.wiring.session.calls)
+        calls = self.wiring.session.call_counts()
+        if self._events_session is not None:
+            calls += self._events_session.call_counts()
+        self.metrics.aws_calls_total(calls)
         try:
             view = self.wiring.ledger.view()
         except ControllerError as exc:  # a ledger gone bad: the pass reports it, in one line
             log.warning("runs by phase not updated: %s", exc)
         else:
             self.metrics.runs_by_phase(Counter(r.phase.value for r in view.runs.values()))
+            capacity = result.capacity if result is not None else None
+            self.activity.update(view, capacity.instance_counts if capacity else None)
         if result is not None:
             self._log_result(result)
         if result is not None and self.sync_path is not None:

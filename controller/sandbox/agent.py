@@ -53,6 +53,8 @@ from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import Container
 from moto.moto_api._internal import mock_random
 
+from controller.sandbox.ecs_events import EcsEventEmitter
+
 #: moto's container model, untyped here: mypy sees moto's CloudFormation
 #: base class as abstract, though moto itself instantiates it.
 _CONTAINER_MODEL: Any = Container
@@ -190,9 +192,18 @@ class _Run:
 class SimulatedAgent:
     """Moves sandbox tasks through PENDING, RUNNING and STOPPED, and forgets them."""
 
-    def __init__(self, ecs: Any, *, forget_after: timedelta, logs: Any = None) -> None:
+    def __init__(
+        self,
+        ecs: Any,
+        *,
+        forget_after: timedelta,
+        logs: Any = None,
+        events: EcsEventEmitter | None = None,
+    ) -> None:
         self._ecs = ecs
         self._logs = logs
+        #: where state changes go as ECS events (None: nobody listens)
+        self._events = events
         self._forget_after = forget_after
         self._runs: dict[str, _Run] = {}
         self._pending: list[str] = []
@@ -228,6 +239,11 @@ class SimulatedAgent:
         self._runs[task.task_arn] = _Run(task, task_definition, script)
         self._pending.append(task.task_arn)
         heapq.heappush(self._stops, (now + script.duration, next(self._sequence), task.task_arn))
+        self._changed(task, now)
+
+    def _changed(self, task: Any, now: datetime) -> None:
+        if self._events is not None:
+            self._events.task_changed(task, now)
 
     def _container(self, task: Any, task_definition: Any, definition: Mapping[str, Any]) -> Any:
         # moto's Container model describes the first container definition
@@ -255,13 +271,13 @@ class SimulatedAgent:
         for arn in pending:
             run = self._runs.get(arn)
             if run and run.task.status == "PENDING" and not run.script.fails_to_start:
-                self._start(run)
+                self._start(run, now)
         while self._stops and self._stops[0][0] <= now:
             when, _, arn = heapq.heappop(self._stops)
             run = self._runs.get(arn)
             if run and run.task.status != "STOPPED":
                 if run.task.status == "PENDING" and not run.script.fails_to_start:
-                    self._start(run)  # started and ended between two ticks
+                    self._start(run, when)  # started and ended between two ticks
                 self._finish_by_script(run, when)
         while self._forgets and self._forgets[0][0] <= now:
             _, _, arn = heapq.heappop(self._forgets)
@@ -296,13 +312,14 @@ class SimulatedAgent:
             and run.task.status != "STOPPED"
         ]
 
-    def _start(self, run: _Run) -> None:
+    def _start(self, run: _Run, now: datetime) -> None:
         task = run.task
         task.status = "RUNNING"
         task.started_at = task.created_at
         for container in task.containers:
             container.last_status = "RUNNING"
             self._log(run, container.name, "started (sandbox)", task.created_at)
+        self._changed(task, now)
 
     def _finish_by_script(self, run: _Run, when: datetime) -> None:
         task, script = run.task, run.script
@@ -328,6 +345,7 @@ class SimulatedAgent:
         task.stopped_reason = reason
         task.stopping_at = task.stopped_at = task.execution_stopped_at = when
         self._release(task)
+        self._changed(task, when)
         heapq.heappush(
             self._forgets, (when + self._forget_after, next(self._sequence), task.task_arn)
         )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from controller.sandbox.ecs_events import EcsEventEmitter
 from controller.sandbox.patches import set_instance_resources
 
 if TYPE_CHECKING:
@@ -54,8 +55,15 @@ class Registration:
 class Fleet:
     """Registers EC2 instances as ECS container instances, directly or via watched groups."""
 
-    def __init__(self, ecs: Any, autoscaling: Any, agent: SimulatedAgent) -> None:
+    def __init__(
+        self,
+        ecs: Any,
+        autoscaling: Any,
+        agent: SimulatedAgent,
+        events: EcsEventEmitter | None = None,
+    ) -> None:
         self._ecs = ecs
+        self._events = events
         self._autoscaling = autoscaling
         self._agent = agent
         self._groups: dict[str, WatchedGroup] = {}
@@ -78,6 +86,8 @@ class Fleet:
         self._registered[instance_id] = Registration(
             cluster, instance.container_instance_arn, group
         )
+        if self._events is not None:
+            self._events.instance_changed(instance, self._ecs.clusters[cluster].arn, at)
         return str(instance.container_instance_arn)
 
     def watch(self, group: WatchedGroup) -> None:

@@ -18,6 +18,7 @@ every patched attribute, so sandboxes can follow one another in one process.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import threading
 from collections import Counter
@@ -34,6 +35,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models import ec2_backends
 from moto.ecs.models import ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.events.models import events_backends
 from moto.logs.models import logs_backends
 from moto.moto_api import state_manager
 from moto.moto_api._internal.models import moto_api_backend
@@ -46,7 +48,9 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 from controller.clock import Clock
+from controller.runtime.ecs_events import event_pattern
 from controller.sandbox.agent import SimulatedAgent
+from controller.sandbox.ecs_events import EcsEventEmitter
 from controller.sandbox.fleet import Fleet, WatchedGroup
 from controller.sandbox.patches import (
     ACCOUNT_ID,
@@ -132,8 +136,15 @@ class Sandbox:
         forget_after_seconds: float = 3600.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        tick_seconds: float | None = None,
     ) -> None:
         self.clock = clock
+        #: real time: tasks and instances move on their own, every this many
+        #: seconds, as in ECS (None: only when a request or `tick()` comes,
+        #: which is what a FakeClock test wants)
+        self.tick_seconds = tick_seconds
+        self._ticker: threading.Thread | None = None
+        self._ticking = threading.Event()
         self.region = region
         self.forget_after = timedelta(seconds=forget_after_seconds)
         self._host = host
@@ -145,6 +156,7 @@ class Sandbox:
         self._patches = PatchStack()
         self._agent: SimulatedAgent | None = None
         self._fleet: Fleet | None = None
+        self._events: EcsEventEmitter | None = None
         self._clients: dict[str, Any] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -167,15 +179,30 @@ class Sandbox:
             if server.failure is not None:
                 raise server.failure
             self._server = server
+            if self.tick_seconds is not None:
+                self._ticking.clear()
+                self._ticker = threading.Thread(
+                    target=self._tick_forever, args=(self.tick_seconds,), daemon=True
+                )
+                self._ticker.start()
         except BaseException:
             self._teardown()
             raise
         return self
 
+    def _tick_forever(self, seconds: float) -> None:
+        # Real ECS moves tasks whether or not anyone asks; so does this.
+        while not self._ticking.wait(seconds):
+            self.tick()
+
     def stop(self) -> None:
         """Stop serving, restore moto's originals and wipe its state."""
         if Sandbox._running is not self:
             return  # never started, or stopped already: moto may belong to another
+        self._ticking.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -194,8 +221,11 @@ class Sandbox:
         ecs = ecs_backends[ACCOUNT_ID][self.region]
         autoscaling = autoscaling_backends[ACCOUNT_ID][self.region]
         logs = logs_backends[ACCOUNT_ID][self.region]
-        self._agent = SimulatedAgent(ecs, forget_after=self.forget_after, logs=logs)
-        self._fleet = Fleet(ecs, autoscaling, self._agent)
+        self._events = EcsEventEmitter(events_backends[ACCOUNT_ID][self.region])
+        self._agent = SimulatedAgent(
+            ecs, forget_after=self.forget_after, logs=logs, events=self._events
+        )
+        self._fleet = Fleet(ecs, autoscaling, self._agent, self._events)
         stack = self._patches
         # Order matters: lifecycle wraps placement, which uses the resources.
         patch_task_resources(stack, ecs)
@@ -212,6 +242,7 @@ class Sandbox:
             self._patches.uninstall_all()
             moto_api_backend.reset()
             self._agent = self._fleet = None
+            self._events = None
         state_manager.unset_transition(TASK_MODEL)
         self._clients.clear()
         if Sandbox._running is self:
@@ -420,6 +451,34 @@ class Sandbox:
             security_group = backend.groups[vpc_id].pop(group)
             security_group.id = security_group_id
             backend.groups[vpc_id][security_group_id] = security_group
+
+    def create_events_queue(self, name: str, clusters: list[str] | None = None) -> str:
+        """An SQS queue fed by an EventBridge rule with the documented ECS pattern; its URL.
+
+        The rule is the one README's "Events" section shows
+        (`controller.runtime.ecs_events.event_pattern`), limited to the
+        ARNs of `clusters` when given; the sandbox's ECS emits its state
+        changes to EventBridge, and moto's rule delivers the matching ones.
+        """
+        sqs = self._internal("sqs")
+        url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        cluster_arns = [
+            f"arn:aws:ecs:{self.region}:{ACCOUNT_ID}:cluster/{cluster}"
+            for cluster in clusters or []
+        ]
+        events = self._internal("events")
+        events.put_rule(Name=name, EventPattern=json.dumps(event_pattern(cluster_arns)))
+        events.put_targets(Rule=name, Targets=[{"Id": "controller", "Arn": arn}])
+        return url
+
+    @property
+    def events_emitted(self) -> int:
+        """How many ECS events the sandbox put on the bus (for rules that exist)."""
+        with self._lock:
+            return self._events.emitted if self._events is not None else 0
 
     def create_log_group(self, name: str) -> None:
         """Create a CloudWatch Logs group (tasks with awslogs write to it)."""

@@ -209,6 +209,8 @@ class SandboxMiddleware:
             body = b'{"status": "ok"}'
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
+        if (call.service, call.operation) in _WAITING_CALLS:
+            return self._unserialised(call, environ, start_response)
         with hooks.lock:
             fault: _Fault | None = None
             if not call.internal:
@@ -240,6 +242,36 @@ class SandboxMiddleware:
                 return _answer_with(fault, call, environ, start_response)
         start_response(captured[0], captured[1], captured[2])
         return body_parts
+
+    def _unserialised(
+        self, call: Call, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """A long poll: counted and faulted under the lock, served outside it.
+
+        SQS ReceiveMessage may wait up to 20 s for a message; under the one
+        lock every other request would wait with it. moto's SQS queues are
+        made for this (a Condition per queue that SendMessage notifies), so
+        the wait happens unlocked, as it does in moto's own threaded server.
+        """
+        hooks = self._hooks
+        with hooks.lock:
+            if not call.internal:
+                hooks.calls[(call.service, call.operation)] += 1
+                fault = hooks.faults.take(call)
+                if fault is not None:
+                    return _answer_with(fault, call, environ, start_response)
+            hooks.before()
+        result = self._app(environ, start_response)
+        try:
+            return list(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+
+#: Calls that may block waiting for something to happen: never under the lock.
+_WAITING_CALLS = frozenset({("sqs", "ReceiveMessage")})
 
 
 def _answer_with(

@@ -103,7 +103,7 @@ def test_two_registered_instances_and_a_third_launching(
     autoscaling.set_desired_capacity(GROUP, 3)  # the third launches, registers in 30 s
     session.calls.clear()
 
-    states = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}})
+    states = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}}).groups
 
     state = states[GROUP]
     assert (state.min_size, state.max_size, state.desired) == (0, 5, 3)
@@ -131,7 +131,7 @@ def test_two_registered_instances_and_a_third_launching(
     assert (len(decision.fits_free), len(decision.fits_launching)) == (1, 1)
 
     clock.advance(30)
-    later = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}})[GROUP]
+    later = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}}).groups[GROUP]
     assert (len(later.instances), later.launching) == (3, 0)
 
 
@@ -148,7 +148,7 @@ def test_a_draining_instance_is_observed_but_not_usable(
     ecs.update_container_instances_state(
         cluster=CLUSTER, containerInstances=[first], status="DRAINING"
     )
-    state = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}})[GROUP]
+    state = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}}).groups[GROUP]
     assert sorted(i.active for i in state.instances) == [False, True]
     assert state.launching == 0
 
@@ -161,7 +161,7 @@ def test_instance_size_from_the_launch_template_when_nothing_is_registered(
 ) -> None:
     make_group(sandbox, desired=0, instance_type="m5.large")
     session.calls.clear()
-    state = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}})[GROUP]
+    state = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}}).groups[GROUP]
     assert state.instances == ()
     assert state.launching == 0
     # m5.large as EC2 describes it: 2 vCPUs x 1024 units, 8 GiB.
@@ -211,7 +211,7 @@ def test_instance_size_from_a_launch_configuration_and_from_a_mixed_policy(
         AvailabilityZones=[f"{sandbox.region}a"],
     )
     clusters = {name: {CLUSTER} for name in ("configured", "mixed", "templated", "missing")}
-    states = observe_capacity(ecs_instances, autoscaling, clusters)
+    states = observe_capacity(ecs_instances, autoscaling, clusters).groups
     assert sorted(states) == ["configured", "mixed", "templated"]  # "missing" does not exist
     assert states["configured"].instance_size == (4096, 8192)  # c5.xlarge
     assert states["mixed"].instance_size == (2048, 16384)  # r5.large, the first override
@@ -228,13 +228,13 @@ def test_observing_and_planning_then_scaling_gives_the_tasks_room(
     clock.advance(30)
     waiting = [WaitingTask(RunKey(f"j{i}", "1"), 512, 1024, GROUP) for i in range(6)]
     decision = plan_capacity(
-        waiting, observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}})
+        waiting, observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}}).groups
     )[GROUP]
     assert (decision.target, len(decision.fits_free), decision.new_instances) == (3, 2, 2)
     assert decision.target is not None
     autoscaling.set_desired_capacity(GROUP, decision.target)
     clock.advance(30)
-    state = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}})[GROUP]
+    state = observe_capacity(ecs_instances, autoscaling, {GROUP: {CLUSTER}}).groups[GROUP]
     assert (state.desired, len(state.instances), state.launching) == (3, 3, 0)
     again = plan_capacity(waiting, {GROUP: state})[GROUP]
     assert (again.target, len(again.fits_free)) == (None, 6)

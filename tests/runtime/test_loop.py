@@ -22,7 +22,7 @@ from controller.apply.executor import ActionOutcome, ApplyResult, Outcome
 from controller.clock import FakeClock
 from controller.errors import TerminalError, TransientError
 from controller.model.loader import LoadResult
-from controller.model.manifest import DesiredSet
+from controller.model.manifest import DesiredSet, RunKey
 from controller.plan.actions import Plan
 from controller.runtime.log_format import configure_logging
 from controller.runtime.loop import Loop, LoopSettings, PassReport
@@ -43,6 +43,7 @@ def json_log() -> Iterator[io.StringIO]:
 
 def result(
     *,
+    unplaced: int = 0,
     requeue_at: datetime | None = None,
     observe_errors: list[str] | None = None,
     stale: str | None = None,
@@ -54,6 +55,7 @@ def result(
     )
     if registrations:
         applied.counts["RegisterTaskDefinition"] = registrations
+    applied.unplaced.extend(RunKey(f"job-{i}", "1") for i in range(unplaced))
     return PassResult(
         snapshot=Snapshot(revision="r1", stale=stale),
         loaded=LoadResult(desired=DesiredSet(), errors=()),
@@ -61,6 +63,30 @@ def result(
         applied=applied,
         observe_errors=observe_errors or [],
     )
+
+
+@dataclass
+class FakeActivity:
+    """Runs in flight while `in_flight`; a look reports the next scripted change (or none)."""
+
+    clock: FakeClock
+    period: float = 5.0
+    in_flight: bool = True
+    changes: dict[float, str] = field(default_factory=dict)
+    looks: list[float] = field(default_factory=list)
+    start: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.start = self.clock.now()
+
+    def next_look_in(self) -> float | None:
+        return self.period if self.in_flight else None
+
+    def look(self) -> str | None:
+        at = (self.clock.now() - self.start).total_seconds()
+        self.looks.append(at)
+        due = [t for t in self.changes if t <= at]
+        return self.changes.pop(min(due)) if due else None
 
 
 class FakeWaiter:
@@ -87,6 +113,7 @@ class Harness:
     settings: LoopSettings = field(default_factory=lambda: LoopSettings(resync_seconds=60))
     reports: list[PassReport] = field(default_factory=list)
     poll: Callable[[], bool] | None = None
+    activity: FakeActivity | None = None
 
     def __post_init__(self) -> None:
         self.start = self.clock.now()
@@ -100,6 +127,7 @@ class Harness:
             on_pass=self.reports.append,
             rng=random.Random(7),
             id_prefix="t",
+            activity=self.activity,
         )
 
     def _pass(self, pass_id: str) -> PassResult:
@@ -342,3 +370,80 @@ def test_terminal_action_failures_are_not_retried_but_transient_ones_are() -> No
     )
     result = PassResult(Snapshot("r"), LoadResult(DesiredSet(), ()), Plan(), applied)
     assert retryable_problems(result) == ("action failed: RunTask b: throttled",)
+
+
+# -- between passes: the cheap look at runs in flight ----------------------------------------
+
+
+def test_runs_in_flight_are_looked_at_every_period_and_a_change_runs_a_pass_at_once() -> None:
+    clock = FakeClock()
+    activity = FakeActivity(clock, period=5.0, changes={12.0: "task abc STOPPED"})
+    harness = Harness(clock=clock, activity=activity, settings=LoopSettings(resync_seconds=3600))
+    assert harness.until_pass().trigger == "start"
+    report = harness.until_pass()
+    # Looks at 5 and 10 saw nothing; the one at 15 saw the stop and ran the pass then.
+    assert activity.looks == [5.0, 10.0, 15.0]
+    assert (report.trigger, harness.at()) == ("task abc STOPPED", 15.0)
+    assert harness.loop.looks == 3
+
+
+def test_nothing_in_flight_means_no_look_until_the_resync() -> None:
+    clock = FakeClock()
+    activity = FakeActivity(clock, in_flight=False)
+    harness = Harness(clock=clock, activity=activity, settings=LoopSettings(resync_seconds=600))
+    harness.until_pass()
+    report = harness.until_pass()
+    assert (report.trigger, harness.at(), activity.looks) == ("resync", 600.0, [])
+    assert harness.loop.next_look is None
+
+
+def test_look_now_looks_at_once_without_waiting_for_the_period() -> None:
+    clock = FakeClock()
+    activity = FakeActivity(clock, period=60.0, changes={0.0: "event: task abc STOPPED"})
+    harness = Harness(clock=clock, activity=activity, settings=LoopSettings(resync_seconds=3600))
+    harness.until_pass()
+    clock.advance(2)
+    harness.loop.look_now()
+    report = harness.until_pass()
+    assert (report.trigger, harness.at(), activity.looks) == ("event: task abc STOPPED", 2.0, [2.0])
+
+
+def test_a_failing_loop_does_not_look_its_backoff_decides() -> None:
+    clock = FakeClock()
+    activity = FakeActivity(clock, period=1.0, changes={0.0: "task abc STOPPED"})
+    harness = Harness(
+        clock=clock,
+        activity=activity,
+        settings=LoopSettings(resync_seconds=3600, backoff_initial_seconds=8.0, backoff_jitter=0),
+        script=[lambda: result(observe_errors=["cluster batch: throttled"])],
+    )
+    assert harness.until_pass().problems
+    report = harness.until_pass()
+    assert (report.trigger, harness.at(), activity.looks) == ("retry 1 after failure", 8.0, [])
+
+
+def test_a_look_that_raises_is_logged_and_the_next_one_still_comes() -> None:
+    clock = FakeClock()
+
+    class Broken(FakeActivity):
+        def look(self) -> str | None:
+            super().look()
+            if len(self.looks) == 1:
+                raise RuntimeError("boom")
+            return "task abc STOPPED"
+
+    activity = Broken(clock, period=5.0)
+    harness = Harness(clock=clock, activity=activity, settings=LoopSettings(resync_seconds=3600))
+    harness.until_pass()
+    report = harness.until_pass()
+    assert (report.trigger, activity.looks) == ("task abc STOPPED", [5.0, 10.0])
+
+
+def test_a_placement_failure_is_followed_by_a_pass_at_once() -> None:
+    harness = Harness(
+        settings=LoopSettings(resync_seconds=3600, min_requeue_seconds=1.0),
+        script=[lambda: result(unplaced=2, requeue_at=None)],
+    )
+    harness.until_pass()
+    report = harness.until_pass()
+    assert (report.trigger, harness.at()) == ("requeue requested by the plan", 0.0)
