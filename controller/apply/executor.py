@@ -11,7 +11,7 @@ as Failed; the pass exits 1 and lists the action as failed.
 The start protocol's order is enforced here: the intent is committed to
 the ledger before RunTask, and RunTask's answer is committed right after. A
 crash between any two steps leaves a state the next pass repairs without a
-second task (see `controller.plan.runs`).
+second task (see `controller.plan.lifecycle`).
 
 `checkpoint` is a test hook: end-to-end tests kill the process at each step
 boundary through it (CONTROLLER_TEST_CRASH_AT) to prove the protocol.
@@ -55,7 +55,7 @@ from controller.plan.actions import (
     StopTasks,
     describe,
 )
-from controller.plan.runs import with_run_task_result, with_stopped_tasks
+from controller.plan.records import with_run_task_result, with_stopped_tasks
 from controller.state.ledger import Ledger, LedgerConflict, PassSummary
 
 Checkpoint = Callable[[str], None]
