@@ -399,20 +399,3 @@ def _pin_revision(record: RunRecord, attempt_number: int, arn: str) -> RunRecord
     request = {**attempt.request, "taskDefinition": arn}
     pinned = replace(attempt, task_definition_arn=arn, request=request)
     return replace(record.with_attempt(pinned), task_definition_arn=arn)
-
-
-class DryRunExecutor:
-    """Prints what the plan would do; writes nothing anywhere."""
-
-    def __init__(self, echo: Callable[[str], None]) -> None:
-        self._echo = echo
-
-    def apply(self, plan: Plan, summary: PassSummary | None = None) -> ApplyResult:
-        """Describe each action instead of applying it (the summary is not recorded)."""
-        del summary
-        result = ApplyResult()
-        for action in plan.actions:
-            self._echo(f"would {describe(action)}")
-            result.add(action, Outcome.APPLIED)
-            result.counts[type(action).__name__] += 1
-        return result
