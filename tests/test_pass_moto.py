@@ -357,7 +357,7 @@ def test_guards_stay_in_the_summary_until_a_pass_is_healthy(harness: Harness) ->
 
 
 def test_a_dry_run_records_no_summary(harness: Harness) -> None:
-    from controller.apply.executor import DryRunExecutor
+    from controller.apply.dry_run import DryRunExecutor
     from controller.state.ledger import RevisionMemory
 
     harness.source.files["bad.yaml"] = b"apiVersion: ecs-job-controller/v1\nkind: JobRun\n"

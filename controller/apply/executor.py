@@ -11,7 +11,7 @@ as Failed; the pass exits 1 and lists the action as failed.
 The start protocol's order is enforced here: the intent is committed to
 the ledger before RunTask, and RunTask's answer is committed right after. A
 crash between any two steps leaves a state the next pass repairs without a
-second task (see `controller.plan.runs`).
+second task (see `controller.plan.lifecycle`).
 
 `checkpoint` is a test hook: end-to-end tests kill the process at each step
 boundary through it (CONTROLLER_TEST_CRASH_AT) to prove the protocol.
@@ -56,7 +56,7 @@ from controller.plan.actions import (
     StopTasks,
     describe,
 )
-from controller.plan.runs import with_run_task_result, with_stopped_tasks
+from controller.plan.records import with_run_task_result, with_stopped_tasks
 from controller.state.ledger import Ledger, LedgerConflict, PassSummary
 
 Checkpoint = Callable[[str], None]
@@ -414,20 +414,3 @@ def _pin_revision(record: RunRecord, attempt_number: int, arn: str) -> RunRecord
     request = {**attempt.request, "taskDefinition": arn}
     pinned = replace(attempt, task_definition_arn=arn, request=request)
     return replace(record.with_attempt(pinned), task_definition_arn=arn)
-
-
-class DryRunExecutor:
-    """Prints what the plan would do; writes nothing anywhere."""
-
-    def __init__(self, echo: Callable[[str], None]) -> None:
-        self._echo = echo
-
-    def apply(self, plan: Plan, summary: PassSummary | None = None) -> ApplyResult:
-        """Describe each action instead of applying it (the summary is not recorded)."""
-        del summary
-        result = ApplyResult()
-        for action in plan.actions:
-            self._echo(f"would {describe(action)}")
-            result.add(action, Outcome.APPLIED)
-            result.counts[type(action).__name__] += 1
-        return result

@@ -1,10 +1,11 @@
 """Build: turn a schema-valid manifest document into the frozen model (DESIGN.md §3).
 
-The third stage of loading, after decode (`yamldoc`: bytes to documents with
-line numbers) and validate (`loader`: the JSON Schema and the semantic
-checks). It is pure and knows no YAML and no schema, so the planner can
-rebuild a run's frozen spec (`job_spec_from_raw`) and expand a CronJob's
-schedule (`cron_expression`) without the loader.
+The third stage of loading, after decode (`decode`: bytes to our documents
+with line numbers) and validate (`validate`: the JSON Schema and the
+semantic checks); `loader` runs the three. It is pure and knows no YAML and
+no schema, so the planner can rebuild a run's frozen spec
+(`job_spec_from_raw`) and expand a CronJob's schedule (`cron_expression`)
+without the loader.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """From manifest bytes to validated models, judging each file and document alone.
 
 Pure: the source (a directory, an S3 prefix) hands over `{path: bytes}`; this
-module decodes, parses, validates against the JSON Schemas, applies the
-semantic checks the schema cannot express, and builds the frozen models of
-`controller.model.manifest`. Every problem becomes a `ManifestError`
-(`PATH:LINE: message`) and excludes only the document it is about.
+module runs each file through the three stages of loading (DESIGN.md §3):
+decode (`decode`: bytes to the documents of our apiVersion, with line
+numbers, and warnings for near misses), validate (`validate`: the JSON
+Schemas and the semantic checks the schema cannot express) and build
+(`build`: the frozen models of `controller.model.manifest`). Every problem
+becomes a `ManifestError` (`PATH:LINE: message`) and excludes only the
+document it is about; across files, it rejects duplicate names.
 
 `ManifestLoader` keeps two memories between passes of a long-running loop:
 a parse cache keyed by (path, content hash), so unchanged files cost a hash
@@ -14,56 +17,18 @@ edit keeps the previous version instead of looking like a deletion.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-from jsonschema.exceptions import ValidationError, best_match
 from jsonschema.protocols import Validator
 
-from controller.model.build import JOB_DEFAULTS, build_manifest, cron_expression
-from controller.model.manifest import (
-    API_VERSION,
-    CronJob,
-    DesiredSet,
-    JobRun,
-    Kind,
-    Manifest,
-    SourceLocation,
-)
+from controller.model.build import build_manifest
+from controller.model.decode import best_effort_identity, decode_text, document_kind, our_documents
+from controller.model.manifest import CronJob, DesiredSet, JobRun, Kind, Manifest, SourceLocation
 from controller.model.problems import ManifestError, ManifestWarning
-from controller.model.taskdef import task_cpu_units, task_memory_mib
-from controller.model.yamldoc import YamlDocument, parse_yaml_documents
-
-#: Files larger than this are refused unread (DESIGN.md §3).
-MAX_FILE_BYTES = 1024 * 1024
-
-
-_FARGATE_PROVIDERS = {"FARGATE", "FARGATE_SPOT"}
-
-#: Task-level cpu ECS accepts, in CPU units (the API reference: 0.125 to 192 vCPUs).
-TASK_CPU_MIN = 128
-TASK_CPU_MAX = 196608
-
-#: FARGATE's task sizes, CPU units -> the memory (MiB) each allows (the API
-#: reference of RegisterTaskDefinition's memory; 8192 and 16384 need Linux
-#: platform 1.4.0 or later).
-FARGATE_TASK_SIZES: dict[int, Sequence[int]] = {
-    256: (512, 1024, 2048),
-    512: range(1024, 4096 + 1, 1024),
-    1024: range(2048, 8192 + 1, 1024),
-    2048: range(4096, 16384 + 1, 1024),
-    4096: range(8192, 30720 + 1, 1024),
-    8192: range(16384, 61440 + 1, 4096),
-    16384: range(32768, 122880 + 1, 8192),
-}
-#: Windows containers on Fargate: at least 1 vCPU, and the larger sizes are Linux only.
-FARGATE_WINDOWS_CPU = (1024, 2048, 4096)
+from controller.model.validate import validate_document
+from controller.model.yamldoc import YamlDocument
 
 
 @dataclass(frozen=True)
@@ -225,42 +190,29 @@ def _assemble(
 
 def parse_file(path: str, data: bytes, validators: Mapping[Kind, Validator]) -> FileResult:
     """Parse one file's bytes into manifests and errors."""
-    if len(data) > MAX_FILE_BYTES:
-        return FileResult(
-            errors=(ManifestError(path, 1, f"file is larger than {MAX_FILE_BYTES} bytes"),),
-            unreadable=True,
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return FileResult(
-            errors=(ManifestError(path, line, f"not UTF-8 text: {exc.reason}"),),
-            unreadable=True,
-        )
+    text = decode_text(path, data)
+    if isinstance(text, ManifestError):
+        return FileResult(errors=(text,), unreadable=True)
     manifests: list[Manifest] = []
     errors: list[ManifestError] = []
     warnings: list[ManifestWarning] = []
     invalid: set[tuple[str, str]] = set()
     unreadable = False
     ours = 0
-    for item in parse_yaml_documents(path, text):
+    for item in our_documents(path, text):
         if isinstance(item, ManifestError):
             errors.append(item)
             unreadable = True
             continue
-        if not isinstance(item.value, dict) or item.value.get("apiVersion") != API_VERSION:
-            # Other YAML in the repository is not ours to judge, unless it
-            # looks like a manifest of ours with a typo: say it is ignored.
-            if isinstance(item.value, dict) and almost_ours(item.value):
-                warnings.append(_ignored(path, item))
+        if isinstance(item, ManifestWarning):
+            warnings.append(item)
             continue
         ours += 1
         manifest, doc_errors = _parse_document(path, item, validators)
         if manifest is not None:
             manifests.append(manifest)
         elif doc_errors:
-            ident = _best_effort_identity(item.value)
+            ident = best_effort_identity(item.value)
             if ident is not None:
                 invalid.add(ident)
         errors.extend(doc_errors)
@@ -274,372 +226,14 @@ def parse_file(path: str, data: bytes, validators: Mapping[Kind, Validator]) -> 
     )
 
 
-#: The group of our apiVersion: the part before the version.
-_OUR_GROUP = API_VERSION.split("/", 1)[0]
-
-
-def almost_ours(value: Mapping[str, Any]) -> bool:
-    """True for a document that is meant to be ours but has another apiVersion.
-
-    "Almost ours" means: its apiVersion's group (the text before the first
-    "/", compared case-insensitively) starts with `ecs-job-controller` (a
-    wrong version, `ecs-job-controller/v2`) or is at most two edits from it
-    (a typo, `ecs-job-controler/v1`); or its kind is JobRun or CronJob and its
-    apiVersion is missing, not a string, or has no group (`v1`: Kubernetes
-    keeps CronJob in `batch/v1`, never in its core `v1`). Everything else (a
-    Kubernetes `v1` ConfigMap, a `batch/v1` CronJob, another tool's group)
-    is other YAML of the repository, ignored silently.
-    """
-    api_version = value.get("apiVersion")
-    kind = value.get("kind")
-    ours_by_kind = isinstance(kind, str) and kind in {k.value for k in Kind}
-    if not isinstance(api_version, str):
-        return ours_by_kind
-    if "/" not in api_version and ours_by_kind:
-        return True
-    group = api_version.split("/", 1)[0].strip().lower()
-    return group.startswith(_OUR_GROUP) or _within_edits(group, _OUR_GROUP, 2)
-
-
-def _within_edits(text: str, target: str, limit: int) -> bool:
-    """True when Levenshtein distance(text, target) <= limit."""
-    if abs(len(text) - len(target)) > limit:
-        return False
-    previous = list(range(len(target) + 1))
-    for i, char in enumerate(text, start=1):
-        current = [i]
-        for j, wanted in enumerate(target, start=1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != wanted))
-            )
-        if min(current) > limit:
-            return False  # every later row only grows
-        previous = current
-    return previous[-1] <= limit
-
-
-def _ignored(path: str, doc: YamlDocument) -> ManifestWarning:
-    """The warning for a document that is almost ours (see `almost_ours`)."""
-    api_version = doc.value.get("apiVersion")
-    shown = "(missing)" if api_version is None else repr(api_version)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    message = f"apiVersion {shown} is not {API_VERSION}: document ignored"
-    return ManifestWarning(path, doc.line_of(("apiVersion",)), message)
-
-
-def _best_effort_identity(value: Any) -> tuple[str, str] | None:
-    """(kind, name) of an invalid document, when both can be read."""
-    if not isinstance(value, dict):
-        return None
-    kind, metadata = value.get("kind"), value.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, dict) else None
-    if isinstance(kind, str) and isinstance(name, str):
-        return (kind, name)
-    return None
-
-
 def _parse_document(
     path: str, doc: YamlDocument, validators: Mapping[Kind, Validator]
 ) -> tuple[Manifest | None, list[ManifestError]]:
     """Validate one document of our apiVersion and build its model."""
-    value = doc.value
-    kind_text = value.get("kind")
-    try:
-        kind = Kind(str(kind_text))
-    except ValueError:
-        known = ", ".join(k.value for k in Kind)
-        line = doc.line_of(("kind",))
-        return None, [ManifestError(path, line, f"unknown kind {kind_text!r} (known: {known})")]
-    validator = validators[kind]
-    schema_errors = sorted(validator.iter_errors(value), key=_error_sort_key)
-    if schema_errors:
-        root = validator.schema if isinstance(validator.schema, Mapping) else {}
-        return None, [_schema_error(path, doc, e, root) for e in schema_errors]
-    location = SourceLocation(path, doc.line)
-    semantic = _semantic_errors(kind, value)
-    if semantic:
-        return None, [
-            ManifestError(path, doc.line_of(pointer), f"{_pointer(pointer)}: {message}")
-            for pointer, message in semantic
-        ]
-    return build_manifest(kind, value, location), []
-
-
-def _error_sort_key(error: ValidationError) -> tuple[str, str]:
-    return ("/".join(str(p) for p in error.absolute_path), error.message)
-
-
-def _pointer(parts: Iterable[str | int]) -> str:
-    """A JSON pointer (RFC 6901) for a path."""
-    escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
-    return "/" + "/".join(escaped) if escaped else "/"
-
-
-def _deepest(error: ValidationError) -> ValidationError:
-    """For anyOf/oneOf errors, the sub-error that names the real field.
-
-    Optional members accept null (`anyOf: [X, {type: null}]`); the null
-    branch's complaint is never the useful one, so it is set aside.
-    """
-    while error.context:
-        useful = [e for e in error.context if e.schema != {"type": "null"}]
-        best = best_match(useful or error.context)
-        if best is None:
-            break
-        error = best
-    return error
-
-
-def _property_names(root: Mapping[str, Any], schema: Any, seen: frozenset[str]) -> set[str]:
-    """The property names a subschema declares, through its local `$ref`s."""
-    if not isinstance(schema, Mapping):
-        return set()
-    names = set(schema.get("properties") or {})
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref not in seen:
-        target = root.get("$defs", {}).get(ref.removeprefix("#/$defs/"))
-        names |= _property_names(root, target, seen | {ref})
-    return names
-
-
-def _did_you_mean(extra: list[str], error: ValidationError, root: Mapping[str, Any]) -> str:
-    """The "did you mean" hint for unknown keys close to a field of the schema, or ""."""
-    # Only on an error, so a valid document pays nothing for it.
-    present = set(error.instance) if isinstance(error.instance, dict) else set()
-    candidates = sorted(_property_names(root, error.schema, frozenset()) - present)
-    hints = {
-        key: close[0] for key in extra if (close := difflib.get_close_matches(key, candidates, n=1))
-    }
-    if not hints:
-        return ""
-    if len(extra) == 1:
-        return f"; did you mean {hints[extra[0]]!r}?"
-    return "; did you mean " + ", ".join(f"{v!r} for {k!r}" for k, v in hints.items()) + "?"
-
-
-def _schema_error(
-    path: str, doc: YamlDocument, error: ValidationError, root: Mapping[str, Any]
-) -> ManifestError:
-    """Turn a jsonschema error into `PATH:LINE: /json/pointer: reason`."""
-    error = _deepest(error)
-    parts: tuple[str | int, ...] = tuple(error.absolute_path)
-    line = doc.line_of(parts)
-    message = error.message
-    if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(
-        error.instance, dict
-    ):
-        # jsonschema names the unexpected keys only inside its message; point
-        # at the first of them (its key's line) rather than at the parent.
-        extra = sorted(k for k in error.instance if f"'{k}'" in error.message)
-        if extra:
-            parts = (*parts, extra[0])
-            line = doc.line_of(parts, key=True)
-            hint = ", ".join(repr(k) for k in extra)
-            suggestion = _did_you_mean(extra, error, root)
-            message = f"unknown field(s) {hint} (not allowed here{suggestion})"
-    if len(message) > 300:
-        message = message[:297] + "..."
-    return ManifestError(path, line, f"{_pointer(parts)}: {message}")
-
-
-def _semantic_errors(kind: Kind, value: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-    """Checks the JSON Schema cannot express, as (pointer, message) pairs."""
-    found: list[tuple[tuple[str | int, ...], str]] = []
-    spec = value["spec"]
-    if kind is Kind.CRON_JOB:
-        found.extend(_schedule_errors(spec))
-        job = spec["jobTemplate"]
-        base: tuple[str | int, ...] = ("spec", "jobTemplate")
-    else:
-        job = spec
-        base = ("spec",)
-    found.extend(((*base, *p), m) for p, m in _job_spec_errors(job))
-    return found
-
-
-def _schedule_errors(spec: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-    found: list[tuple[tuple[str | int, ...], str]] = []
-    tz_name = spec.get("timeZone", "UTC")
-    try:
-        zone = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        found.append((("spec", "timeZone"), f"unknown IANA time zone {tz_name!r}"))
-        zone = ZoneInfo("UTC")
-    expression = cron_expression(spec["schedule"])
-    if len(expression.split()) != 5:
-        # Occurrences are identified to the minute (NAME/YYYYMMDDTHHMMZ), so a
-        # seconds field, which cronsim would accept, cannot be honoured.
-        message = f"schedule {spec['schedule']!r} must have 5 fields or be a macro"
-        found.append((("spec", "schedule"), message))
-        return found
-    try:
-        CronSim(expression, datetime(2026, 1, 1, tzinfo=UTC).astimezone(zone))
-    except CronSimError as exc:
-        found.append((("spec", "schedule"), f"invalid cron schedule {spec['schedule']!r}: {exc}"))
-    return found
-
-
-def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-    found: list[tuple[tuple[str | int, ...], str]] = []
-    has_td = job.get("taskDefinition") is not None
-    has_ref = job.get("taskDefinitionRef") is not None
-    if has_td == has_ref:
-        found.append(((), "exactly one of taskDefinition and taskDefinitionRef is required"))
-    strategy = job.get("capacityProviderStrategy") or []
-    runs_on_fargate = _fargate_run(job)
-    td: Mapping[str, Any] | None = job["taskDefinition"] if has_td else None
-    awsvpc = td is not None and td.get("networkMode") == "awsvpc"
-    # RunTask needs a networkConfiguration exactly for awsvpc tasks (Fargate's
-    # are always awsvpc), and refuses one for the other network modes.
-    if (runs_on_fargate or awsvpc) and not job.get("networkConfiguration"):
-        needing = "FARGATE" if runs_on_fargate else "networkMode awsvpc"
-        found.append(((), f"{needing} needs networkConfiguration (awsvpc subnets)"))
-    elif td is not None and not runs_on_fargate and not awsvpc and job.get("networkConfiguration"):
-        mode = td.get("networkMode") or "bridge (the default)"
-        message = f"networkConfiguration is only for networkMode awsvpc; the task has {mode}"
-        found.append((("networkConfiguration",), message))
-    if job.get("launchType") and strategy:
-        found.append(
-            (("launchType",), "launchType and capacityProviderStrategy exclude each other")
-        )
-    if td is not None:
-        found.extend(_task_definition_errors(td, runs_on_fargate or _fargate_required(td)))
-        containers = {
-            c.get("name")
-            for c in job["taskDefinition"].get("containerDefinitions") or []
-            if isinstance(c, dict)
-        }
-        for i, name in enumerate(job.get("successContainers") or []):
-            if name not in containers:
-                found.append((("successContainers", i), f"no container named {name!r}"))
-        overrides = job.get("overrides") or {}
-        for i, override in enumerate(overrides.get("containerOverrides") or []):
-            name = override.get("name") if isinstance(override, dict) else None
-            if name is not None and name not in containers:
-                found.append(
-                    (("overrides", "containerOverrides", i, "name"), f"no container named {name!r}")
-                )
-    backoff = job.get("backoff") or {}
-    initial = backoff.get("initialSeconds", JOB_DEFAULTS.backoff.initial_seconds)
-    if initial > backoff.get("maxSeconds", JOB_DEFAULTS.backoff.max_seconds):
-        found.append((("backoff",), "initialSeconds is larger than maxSeconds"))
-    return found
-
-
-def _fargate_run(job: Mapping[str, Any]) -> str | None:
-    """Why the job's tasks run on Fargate, or None.
-
-    launchType FARGATE, or a capacityProviderStrategy naming FARGATE or
-    FARGATE_SPOT: those are Fargate's own capacity providers, and ECS does not
-    mix them with Auto Scaling group providers in one strategy, so the task
-    runs on Fargate either way. Without either, the cluster's default
-    strategy decides, which `validate` cannot see (no AWS): no Fargate rule
-    applies then, unless the task definition requires FARGATE.
-    """
-    if job.get("launchType") == "FARGATE":
-        return "launchType FARGATE"
-    for item in job.get("capacityProviderStrategy") or []:
-        if isinstance(item, dict) and item.get("capacityProvider") in _FARGATE_PROVIDERS:
-            return f"capacity provider {item['capacityProvider']}"
-    return None
-
-
-def _fargate_required(td: Mapping[str, Any]) -> str | None:
-    """Why the task definition must be valid on Fargate (it requires FARGATE), or None."""
-    # ECS validates the task definition against it at registration, "even if
-    # EC2 is also specified" (the task-size documentation).
-    if "FARGATE" in (td.get("requiresCompatibilities") or []):
-        return "requiresCompatibilities FARGATE"
-    return None
-
-
-def _fargate_sizes(memories: Sequence[int]) -> str:
-    """The memory sizes of one Fargate cpu, as the documentation states them."""
-    if isinstance(memories, range):
-        return f"{memories[0]}..{memories[-1]} MiB in steps of {memories.step}"
-    return ", ".join(map(str, memories)) + " MiB"
-
-
-def _task_definition_errors(
-    td: Mapping[str, Any], on_fargate: str | None
-) -> list[tuple[tuple[str | int, ...], str]]:
-    """What RegisterTaskDefinition (or RunTask) would refuse in a task definition.
-
-    `on_fargate` says why the task is on Fargate (see `_fargate_run`), if it is.
-    """
-    found: list[tuple[tuple[str | int, ...], str]] = []
-    at: tuple[str | int, ...] = ("taskDefinition",)
-    cpu = task_cpu_units(td["cpu"]) if td.get("cpu") is not None else None
-    if td.get("cpu") is not None:
-        if cpu is None:
-            message = f"{td['cpu']!r} is not a task cpu: CPU units (1024) or vCPUs ('1 vCPU')"
-            found.append(((*at, "cpu"), f"{message} making a whole number of units"))
-        elif not TASK_CPU_MIN <= cpu <= TASK_CPU_MAX:
-            message = f"{cpu} CPU units is outside ECS's {TASK_CPU_MIN}..{TASK_CPU_MAX}"
-            found.append(((*at, "cpu"), f"{message} (0.125 to 192 vCPUs)"))
-    memory = task_memory_mib(td["memory"]) if td.get("memory") is not None else None
-    if td.get("memory") is not None:
-        if memory is None:
-            message = f"{td['memory']!r} is not a task memory: MiB (2048) or GB ('2 GB')"
-            found.append(((*at, "memory"), f"{message} making a whole number of MiB"))
-        elif memory < 1:
-            found.append(((*at, "memory"), f"{memory} MiB: task memory is at least 1 MiB"))
-    if on_fargate is not None:
-        found.extend(_fargate_errors(td, on_fargate, cpu, memory))
-    if td.get("memory") is None:
-        # "If a task-level memory value is not specified, you must specify a
-        # non-zero integer for one or both of memory or memoryReservation in a
-        # container definition" (the API reference; registration refuses it).
-        for i, container in enumerate(td.get("containerDefinitions") or []):
-            if isinstance(container, dict) and not (
-                container.get("memory") or container.get("memoryReservation")
-            ):
-                message = (
-                    f"container {container.get('name')!r} needs memory or memoryReservation "
-                    "(MiB): the task sets no memory"
-                )
-                found.append(((*at, "containerDefinitions", i), message))
-    for i, container in enumerate(td.get("containerDefinitions") or []):
-        if not isinstance(container, dict):
-            continue
-        hard, soft = container.get("memory"), container.get("memoryReservation")
-        if isinstance(hard, int) and isinstance(soft, int) and soft > hard:
-            message = f"memoryReservation {soft} is larger than memory {hard}"
-            found.append(((*at, "containerDefinitions", i, "memoryReservation"), message))
-    return found
-
-
-def _fargate_errors(
-    td: Mapping[str, Any], why: str, cpu: int | None, memory: int | None
-) -> list[tuple[tuple[str | int, ...], str]]:
-    """Fargate's rules: awsvpc, task-level cpu and memory, one of its task sizes."""
-    found: list[tuple[tuple[str | int, ...], str]] = []
-    at: tuple[str | int, ...] = ("taskDefinition",)
-    mode = td.get("networkMode")
-    if mode is None:
-        found.append((at, f"on FARGATE ({why}) the task definition needs networkMode awsvpc"))
-    elif mode != "awsvpc":
-        message = f"on FARGATE ({why}) networkMode must be awsvpc, not {mode!r}"
-        found.append(((*at, "networkMode"), message))
-    missing = [field for field in ("cpu", "memory") if td.get(field) is None]
-    if missing:
-        needed = " and ".join(missing)
-        found.append((at, f"on FARGATE ({why}) the task definition needs task-level {needed}"))
-    if cpu is None or memory is None:
-        return found  # missing, or already reported as unreadable
-    sizes = FARGATE_TASK_SIZES.get(cpu)
-    if sizes is None:
-        known = ", ".join(map(str, FARGATE_TASK_SIZES))
-        found.append(((*at, "cpu"), f"FARGATE has no task cpu {cpu} (it takes {known} units)"))
-        return found
-    if memory not in sizes:
-        message = f"FARGATE cpu {cpu} takes memory {_fargate_sizes(sizes)}, not {memory}"
-        found.append(((*at, "memory"), message))
-    platform = td.get("runtimePlatform")
-    family = platform.get("operatingSystemFamily") if isinstance(platform, dict) else None
-    if isinstance(family, str) and family.startswith("WINDOWS") and cpu not in FARGATE_WINDOWS_CPU:
-        known = ", ".join(map(str, FARGATE_WINDOWS_CPU))
-        message = f"Windows on FARGATE takes task cpu {known}, not {cpu}"
-        found.append(((*at, "cpu"), message))
-    return found
+    kind = document_kind(path, doc)
+    if isinstance(kind, ManifestError):
+        return None, [kind]
+    errors = validate_document(path, doc, kind, validators[kind])
+    if errors:
+        return None, errors
+    return build_manifest(kind, doc.value, SourceLocation(path, doc.line)), []

@@ -1,10 +1,11 @@
 """Desired job runs as frozen dataclasses (DESIGN.md §3).
 
 These are what the planner reasons about. They are built only by
-`controller.model.loader` from documents the JSON Schema already accepted,
-so they carry no validation of their own beyond what the types say. ECS-shaped
-parts (taskDefinition, RunTask pass-through fields) stay as JSON-like mappings
-in the API's own field names: they are handed to ECS as they are.
+`controller.model.build` from documents the JSON Schema already accepted
+(the loader validates them first), so they carry no validation of their
+own beyond what the types say. ECS-shaped parts (taskDefinition, RunTask
+pass-through fields) stay as JSON-like mappings in the API's own field
+names: they are handed to ECS as they are.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from controller.model.manifest import DesiredSet
 from controller.model.run import Phase, Reason
 from controller.plan.actions import Action, Plan, RecordRun, RecordSchedule
 from controller.plan.planner import desired_runs
-from controller.plan.runs import new_record
+from controller.plan.records import new_record
 
 ADOPTED_MESSAGE = (
     "adopted as already done (--adopt-history): the ledger was empty while AWS held"

@@ -36,7 +36,8 @@ from datetime import datetime
 from controller.model.manifest import ConcurrencyPolicy, CronJob, Kind, RunKey
 from controller.model.run import LedgerView, Phase, Reason, RunRecord
 from controller.plan.actions import Action, RecordRun, RecordSchedule, planning_error
-from controller.plan.runs import DesiredRun, RunContext, plan_run
+from controller.plan.lifecycle import plan_run
+from controller.plan.records import DesiredRun, RunContext
 from controller.plan.schedule import ScheduleDecision, decide
 
 

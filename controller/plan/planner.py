@@ -36,8 +36,9 @@ from controller.plan.cronjobs import (
     next_occurrence_due,
     settle_concurrency,
 )
+from controller.plan.lifecycle import plan_run
 from controller.plan.prune import PruneInput, PruneSettings, prune_revisions
-from controller.plan.runs import DesiredRun, RunContext, effective_spec, plan_run
+from controller.plan.records import DesiredRun, RunContext, effective_spec
 from controller.plan.schedule import ScheduleDecision
 from controller.plan.taskdefs import TaskDefinitionChoice, choose_revision
 

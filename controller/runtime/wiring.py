@@ -34,7 +34,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from controller.apply.executor import Checkpoint, DryRunExecutor, Executor, no_checkpoint
+from controller.apply.dry_run import DryRunExecutor
+from controller.apply.executor import Checkpoint, Executor, no_checkpoint
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway

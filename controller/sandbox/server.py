@@ -1,8 +1,8 @@
 """A local AWS for the demo and the end-to-end tests.
 
 `Sandbox` runs moto's threaded server on 127.0.0.1 and a free port, puts the
-fidelity patches (`patches.py`), the simulated ECS agent (`agent.py`) and
-the Auto Scaling fleet (`fleet.py`) over moto's in-process backends, and
+fidelity patches (`patches/`), the simulated ECS agent (`agent.py`) and the
+Auto Scaling fleet (`fleet.py`) over moto's in-process backends, and
 serves every request through `wsgi.SandboxMiddleware` (counting, fault
 injection, one lock). Time comes from the injected Clock only: tests pass a
 FakeClock and advance it, the demo a SystemClock.

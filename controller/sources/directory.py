@@ -17,7 +17,7 @@ from collections import deque
 from pathlib import Path
 
 from controller.errors import TransientError, UsageError
-from controller.model.loader import MAX_FILE_BYTES
+from controller.model.decode import MAX_FILE_BYTES
 from controller.model.problems import ManifestError, ManifestWarning
 from controller.sources.snapshot import Snapshot
 

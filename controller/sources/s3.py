@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from controller.aws.s3 import ObjectSummary, S3Gateway
 from controller.errors import TerminalError, UsageError
-from controller.model.loader import MAX_FILE_BYTES
+from controller.model.decode import MAX_FILE_BYTES
 from controller.model.problems import ManifestError
 from controller.sources.directory import MANIFEST_SUFFIXES
 from controller.sources.snapshot import Snapshot

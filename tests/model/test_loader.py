@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from controller.model.loader import MAX_FILE_BYTES, ManifestLoader, parse_file
+from controller.model.decode import MAX_FILE_BYTES
+from controller.model.loader import ManifestLoader, parse_file
 from controller.model.manifest import ConcurrencyPolicy, CronJob, JobRun, RunKey
 from controller.model.taskdef import task_cpu_units, task_memory_mib, to_register_input
 from controller.schemas import validators

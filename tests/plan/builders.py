@@ -26,7 +26,8 @@ from controller.model.observed import ObservedState, ObservedTask, ResolvedRef
 from controller.model.run import LedgerView, RevisionRecord, RunRecord, TaskRecord
 from controller.model.taskdef import spec_hash
 from controller.plan.actions import Action, RecordRun, ResumeAttempt, StartAttempt, StopTasks
-from controller.plan.runs import DesiredRun, RunContext, plan_run, with_run_task_result
+from controller.plan.lifecycle import plan_run
+from controller.plan.records import DesiredRun, RunContext, with_run_task_result
 from controller.plan.taskdefs import TaskDefinitionChoice
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)

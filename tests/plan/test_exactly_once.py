@@ -31,7 +31,7 @@ from controller.plan.actions import (
     StopTasks,
 )
 from controller.plan.planner import DesiredInput, make_plan
-from controller.plan.runs import DesiredRun, with_run_task_result, with_stopped_tasks
+from controller.plan.records import DesiredRun, with_run_task_result, with_stopped_tasks
 from tests.plan.builders import (
     CLUSTER,
     FAMILY,

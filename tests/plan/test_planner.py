@@ -32,7 +32,7 @@ from controller.plan.actions import (
     StopTasks,
 )
 from controller.plan.planner import DesiredInput, make_plan, needs, next_wakeup
-from controller.plan.runs import DesiredRun
+from controller.plan.records import DesiredRun
 from tests.plan.builders import (
     CLUSTER,
     FAMILY,

@@ -1,6 +1,6 @@
 """The run lifecycle of DESIGN.md §4, one table row per transition.
 
-`controller.plan.runs` decides when ECS is asked to start a task, the one
+`controller.plan.lifecycle` decides when ECS is asked to start a task, the one
 write that must happen exactly once per attempt, and what phase a run is in
 afterwards. Each row here is (desired, ledger, observed, now) -> actions with
 no AWS at all (STYLE.md §3), so a wrong transition shows up as a failing row
@@ -27,13 +27,9 @@ from controller.plan.actions import (
     StartAttempt,
     StopTasks,
 )
-from controller.plan.runs import (
-    DesiredRun,
-    attempt_outcome,
-    plan_run,
-    with_run_task_result,
-    with_stopped_tasks,
-)
+from controller.plan.lifecycle import plan_run
+from controller.plan.outcome import attempt_outcome
+from controller.plan.records import DesiredRun, with_run_task_result, with_stopped_tasks
 from tests.plan.builders import (
     CLUSTER,
     NOW,

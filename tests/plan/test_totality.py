@@ -43,7 +43,7 @@ from controller.plan.actions import (
 from controller.plan.cronjobs import schedule_cron_jobs
 from controller.plan.planner import DesiredInput, make_plan, needs
 from controller.plan.prune import PruneSettings
-from controller.plan.runs import DesiredRun, with_run_task_result
+from controller.plan.records import DesiredRun, with_run_task_result
 from tests.plan.builders import (
     CLUSTER,
     FAMILY,

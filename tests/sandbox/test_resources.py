@@ -9,7 +9,7 @@ from moto.ecs.exceptions import InvalidParameterException
 
 from controller.clock import FakeClock
 from controller.sandbox import Sandbox
-from controller.sandbox.patches import parse_task_cpu, parse_task_memory
+from controller.sandbox.patches.resources import parse_task_cpu, parse_task_memory
 from tests.sandbox.helpers import environment, register
 
 

@@ -17,7 +17,7 @@ from controller.aws.errors import AwsTerminalError
 from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
 from controller.errors import TransientError, UsageError
-from controller.model.loader import MAX_FILE_BYTES
+from controller.model.decode import MAX_FILE_BYTES
 from controller.sources.s3 import S3Location, S3Source, is_manifest_key
 
 BUCKET = "manifests"
