@@ -437,6 +437,7 @@ class Sandbox:
         message: str = "Rate exceeded (injected by the sandbox)",
         status: int = 400,
         executed: bool = False,
+        path: str | None = None,
     ) -> None:
         """Make the next `times` calls of service/operation fail with AWS error `code`.
 
@@ -444,9 +445,19 @@ class Sandbox:
         replaced by the error: AWS did the work, the caller cannot know it
         (e.g. `inject_fault("ecs", "RegisterTaskDefinition", "ServerException",
         status=500, executed=True)` registers a revision and answers 500).
+
+        With `path` only the calls to that URL path meet the fault (and use
+        it up); the others go through. For a REST service the path names the
+        resource: S3 is addressed path-style here, so `path="/BUCKET/KEY"`
+        fails one object's GetObject (e.g. `inject_fault("s3", "GetObject",
+        "AccessDenied", status=403, path="/manifests/jobs/b.yaml")`). The
+        JSON and query services (ECS, Auto Scaling, ...) post every call to
+        `/`, so a path cannot tell their calls apart.
         """
-        # Fail early on a misspelt operation rather than never firing.
+        # Fail early on a misspelt operation or path rather than never firing.
         get_service_model(service).operation_model(operation)
+        if path is not None and not path.startswith("/"):
+            raise ValueError(f"a fault's path starts with '/' (S3: /BUCKET/KEY), not {path!r}")
         with self._lock:
             self._faults.add(
                 service,
@@ -456,6 +467,7 @@ class Sandbox:
                 message=message,
                 status=status,
                 executed=executed,
+                path=path,
             )
 
     @property
