@@ -140,6 +140,8 @@ class Sandbox:
         self._port = port
         self._lock = threading.RLock()
         self._calls: Counter[tuple[str, str]] = Counter()
+        #: notified whenever a call is counted (`wait_for_calls`)
+        self._counted = threading.Condition(self._lock)
         self._faults = FaultInjector()
         self._server: _Server | None = None
         self._patches = PatchStack()
@@ -160,7 +162,13 @@ class Sandbox:
                 moto_api_backend.reset()
                 self._install()
             hooks = Hooks(
-                self._lock, self._calls, self._faults, self.tick, self._observe, self.reset
+                self._lock,
+                self._calls,
+                self._counted,
+                self._faults,
+                self.tick,
+                self._observe,
+                self.reset,
             )
             server = _Server(self._host, self._port, hooks)
             server.start()
@@ -480,3 +488,18 @@ class Sandbox:
         """Start counting calls from zero."""
         with self._lock:
             self._calls.clear()
+
+    def wait_for_calls(
+        self, service: str, operation: str, count: int = 1, *, timeout: float
+    ) -> bool:
+        """Wait until `count` calls of service/operation are counted; False after `timeout` s.
+
+        For a test of another process (the CLI): the arrival of a call is an
+        event it can wait on, bounded, instead of polling the state the call
+        changes (e.g. the first RunTask of a pass: that pass is in flight).
+        Counted as `calls` counts them, since the last reset; the wait ends
+        once the call has been answered.
+        """
+        key = (service, operation)
+        with self._counted:
+            return self._counted.wait_for(lambda: self._calls[key] >= count, timeout)

@@ -207,6 +207,8 @@ class Hooks:
 
     lock: threading.RLock
     calls: Counter[tuple[str, str]]
+    #: on `lock`: notified after each counted call
+    counted: threading.Condition
     faults: FaultInjector
     before: Callable[[], None]
     after: Callable[[], None]
@@ -235,6 +237,7 @@ class SandboxMiddleware:
             fault: _Fault | None = None
             if not call.internal:
                 hooks.calls[(call.service, call.operation)] += 1
+                hooks.counted.notify_all()  # its waiters wake once the lock is free
                 fault = hooks.faults.take(call)
                 if fault is not None and not fault.executed:
                     return _answer_with(fault, call, environ, start_response)
