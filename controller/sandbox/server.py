@@ -151,6 +151,8 @@ class Sandbox:
         self._port = port
         self._lock = threading.RLock()
         self._calls: Counter[tuple[str, str]] = Counter()
+        #: notified whenever a call is counted (`wait_for_calls`)
+        self._counted = threading.Condition(self._lock)
         self._faults = FaultInjector()
         self._server: _Server | None = None
         self._patches = PatchStack()
@@ -172,7 +174,13 @@ class Sandbox:
                 moto_api_backend.reset()
                 self._install()
             hooks = Hooks(
-                self._lock, self._calls, self._faults, self.tick, self._observe, self.reset
+                self._lock,
+                self._calls,
+                self._counted,
+                self._faults,
+                self.tick,
+                self._observe,
+                self.reset,
             )
             server = _Server(self._host, self._port, hooks)
             server.start()
@@ -496,6 +504,7 @@ class Sandbox:
         message: str = "Rate exceeded (injected by the sandbox)",
         status: int = 400,
         executed: bool = False,
+        path: str | None = None,
     ) -> None:
         """Make the next `times` calls of service/operation fail with AWS error `code`.
 
@@ -503,9 +512,19 @@ class Sandbox:
         replaced by the error: AWS did the work, the caller cannot know it
         (e.g. `inject_fault("ecs", "RegisterTaskDefinition", "ServerException",
         status=500, executed=True)` registers a revision and answers 500).
+
+        With `path` only the calls to that URL path meet the fault (and use
+        it up); the others go through. For a REST service the path names the
+        resource: S3 is addressed path-style here, so `path="/BUCKET/KEY"`
+        fails one object's GetObject (e.g. `inject_fault("s3", "GetObject",
+        "AccessDenied", status=403, path="/manifests/jobs/b.yaml")`). The
+        JSON and query services (ECS, Auto Scaling, ...) post every call to
+        `/`, so a path cannot tell their calls apart.
         """
-        # Fail early on a misspelt operation rather than never firing.
+        # Fail early on a misspelt operation or path rather than never firing.
         get_service_model(service).operation_model(operation)
+        if path is not None and not path.startswith("/"):
+            raise ValueError(f"a fault's path starts with '/' (S3: /BUCKET/KEY), not {path!r}")
         with self._lock:
             self._faults.add(
                 service,
@@ -515,6 +534,7 @@ class Sandbox:
                 message=message,
                 status=status,
                 executed=executed,
+                path=path,
             )
 
     @property
@@ -527,3 +547,18 @@ class Sandbox:
         """Start counting calls from zero."""
         with self._lock:
             self._calls.clear()
+
+    def wait_for_calls(
+        self, service: str, operation: str, count: int = 1, *, timeout: float
+    ) -> bool:
+        """Wait until `count` calls of service/operation are counted; False after `timeout` s.
+
+        For a test of another process (the CLI): the arrival of a call is an
+        event it can wait on, bounded, instead of polling the state the call
+        changes (e.g. the first RunTask of a pass: that pass is in flight).
+        Counted as `calls` counts them, since the last reset; the wait ends
+        once the call has been answered.
+        """
+        key = (service, operation)
+        with self._counted:
+            return self._counted.wait_for(lambda: self._calls[key] >= count, timeout)

@@ -9,7 +9,9 @@ A WSGI middleware around moto's application that, per request:
   botocore sees a real AWS error (and retries throttling by itself); an
   *executed* fault runs the request first and then answers with the error,
   as when AWS did the work but its answer was lost (a 500 after the write,
-  a dropped connection) — the case a non-idempotent call must survive;
+  a dropped connection) — the case a non-idempotent call must survive. A
+  fault meets every call of its operation, or only the calls to one URL
+  path: for a REST service that names one resource, e.g. one S3 object;
 * runs it under the sandbox lock with the simulation hooks around it: the
   agent and fleet catch up with the clock before moto reads any state, and
   note Auto Scaling launches right after;
@@ -28,7 +30,7 @@ import urllib.parse
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
@@ -52,10 +54,22 @@ class Call:
     service: str
     operation: str
     internal: bool
+    #: the URL path, decoded: what a REST request is about (S3: /BUCKET/KEY)
+    path: str = "/"
 
 
 def identify(environ: dict[str, Any]) -> Call:
     """Name a request by its signing service and API operation ("?" when unknown)."""
+    return replace(_operation(environ), path=_path(environ))
+
+
+def _path(environ: dict[str, Any]) -> str:
+    # WSGI hands over the path's bytes as latin-1 (PEP 3333); keys are UTF-8.
+    raw: str = environ.get("PATH_INFO", "") or "/"
+    return raw.encode("latin-1").decode("utf-8", "replace")
+
+
+def _operation(environ: dict[str, Any]) -> Call:
     internal = INTERNAL_MARKER in environ.get("HTTP_USER_AGENT", "")
     if environ.get("PATH_INFO", "").startswith("/moto-api"):
         return Call("moto-api", environ.get("PATH_INFO", ""), internal=True)
@@ -115,6 +129,12 @@ class _Fault:
     remaining: int
     #: run the call, then answer with the error (the answer was "lost")
     executed: bool = False
+    #: only calls to this URL path meet the fault (None: every call)
+    path: str | None = None
+
+    def applies_to(self, call: Call) -> bool:
+        """True when `call` must meet this fault."""
+        return self.path is None or self.path == call.path
 
 
 class FaultInjector:
@@ -133,23 +153,25 @@ class FaultInjector:
         message: str,
         status: int,
         executed: bool = False,
+        path: str | None = None,
     ) -> None:
-        """Fail the next `times` calls of service/operation with `code` (run if `executed`)."""
+        """Fail the next `times` calls of service/operation (to `path`, if given) with `code`."""
         if times > 0:
             self._faults.setdefault((service, operation), deque()).append(
-                _Fault(code, message, status, times, executed)
+                _Fault(code, message, status, times, executed, path)
             )
 
     def take(self, call: Call) -> _Fault | None:
         """Return the fault this call must answer with, if any (uses it up once)."""
-        queue = self._faults.get((call.service, call.operation))
-        if not queue:
-            return None
-        fault = queue[0]
-        fault.remaining -= 1
-        if fault.remaining == 0:
-            queue.popleft()
-        return fault
+        queue = self._faults.get((call.service, call.operation), deque())
+        # The oldest fault that applies: one for another path waits for its own calls.
+        for index, fault in enumerate(queue):
+            if fault.applies_to(call):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    del queue[index]
+                return fault
+        return None
 
     def clear(self) -> None:
         """Forget every pending fault."""
@@ -185,6 +207,8 @@ class Hooks:
 
     lock: threading.RLock
     calls: Counter[tuple[str, str]]
+    #: on `lock`: notified after each counted call
+    counted: threading.Condition
     faults: FaultInjector
     before: Callable[[], None]
     after: Callable[[], None]
@@ -215,6 +239,7 @@ class SandboxMiddleware:
             fault: _Fault | None = None
             if not call.internal:
                 hooks.calls[(call.service, call.operation)] += 1
+                hooks.counted.notify_all()  # its waiters wake once the lock is free
                 fault = hooks.faults.take(call)
                 if fault is not None and not fault.executed:
                     return _answer_with(fault, call, environ, start_response)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from watchdog.events import (
+    EVENT_TYPE_DELETED,
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
@@ -125,6 +126,9 @@ class DirectoryWatcher:
         #: (device, inode) of the watched directory: a directory deleted and
         #: created again under the same name is a new one to watch
         self._identity: tuple[int, int] | None = None
+        #: the watched directory's own deletion was reported: its watch is over
+        #: (set on watchdog's thread, cleared by the next re-watch)
+        self._target_deleted = False
 
     @property
     def target(self) -> str:
@@ -159,7 +163,11 @@ class DirectoryWatcher:
         deleted and cloned again (inotify forgets a deleted directory).
         """
         alive = {emitter.watch for emitter in self._observer.emitters if emitter.is_alive()}
-        dead = not self._tree_watches or any(w not in alive for w in self._tree_watches)
+        dead = (
+            not self._tree_watches
+            or self._target_deleted
+            or any(w not in alive for w in self._tree_watches)
+        )
         before = self._target
         changed = self._watch_target(force=dead or _identity(self._target) != self._identity)
         if changed and before and self._target != before:
@@ -180,6 +188,7 @@ class DirectoryWatcher:
                 with contextlib.suppress(KeyError):
                     self._observer.unschedule(watch)
             self._tree_watches = []
+            self._target_deleted = False
             self._target = target
             was_there, self._identity = self._identity is not None, _identity(target)
             if not Path(target).is_dir():
@@ -207,14 +216,24 @@ class DirectoryWatcher:
                     )
             return True
 
-    def _on_link_parent_event(self, path: str) -> None:
+    def _on_link_parent_event(self, path: str, event_type: str) -> None:
+        del event_type  # created, deleted or moved: the link is re-read either way
         if path not in self._links:
             return
         if self._watch_target():
             self._notify(f"source symlink now points to {self._target}")
 
-    def _on_tree_event(self, path: str) -> None:
-        if self.relevant(path):
+    def _on_tree_event(self, path: str, event_type: str) -> None:
+        if path == self._target and event_type == EVENT_TYPE_DELETED:
+            # inotify ends the watch with its directory, but the emitter's
+            # thread only ends a moment later; without this mark, `refresh`
+            # could find it alive and miss a directory created again under the
+            # same name on the same inode (rm -rf and clone again). A plain
+            # assignment, no lock: this runs under watchdog's dispatch lock,
+            # which `_watch_target` takes inside ours.
+            self._target_deleted = True
+            self._notify(f"source directory deleted: {path}")
+        elif self.relevant(path):
             self._notify(f"changed: {path}")
 
     def relevant(self, path: str) -> bool:
@@ -231,9 +250,9 @@ class DirectoryWatcher:
 
 
 class _Handler(FileSystemEventHandler):
-    """Forwards the paths of write events (both ends of a move) to a callback."""
+    """Forwards the paths of write events (both ends of a move) and their type to a callback."""
 
-    def __init__(self, callback: Callable[[str], None]) -> None:
+    def __init__(self, callback: Callable[[str, str], None]) -> None:
         self._callback = callback
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -241,6 +260,6 @@ class _Handler(FileSystemEventHandler):
         paths = [event.src_path, event.dest_path] if event.dest_path else [event.src_path]
         for raw in paths:
             try:
-                self._callback(_absolute(os.fsdecode(raw)))
+                self._callback(_absolute(os.fsdecode(raw)), event.event_type)
             except Exception:
                 log.exception("file-change handler failed for %s", raw)

@@ -4,7 +4,8 @@ Every test drives the real CLI against the sandbox. Concurrent writers are
 real concurrent processes; a test that needs "the lock is taken" holds it
 with a live `controller run` (or, where only the key matters, a FileLease in
 this process, which the kernel treats like any other holder). Waiting here is
-for another process, bounded; no assertion rests on a fixed sleep.
+for another process, bounded, on what it says (`tests/e2e/child.py`): no
+assertion rests on a fixed sleep, nothing polls.
 """
 
 from __future__ import annotations
@@ -15,43 +16,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from controller.state.file_lock import FileLease, lease_path
+from tests.e2e.child import Child
 from tests.e2e.conftest import World, job
 
 pytestmark = pytest.mark.e2e
-
-DEADLINE = 60.0
-
-
-@dataclass
-class Background:
-    """A controller child process and its combined output."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_log(self, fragment: str) -> None:
-        give_up = time.monotonic() + DEADLINE
-        while fragment not in self.log():
-            if self.process.poll() is not None:
-                raise AssertionError(f"exited {self.process.returncode}:\n{self.log()}")
-            if time.monotonic() > give_up:
-                raise AssertionError(f"no {fragment!r} within {DEADLINE:.0f}s:\n{self.log()}")
-            time.sleep(0.05)
-
-    def wait(self) -> int:
-        return self.process.wait(timeout=DEADLINE * 2)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.wait()
 
 
 def environment(world: World) -> dict[str, str]:
@@ -61,35 +33,25 @@ def environment(world: World) -> dict[str, str]:
 
 
 @pytest.fixture
-def launch(world: World) -> Iterator[Callable[..., Background]]:
+def launch(world: World) -> Iterator[Callable[..., Child]]:
     """Start controller commands in the background; killed at teardown if still alive."""
-    started: list[Background] = []
+    started: list[Child] = []
 
-    def start(*args: str, state: str | None = None) -> Background:
-        log_path = world.root / f"background-{len(started)}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                world.argv(*args, state=state),
-                env=environment(world),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        started.append(Background(process, log_path))
+    def start(*args: str, state: str | None = None) -> Child:
+        started.append(Child(world.argv(*args, state=state), environment(world)))
         return started[-1]
 
     yield start
-    for background in started:
-        if background.process.poll() is None:
-            background.process.kill()
-            background.process.wait()
+    for child in started:
+        child.kill()
 
 
-def start_run(launch: Callable[..., Background], state: str | None = None) -> Background:
+def start_run(launch: Callable[..., Child], state: str | None = None) -> Child:
     """A live `controller run` that has finished its first pass."""
     running = launch(
         "run", "--resync-seconds", "3600", "--metrics-addr", "127.0.0.1:0", state=state
     )
-    running.wait_log("pass done")
+    running.wait_line("pass done")
     return running
 
 
@@ -109,7 +71,7 @@ def registrations(world: World) -> int:
 
 
 def test_two_concurrent_reconciles_register_each_revision_once(
-    world: World, launch: Callable[..., Background]
+    world: World, launch: Callable[..., Child]
 ) -> None:
     world.sandbox.add_container_instances("batch", 2, cpu=2048, memory=4096)  # room for 32
     for i in range(30):
@@ -117,7 +79,7 @@ def test_two_concurrent_reconciles_register_each_revision_once(
     first = launch("reconcile", "--once", "--lock-timeout", "120")
     second = launch("reconcile", "--once", "--lock-timeout", "120")
 
-    assert (first.wait(), second.wait()) == (0, 0), first.log() + second.log()
+    assert (first.wait(), second.wait()) == (0, 0), first.output() + second.output()
     # The second pass waited for the first and found everything done.
     assert registrations(world) == 30
     ecs = world.sandbox.client("ecs", counted=False)
@@ -131,7 +93,7 @@ def test_two_concurrent_reconciles_register_each_revision_once(
 
 
 def test_reconcile_beside_a_live_run_waits_then_exits_2_naming_the_holder(
-    world: World, launch: Callable[..., Background]
+    world: World, launch: Callable[..., Child]
 ) -> None:
     world.write("a.yaml", job("a"))
     running = start_run(launch)
@@ -153,7 +115,7 @@ def test_reconcile_beside_a_live_run_waits_then_exits_2_naming_the_holder(
 
 
 def test_reconcile_waits_for_a_run_that_is_stopping_and_then_passes(
-    world: World, launch: Callable[..., Background]
+    world: World, launch: Callable[..., Child]
 ) -> None:
     world.write("a.yaml", job("a"))
     running = start_run(launch)
@@ -161,12 +123,12 @@ def test_reconcile_waits_for_a_run_that_is_stopping_and_then_passes(
     running.process.send_signal(signal.SIGTERM)
 
     assert running.wait() == 0
-    assert waiting.wait() == 0, waiting.log()
+    assert waiting.wait() == 0, waiting.output()
     assert len(world.all_tasks()) == 1
 
 
 def test_run_waits_up_to_its_lock_timeout_at_start(
-    world: World, launch: Callable[..., Background]
+    world: World, launch: Callable[..., Child]
 ) -> None:
     world.write("a.yaml", job("a"))
     with FileLease(lease_path(world.root / "state.db"), "controller reconcile --once"):
@@ -179,7 +141,7 @@ def test_run_waits_up_to_its_lock_timeout_at_start(
 
 
 def test_a_ledger_alias_through_a_symlink_shares_the_lock(
-    world: World, launch: Callable[..., Background]
+    world: World, launch: Callable[..., Child]
 ) -> None:
     world.write("a.yaml", job("a"))
     running = start_run(launch)
@@ -222,7 +184,7 @@ def dynamo_world(world: World) -> DynamoDbWorld:
 
 
 def test_reconcile_on_dynamodb_takes_the_leader_lease_for_its_pass(
-    dynamo_world: DynamoDbWorld, launch: Callable[..., Background]
+    dynamo_world: DynamoDbWorld, launch: Callable[..., Child]
 ) -> None:
     world = dynamo_world
     world.write("a.yaml", job("a"))

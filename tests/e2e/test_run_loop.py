@@ -3,9 +3,10 @@
 Each test starts the real long-running CLI (with `--resync-seconds 3600`, so
 anything that happens within a test happened because of a source change, not
 the timer), changes its source the way operators do — `git commit`, `git
-revert`, git-sync's symlink swap, S3 uploads — and polls the sandbox with a
-short interval and an overall deadline until the effect shows. Waiting here
-is for another process; no assertion rests on a fixed sleep.
+revert`, git-sync's symlink swap, S3 uploads — and waits, bounded, for the
+child to say it acted (`RunTask beta/1 ...`, `pass done ... revision=...`;
+`tests/e2e/child.py`); the sandbox's state is then asserted as it stands.
+Nothing sleeps and nothing polls.
 """
 
 from __future__ import annotations
@@ -13,67 +14,30 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.child import DEADLINE, Child, Line
 from tests.e2e.conftest import World, job
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
-DEADLINE = 30.0
 
-
-def eventually(probe: Callable[[], T], what: str, timeout: float = DEADLINE) -> T:
-    """Poll `probe` every 50 ms until it returns something truthy; fail after `timeout`."""
-    give_up = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > give_up:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
-
-
-@dataclass
-class Running:
-    """One `controller run` child process and its log."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_log(self, fragment: str, *, after: int = 0) -> str:
-        """Wait until `fragment` appears in the log (past character `after`); the log so far."""
-
-        def seen() -> str:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"controller run exited {self.process.returncode}:\n{self.log()}"
-                )
-            text = self.log()
-            return text if fragment in text[after:] else ""
-
-        return eventually(seen, repr(fragment))
+class Running(Child):
+    """One `controller run` child process, with its metrics endpoint."""
 
     @property
     def metrics_url(self) -> str:
-        text = self.wait_log("serving metrics on ")
-        found = re.search(r"serving metrics on (http://[\d.]+:\d+)/metrics", text)
-        assert found, text
+        line = self.wait_line("serving metrics on ")
+        found = re.search(r"serving metrics on (http://[\d.]+:\d+)/metrics", line.text)
+        assert found, line
         return found.group(1)
 
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -92,10 +56,25 @@ class Running:
         except urllib.error.HTTPError as refused:
             return int(refused.code)
 
-    def stop(self) -> int:
-        """SIGTERM, then the exit status."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=DEADLINE)
+    def wait_pass(
+        self, revision: Callable[[str], bool], *, since: int, what: str
+    ) -> tuple[Line, str]:
+        """The first `pass done` line from line `since` on whose revision satisfies `revision`."""
+
+        def done(text: str) -> bool:
+            found = revision_of(text)
+            return "pass done" in text and found is not None and revision(found)
+
+        line = self.wait_line(done, since=since, what=what)
+        found = revision_of(line.text)
+        assert found is not None
+        return line, found
+
+
+def revision_of(line: str) -> str | None:
+    """The revision a text-format `pass done` line ends with (a Git commit shows 7 digits)."""
+    found = re.search(r" revision=(\S+)$", line)
+    return found.group(1) if found else None
 
 
 @pytest.fixture
@@ -106,7 +85,6 @@ def start(world: World) -> Iterator[Callable[..., Running]]:
     def launch(*args: str, source: str | None = None) -> Running:
         environment = world.sandbox.subprocess_env()
         environment["CONTROLLER_TEST_NOW"] = world.clock.now().isoformat()
-        log_path = world.root / f"run-{len(started)}.log"
         argv = [
             sys.executable,
             "-m",
@@ -124,17 +102,13 @@ def start(world: World) -> Iterator[Callable[..., Running]]:
             "127.0.0.1:0",
             *args,
         ]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(argv, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        running = Running(process, log_path)
+        running = Running(argv, environment)
         started.append(running)
         return running
 
     yield launch
     for running in started:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait()
+        running.kill()
 
 
 def git(repo: Path, *args: str) -> str:
@@ -165,27 +139,23 @@ def commit(repo: Path, message: str, **files: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def task_count(world: World, count: int) -> Callable[[], bool]:
-    return lambda: len(world.all_tasks()) >= count
-
-
 def test_a_commit_starts_its_run_without_waiting_for_the_resync_timer(
     world: World, repo: Path, start: Callable[..., Running]
 ) -> None:
     running = start()
-    running.wait_log("pass done")
+    running.wait_line("pass done")
     assert running.http_status("/readyz") == 200
     assert running.http_status("/healthz") == 200
 
     head = commit(repo, "nightly", **{"nightly.yaml": job("nightly", duration=600)})
-    eventually(task_count(world, 1), "the committed run's task")
-    assert world.run("nightly")["attempts"][0]["taskArns"] == world.all_tasks()
+    run_task = running.wait_line("RunTask nightly/1")
+    [task] = world.all_tasks()
+    assert world.run("nightly")["attempts"][0]["taskArns"] == [task]
 
-    def synced() -> str:
-        first_line = world.cli("status").stdout.splitlines()[0]
-        return first_line if first_line.startswith(f"synced to {head[:7]} at ") else ""
-
-    eventually(synced, f"status to show the commit {head[:7]}")
+    # The file's write may wake a pass before the commit; a pass at the
+    # commit follows, and it has written the sync record before it says so.
+    running.wait_pass(lambda r: r == head[:7], since=run_task.number, what=f"a pass at {head}")
+    assert world.cli("status").stdout.startswith(f"synced to {head[:7]} at ")
 
     found = running.scrape()
     assert found[("controller_taskdef_registrations_total", ())] == 1
@@ -200,7 +170,7 @@ def test_a_commit_starts_its_run_without_waiting_for_the_resync_timer(
     assert found[("controller_missed_schedules_total", ())] == 0
 
     assert running.stop() == 0
-    assert "stopped after" in running.log()
+    assert "stopped after" in running.output()
 
 
 def test_reverting_an_invalid_commit_recovers(
@@ -208,23 +178,25 @@ def test_reverting_an_invalid_commit_recovers(
 ) -> None:
     commit(repo, "alpha", **{"alpha.yaml": job("alpha", duration=600)})
     running = start("--log-format", "json")
-    eventually(task_count(world, 1), "alpha's task")
+    running.wait_line("RunTask alpha/1")
+    assert len(world.all_tasks()) == 1
 
     broken = job("alpha", duration=600).replace("cluster: batch", "cluster: [batch]")
     commit(repo, "break alpha", **{"alpha.yaml": broken})
-    mark = len(running.wait_log("invalid manifest"))
+    invalid = running.wait_line("invalid manifest")
     # Last known good: the broken edit is not a deletion, alpha is not orphaned.
     assert world.run("alpha")["reason"] != "Orphaned"
 
     git(repo, "revert", "--no-edit", "HEAD")
-    running.wait_log('"message": "fixed: ', after=mark - 200)
+    running.wait_line('"message": "fixed: ', since=invalid.number + 1)
     commit(repo, "beta", **{"beta.yaml": job("beta", duration=600)})
-    eventually(task_count(world, 2), "beta's task")
+    running.wait_line("RunTask beta/1")
+    assert len(world.all_tasks()) == 2
     assert world.run("alpha")["reason"] != "Orphaned"
     assert len(world.run("alpha")["attempts"]) == 1
     assert running.stop() == 0
 
-    lines = [json.loads(line) for line in running.log().splitlines()]
+    lines = [json.loads(line) for line in running.output().splitlines()]
     assert all({"time", "level", "message", "pass"} <= line.keys() for line in lines)
     [run_task] = [x for x in lines if x["message"].startswith("RunTask beta/1")]
     assert run_task["run"] == "beta/1"
@@ -239,14 +211,15 @@ def test_a_git_sync_symlink_swap_is_followed(world: World, start: Callable[..., 
     (new / "beta.yaml").write_text(job("beta", duration=600))
     link.symlink_to(old)
     running = start(source=str(link))
-    eventually(task_count(world, 1), "alpha's task")
+    running.wait_line("RunTask alpha/1")
 
     # git-sync: a new link under a temporary name, renamed over the old one,
     # then the old worktree is removed.
     (world.root / "tmp-link").symlink_to(new)
     (world.root / "tmp-link").replace(link)
     shutil.rmtree(old)
-    eventually(task_count(world, 2), "beta's task after the swap")
+    running.wait_line("RunTask beta/1", what="beta's RunTask after the swap")
+    assert len(world.all_tasks()) == 2
     assert running.stop() == 0
     # Which event names the pass (the swap, or the old tree's deletion) is a
     # race; the watcher's own test checks the swap message. Here: it followed.
@@ -265,27 +238,29 @@ def test_an_s3_source_fetches_only_changed_objects(
     put("alpha.yaml", job("alpha", duration=600))
     put("notes.txt", "not a manifest")
     running = start("--s3-poll-seconds", "0.2", source="s3://manifests/jobs/")
-    eventually(task_count(world, 1), "alpha's task")
+    running.wait_line("RunTask alpha/1")
     world.sandbox.reset_calls()
 
     def gets() -> int:
         return world.sandbox.calls[("s3", "GetObject")]
 
     put("beta.yaml", job("beta", duration=600))  # added
-    eventually(task_count(world, 2), "beta's task")
+    running.wait_line("RunTask beta/1")
+    assert len(world.all_tasks()) == 2
     assert gets() == 1
 
     put("alpha.yaml", job("alpha", duration=600, run_id="2"))  # changed
-    eventually(task_count(world, 3), "alpha/2's task")
+    run_task = running.wait_line("RunTask alpha/2")
+    assert len(world.all_tasks()) == 3
     assert gets() == 2
 
-    sync_file = Path(world.state.removeprefix("sqlite:") + ".sync.json")
-    before = json.loads(sync_file.read_text())["revision"]
+    done, before = running.wait_pass(lambda _: True, since=run_task.number, what="alpha/2's pass")
     s3.delete_object(Bucket="manifests", Key="jobs/beta.yaml")  # deleted
-    eventually(
-        lambda: json.loads(sync_file.read_text())["revision"] != before,
-        "the revision after the delete",
+    _, after = running.wait_pass(
+        lambda r: r != before, since=done.number + 1, what="a pass that saw the delete"
     )
+    sync_file = Path(world.state.removeprefix("sqlite:") + ".sync.json")
+    assert json.loads(sync_file.read_text())["revision"] == after
     assert gets() == 2  # a deletion fetches nothing
     assert world.sandbox.calls[("s3", "ListObjectsV2")] >= 3
     assert running.stop() == 0
@@ -297,11 +272,11 @@ def test_sigterm_during_a_pass_exits_0_with_a_consistent_ledger(
     for i in range(25):
         world.write(f"job-{i:02d}.yaml", job(f"job-{i:02d}", duration=600, family="shared"))
     running = start()
-    # The first RunTask the sandbox sees proves the pass is in flight (a log
-    # line before the pass would race the loop's start).
-    eventually(world.all_tasks, "the first pass's first RunTask")
+    # The first RunTask the sandbox answers proves the pass is in flight (the
+    # child logs a pass's actions only once it is over).
+    assert world.sandbox.wait_for_calls("ecs", "RunTask", timeout=DEADLINE)
     assert running.stop() == 0
-    log = running.log()
+    log = running.output()
     assert "SIGTERM: finishing the pass in flight" in log
     assert "stopped after 1 pass(es)" in log
 
@@ -322,7 +297,7 @@ def test_a_second_controller_on_the_same_ledger_exits_2(
     world: World, start: Callable[..., Running]
 ) -> None:
     running = start()
-    running.wait_log("pass done")
+    running.wait_line("pass done")
     second = world.cli("run", "--metrics-addr", "127.0.0.1:0", "--lock-timeout", "0")
     assert second.returncode == 2
     assert "holds the lease on this ledger" in second.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import urllib.request
 from collections import Counter
 
@@ -57,3 +58,12 @@ def test_an_uncounted_client_neither_counts_nor_meets_faults(sandbox: Sandbox) -
     sandbox.inject_fault("ecs", "ListClusters", "ThrottlingException")
     sandbox.client("ecs", counted=False).list_clusters()
     assert sandbox.calls == Counter()
+
+
+def test_a_test_can_wait_for_a_call_made_elsewhere(sandbox: Sandbox) -> None:
+    assert sandbox.wait_for_calls("ecs", "ListClusters", timeout=0) is False
+    caller = threading.Thread(target=sandbox.client("ecs").list_clusters)
+    caller.start()
+    assert sandbox.wait_for_calls("ecs", "ListClusters", timeout=30)
+    caller.join(timeout=30)
+    assert sandbox.wait_for_calls("ecs", "ListClusters", 2, timeout=0) is False

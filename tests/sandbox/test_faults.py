@@ -96,6 +96,39 @@ def test_faults_only_hit_their_operation(sandbox: Sandbox, cluster: str) -> None
         ecs.describe_tasks(cluster=cluster, tasks=["x"])
 
 
+def test_a_fault_for_one_path_hits_only_the_calls_to_that_path(sandbox: Sandbox) -> None:
+    s3 = sandbox.client("s3")
+    s3.create_bucket(Bucket="manifests")
+    for key in ("jobs/a.yaml", "jobs/ünï côdé.yaml"):
+        s3.put_object(Bucket="manifests", Key=key, Body=b"a: 1\n")
+    denied = "/manifests/jobs/ünï côdé.yaml"  # the key as S3 names it, not URL-quoted
+    sandbox.inject_fault("s3", "GetObject", "AccessDenied", status=403, path=denied)
+
+    assert s3.get_object(Bucket="manifests", Key="jobs/a.yaml")["Body"].read() == b"a: 1\n"
+    with pytest.raises(ClientError) as raised:
+        s3.get_object(Bucket="manifests", Key="jobs/ünï côdé.yaml")
+    assert raised.value.response["Error"]["Code"] == "AccessDenied"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # Used up by its own call; the call to the other key left it pending.
+    assert s3.get_object(Bucket="manifests", Key="jobs/ünï côdé.yaml")["Body"].read() == b"a: 1\n"
+
+
+def test_a_fault_for_one_path_lets_a_later_fault_for_every_path_by(sandbox: Sandbox) -> None:
+    s3 = no_retries(sandbox, "s3")
+    s3.create_bucket(Bucket="manifests")
+    s3.put_object(Bucket="manifests", Key="a.yaml", Body=b"a: 1\n")
+    sandbox.inject_fault("s3", "GetObject", "AccessDenied", status=403, path="/manifests/b.yaml")
+    sandbox.inject_fault("s3", "GetObject", "SlowDown", status=503)
+    with pytest.raises(ClientError, match="SlowDown"):
+        s3.get_object(Bucket="manifests", Key="a.yaml")
+    assert s3.get_object(Bucket="manifests", Key="a.yaml")["Body"].read() == b"a: 1\n"
+
+
+def test_a_path_without_its_leading_slash_is_refused_at_once(sandbox: Sandbox) -> None:
+    with pytest.raises(ValueError, match="/BUCKET/KEY"):
+        sandbox.inject_fault("s3", "GetObject", "AccessDenied", path="manifests/b.yaml")
+
+
 def test_query_protocol_services_get_their_own_error_format(sandbox: Sandbox) -> None:
     sandbox.create_cluster("batch")
     sandbox.create_auto_scaling_group("batch-asg", "batch", 0, 2, 0)

@@ -1,7 +1,10 @@
-"""The S3 source against moto in-process: listing, ETag-keyed fetching, the same refusals.
+"""The S3 source against moto: listing, ETag-keyed fetching, the same refusals.
 
 Calls are counted by the controller's own AwsSession, so "GetObject only for
-changed ETags" is checked on the requests actually made.
+changed ETags" is checked on the requests actually made. Most tests run moto
+in-process; a test that needs S3 to refuse one object runs on the sandbox's
+server, whose fault injection answers that object's GetObject with an AWS
+error (our own gateway is never patched).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from controller.aws.errors import AwsTerminalError
 from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
+from controller.clock import FakeClock
 from controller.errors import TransientError, UsageError
 from controller.model.decode import MAX_FILE_BYTES
+from controller.sandbox import Sandbox
 from controller.sources.s3 import S3Location, S3Source, is_manifest_key
 
 BUCKET = "manifests"
@@ -33,6 +37,17 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
         yield client
+
+
+@pytest.fixture
+def sandbox_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Any]]:
+    """The sandbox's server with the bucket, and the environment pointing boto3 at it."""
+    with Sandbox(FakeClock()) as sandbox:
+        for name, value in sandbox.env().items():
+            monkeypatch.setenv(name, value)
+        client = sandbox.client("s3", counted=False)
+        client.create_bucket(Bucket=BUCKET)
+        yield sandbox, client
 
 
 def put(s3: Any, key: str, body: str | bytes) -> None:
@@ -138,22 +153,17 @@ def test_urls_and_keys() -> None:
     assert not is_manifest_key("p/a.json", "p/")
 
 
-def test_an_object_that_cannot_be_read_is_reported_alone(
-    s3: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_object_that_cannot_be_read_is_reported_alone(sandbox_s3: tuple[Sandbox, Any]) -> None:
+    sandbox, s3 = sandbox_s3
     put(s3, "jobs/a.yaml", "a: 1\n")
     put(s3, "jobs/b.yaml", "b: 1\n")
+    sandbox.inject_fault(
+        "s3", "GetObject", "AccessDenied", status=403, path=f"/{BUCKET}/jobs/b.yaml"
+    )
     src, _ = source()
-    real = S3Gateway.get_object
-
-    def denied(self: S3Gateway, bucket: str, key: str, etag: str) -> bytes:
-        if key.endswith("b.yaml"):
-            raise AwsTerminalError("AccessDenied", "Access Denied", "GetObject")
-        return real(self, bucket, key, etag)
-
-    monkeypatch.setattr(S3Gateway, "get_object", denied)
     snap = src.snapshot()
     assert list(snap.files) == [f"s3://{BUCKET}/jobs/a.yaml"]
     [error] = snap.errors
     assert error.path == f"s3://{BUCKET}/jobs/b.yaml"
     assert "cannot read: GetObject: AccessDenied" in error.message
+    assert sandbox.calls[("s3", "GetObject")] == 2  # one each: a refusal is not retried

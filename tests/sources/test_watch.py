@@ -1,9 +1,11 @@
 """The directory watcher on real inotify: which changes wake the loop, and symlink swaps.
 
-Waiting here is for watchdog's threads (bounded, never a fixed sleep). To show
-that a change is *ignored*, a test makes it, then touches a sentinel file:
-events of one watch arrive in order, so once the sentinel is reported, the
-ignored change would have been reported before it.
+Waiting here is for watchdog's threads, on the watcher's own notifications:
+the callback puts each reason into a queue, and a test takes them with a
+bounded timeout (never a sleep, never polling the watcher). To show that a
+change is *ignored*, a test makes it, then touches a sentinel file: events of
+one watch arrive in order, so once the sentinel is reported, the ignored
+change would have been reported before it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import queue
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -166,15 +167,14 @@ def test_refresh_watches_a_directory_created_late_or_cloned_again(
     assert watcher.refresh() is False  # unchanged: no new watch
 
     shutil.rmtree(root)  # rm -rf and clone again
+    # The new directory may reuse the old inode, so only the reported deletion
+    # tells that the old watch is over: wait for it, then make the new one.
+    events.until(f"source directory deleted: {root}")
     root.mkdir()
-    # The new directory may reuse the old inode; the old watch then ends once
-    # its emitter thread sees the deletion, so poll (bounded), never sleep blind.
-    deadline = time.monotonic() + 10
-    while not watcher.refresh():
-        assert time.monotonic() < deadline, "the recreated directory was never watched"
-        time.sleep(0.02)
+    assert watcher.refresh() is True
     (root / "b.yaml").write_text("b: 1\n")
     events.until("b.yaml")
+    assert watcher.refresh() is False
 
 
 def test_git_checkout_and_git_pull_are_reported(
