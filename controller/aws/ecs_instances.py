@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from controller.aws.errors import call
@@ -35,6 +36,8 @@ class ContainerInstanceState:
     registered_memory: int
     remaining_cpu: int
     remaining_memory: int
+    #: when it registered with ECS (new room for runs that failed to be placed before)
+    registered_at: datetime | None = None
 
     @property
     def usable(self) -> bool:
@@ -47,6 +50,12 @@ def _resource(resources: Sequence[Mapping[str, Any]] | None, name: str) -> int:
         if resource.get("name") == name:
             return int(resource.get("integerValue") or 0)
     return 0
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return None
 
 
 def container_instance_state(raw: Mapping[str, Any]) -> ContainerInstanceState:
@@ -63,6 +72,7 @@ def container_instance_state(raw: Mapping[str, Any]) -> ContainerInstanceState:
         registered_memory=_resource(registered, "MEMORY"),
         remaining_cpu=_resource(remaining, "CPU"),
         remaining_memory=_resource(remaining, "MEMORY"),
+        registered_at=_time(raw.get("registeredAt")),
     )
 
 

@@ -8,6 +8,7 @@ lives in the model, below both.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class InstanceCapacity:
     active: bool
     #: the ECS agent is connected: ECS places tasks only on such instances
     connected: bool
+    #: when it registered with ECS (None: not reported)
+    registered_at: datetime | None = None
 
     @property
     def usable(self) -> bool:

@@ -113,6 +113,7 @@ def _capacity(instance_id: str, state: ContainerInstanceState) -> InstanceCapaci
         registered_memory=state.registered_memory,
         active=state.status == "ACTIVE",
         connected=state.agent_connected,
+        registered_at=state.registered_at,
     )
 
 

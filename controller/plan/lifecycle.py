@@ -368,8 +368,9 @@ def _maybe_start(
         return with_status(
             record, Phase.PENDING, Reason.SUSPENDED, "suspended between attempts", ctx
         )
-    if record.not_before is not None and ctx.now < record.not_before:
-        return record
+    waiting = record.not_before is not None and ctx.now < record.not_before
+    if waiting and record.key not in ctx.room:
+        return record  # still in its backoff, and no new room says otherwise
     if record.started:
         arn = record.task_definition_arn
         if arn is None:

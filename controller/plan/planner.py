@@ -191,8 +191,19 @@ def make_plan(
             spec_hashes[key] = found[0]
             _keep_choice(found, choices, registers)
 
+    room = frozenset[RunKey]()
+    if capacity is not None:
+        try:
+            room = runs_with_new_room(ledger, capacity, now)
+        except Exception as exc:  # they wait out their backoff instead
+            errors.append(planning_error("capacity", exc))
     ctx = RunContext(
-        owner=owner, now=now, observed=observed, choices=choices, spec_hashes=spec_hashes
+        owner=owner,
+        now=now,
+        observed=observed,
+        choices=choices,
+        spec_hashes=spec_hashes,
+        room=room,
     )
     gone = _gone_runs(desired, ledger)
     orphan_guard = _orphan_guard(desired, ledger, gone, max_orphan_fraction)
@@ -371,6 +382,54 @@ def _earliest(*times: datetime | None) -> datetime | None:
     return min(known) if known else None
 
 
+def _waiting_tasks(key: RunKey, record: RunRecord, group: str) -> list[WaitingTask]:
+    """One WaitingTask per task of the run's `count` (none when its size is unknown)."""
+    spec = record.frozen_spec or {}
+    try:
+        cpu, memory = task_size(spec.get("taskDefinition"), spec.get("overrides"))
+    except ValueError:
+        return []  # a size we cannot compute: the run waits out maxPendingSeconds
+    count = int(spec.get("count", 1) or 1)
+    return [WaitingTask(key, cpu, memory, group) for _ in range(count)]
+
+
+def runs_with_new_room(
+    ledger: LedgerView, capacity: Mapping[str, GroupState], now: datetime
+) -> frozenset[RunKey]:
+    """Runs in a capacity backoff that new room now fits: they retry this pass.
+
+    The backoff after a placement failure is for when nothing changed: ECS
+    would answer the same. Once an instance of the run's group registered
+    after that failure (an instance we asked for, or anyone's), the run is
+    retried at once if first-fit-decreasing puts every one of its tasks on
+    the free capacity observed now; a run it does not fit keeps its backoff.
+    A registration before the failure changes nothing (ECS already saw it),
+    so a run whose estimate is wrong cannot retry in a loop.
+    """
+    candidates: list[WaitingTask] = []
+    for key, record in sorted(ledger.runs.items()):
+        where = waiting_for_capacity(record)
+        attempt = record.current_attempt
+        if where is None or attempt is None or record.not_before is None:
+            continue
+        group = capacity.get(where[0])
+        if record.not_before <= now or group is None:
+            continue
+        failed_at = attempt.finished_at or attempt.intent_at
+        if any(
+            i.usable and i.registered_at is not None and i.registered_at > failed_at
+            for i in group.instances
+        ):
+            candidates.extend(_waiting_tasks(key, record, where[0]))
+    if not candidates:
+        return frozenset()
+    decisions = plan_capacity(candidates, capacity).values()
+    fits = {t.run for d in decisions for t in d.fits_free}
+    short = {t.run for d in decisions for t in (*d.fits_launching, *d.needs_new)}
+    short |= {n.task.run for d in decisions for n in d.never_fits}
+    return frozenset(fits - short)
+
+
 def _capacity_actions(
     ledger: LedgerView,
     run_actions: list[Action],
@@ -393,13 +452,7 @@ def _capacity_actions(
         )
         if where is None:
             continue
-        spec = record.frozen_spec or {}
-        try:
-            cpu, memory = task_size(spec.get("taskDefinition"), spec.get("overrides"))
-        except ValueError:
-            continue  # a size we cannot compute: the run waits out maxPendingSeconds
-        count = int(spec.get("count", 1) or 1)
-        waiting.extend(WaitingTask(key, cpu, memory, where[0]) for _ in range(count))
+        waiting.extend(_waiting_tasks(key, record, where[0]))
     if not waiting:
         return run_actions, []
     updates: dict[RunKey, RunRecord] = {}

@@ -50,6 +50,9 @@ class RunContext:
     choices: Mapping[str, TaskDefinitionChoice]
     #: spec hash of each desired run's inline taskDefinition
     spec_hashes: Mapping[RunKey, str]
+    #: runs waiting for room that observed capacity now fits: they retry
+    #: at once instead of waiting out their backoff
+    room: frozenset[RunKey] = frozenset()
 
 
 def new_record(desired: DesiredRun, now: datetime) -> RunRecord:

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from controller.model.capacity import GroupState, InstanceCapacity
 from controller.model.manifest import RunKey
 from controller.model.observed import ObservedState, ResolvedRef
 from controller.model.run import LedgerView, Phase, Reason, RevisionRecord, RunRecord
@@ -31,8 +32,14 @@ from controller.plan.actions import (
     StartAttempt,
     StopTasks,
 )
-from controller.plan.planner import DesiredInput, make_plan, needs, next_wakeup
-from controller.plan.records import DesiredRun
+from controller.plan.planner import (
+    DesiredInput,
+    make_plan,
+    needs,
+    next_wakeup,
+    runs_with_new_room,
+)
+from controller.plan.records import DesiredRun, with_run_task_result
 from tests.plan.builders import (
     CLUSTER,
     FAMILY,
@@ -443,3 +450,49 @@ def test_the_plan_says_when_the_next_backoff_or_deadline_is_due() -> None:
     waiting = replace(record, not_before=at(30))
     assert next_wakeup(LedgerView(runs={record.key: waiting}), [], at(10)) == at(30)
     assert next_wakeup(LedgerView(runs={record.key: waiting}), [], at(10_000)) is None
+
+
+# -- capacity: new room ends a placement backoff ----------------------------------------------
+
+ASG = "batch-asg"
+
+
+def _unplaced(name: str = "wide") -> tuple[DesiredRun, RunRecord]:
+    """A run whose RunTask found no room at NOW, now in its backoff until at(10)."""
+    run = desired_run(name, capacity={"autoScalingGroup": ASG})
+    failed = with_run_task_result(start(run), 1, unplaceable=("RESOURCE:CPU",), now=NOW)
+    waiting = after_pass(run, failed, now=at(1))
+    assert waiting.not_before == at(10)
+    return run, waiting
+
+
+def _group_with_instance(registered_at: datetime, free_cpu: int = 2048) -> dict[str, GroupState]:
+    fresh = InstanceCapacity("i-new", free_cpu, 8192, 2048, 8192, True, True, registered_at)
+    return {ASG: GroupState(ASG, 0, 5, 1, (fresh,), 0, (2048, 8192))}
+
+
+def test_an_instance_registered_after_the_failure_starts_the_waiting_run_at_once() -> None:
+    run, waiting = _unplaced()
+    plan = plan_for(
+        wanting(run), view=ledger(waiting), now=at(3), capacity=_group_with_instance(at(2))
+    )
+    starts = [a for a in plan.actions if isinstance(a, StartAttempt)]
+    assert [(a.run, a.attempt) for a in starts] == [(run.key, 2)]
+    assert runs_with_new_room(ledger(waiting), _group_with_instance(at(2)), at(3)) == {run.key}
+
+
+@pytest.mark.parametrize(
+    ("registered_at", "free_cpu", "why"),
+    [
+        (at(-5), 2048, "registered before the failure: ECS already knew it"),
+        (at(2), 128, "too little room left on it"),
+    ],
+)
+def test_without_new_room_that_fits_the_backoff_holds(
+    registered_at: datetime, free_cpu: int, why: str
+) -> None:
+    run, waiting = _unplaced()
+    capacity = _group_with_instance(registered_at, free_cpu)
+    plan = plan_for(wanting(run), view=ledger(waiting), now=at(3), capacity=capacity)
+    assert not [a for a in plan.actions if isinstance(a, StartAttempt)], why
+    assert runs_with_new_room(ledger(waiting), capacity, at(3)) == frozenset(), why
