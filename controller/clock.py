@@ -6,6 +6,7 @@ the sandbox take a Clock so tests can pass a FakeClock and never sleep.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -23,8 +24,24 @@ class Clock(Protocol):
         ...
 
 
+class Timer(Protocol):
+    """Elapsed time and waiting: what pacing and a pass's budget measure with."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (only differences mean anything)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait for `seconds` (a fake clock just advances)."""
+        ...
+
+
 class SystemClock:
     """The real clock."""
+
+    def monotonic(self) -> float:
+        """Seconds of time.monotonic()."""
+        return time.monotonic()
 
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
@@ -41,6 +58,13 @@ class FakeClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._start = self._now
+        # Workers of one pass sleep on it at once (pacing): advance atomically.
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        """Seconds the fake time moved since the clock was made."""
+        return (self._now - self._start).total_seconds()
 
     def now(self) -> datetime:
         """The fake current time."""
@@ -52,4 +76,5 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         """Move the fake time forward."""
-        self._now += timedelta(seconds=seconds)
+        with self._lock:
+            self._now += timedelta(seconds=seconds)

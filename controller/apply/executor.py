@@ -8,6 +8,24 @@ Failed/TaskDefinitionError because AWS refused its task definition (a
 `taskDefinitionRef` that does not exist). The ledger still records the run
 as Failed; the pass exits 1 and lists the action as failed.
 
+Concurrency (`--max-concurrency`, `controller.workers`): the plan is applied
+in four phases, one after the other — registrations, scale-outs, the runs'
+actions, pruning — and within a phase independent work runs concurrently:
+each registration, each scale-out, each deletion on its own, and each
+manifest's actions (a run's RecordRun/StartAttempt/StopTasks, a CronJob's
+schedule watermark and its occurrences) as one group, in plan order, on one
+worker. So a start still follows the registration whose ARN it needs, and
+per run the start protocol's steps stay in order. Ledger writes from several
+workers are serialised by the ledger itself (SQLite: one connection behind a
+lock, BEGIN IMMEDIATE; DynamoDB: conditional writes). Outcomes are merged in
+plan order, so reports and logs read the same whatever finished first.
+
+The pass budget (`--pass-budget-seconds`): once it is spent, no new group
+starts; the groups not started are `DEFERRED` (nothing of theirs was done)
+and the loop runs the next pass at once. A group already started finishes.
+Under heavy throttling a pass thus degrades into several short passes,
+never into one that blocks the loop for minutes.
+
 The start protocol's order is enforced here: the intent is committed to
 the ledger before RunTask, and RunTask's answer is committed right after. A
 crash between any two steps leaves a state the next pass repairs without a
@@ -21,7 +39,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import assert_never
@@ -29,7 +47,7 @@ from typing import assert_never
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult, revision_record
 from controller.aws.errors import AwsTransientError
-from controller.clock import Clock
+from controller.clock import Clock, SystemClock, Timer
 from controller.errors import ControllerError, TerminalError
 from controller.model.identity import TAG_OWNER, TAG_SPEC_HASH
 from controller.model.manifest import RunKey
@@ -58,6 +76,7 @@ from controller.plan.actions import (
 )
 from controller.plan.records import with_run_task_result, with_stopped_tasks
 from controller.state.ledger import Ledger, LedgerConflict, PassSummary
+from controller.workers import Workers
 
 Checkpoint = Callable[[str], None]
 
@@ -79,6 +98,8 @@ class Outcome(StrEnum):
     TERMINAL = "terminal"
     #: someone else saved the run since we read it: re-read and re-plan
     CONFLICT = "conflict"
+    #: not started: the pass budget was spent (the next pass plans it again)
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
@@ -135,6 +156,17 @@ class ApplyResult:
         return self._lines(Outcome.TERMINAL)
 
     @property
+    def deferred(self) -> list[str]:
+        """Actions the pass budget left for the next pass."""
+        return self._lines(Outcome.DEFERRED)
+
+    def merge(self, other: ApplyResult) -> None:
+        """Append another result's outcomes, counts and unplaced runs (a phase's group)."""
+        self.outcomes.extend(other.outcomes)
+        self.counts.update(other.counts)
+        self.unplaced.extend(other.unplaced)
+
+    @property
     def conflicts(self) -> list[str]:
         """Actions refused by a ledger conflict; one left after the pass is a failure."""
         return self._lines(Outcome.CONFLICT)
@@ -156,7 +188,14 @@ class Executor:
         clock: Clock,
         checkpoint: Checkpoint = no_checkpoint,
         autoscaling: AutoScalingGateway | None = None,
+        *,
+        workers: Workers | None = None,
+        budget_seconds: float | None = None,
+        timer: Timer | None = None,
     ) -> None:
+        self._workers = workers or Workers(1)
+        self._budget_seconds = budget_seconds
+        self._timer: Timer = timer or SystemClock()
         self._ecs = ecs
         self._ledger = ledger
         self._owner = owner
@@ -174,20 +213,49 @@ class Executor:
             self._ledger.append_event(Event(self._clock.now(), None, EventKind.GUARD, warning))
         registered: dict[str, str] = {}
         failed_registrations: dict[str, str] = {}
-        for action in plan.actions:
-            try:
-                self._apply_one(action, registered, failed_registrations, result)
-            except LedgerConflict as exc:
-                result.add(action, Outcome.CONFLICT, str(exc))
-            except TerminalError as exc:
-                result.add(action, Outcome.TERMINAL, str(exc))
-            except ControllerError as exc:
-                result.add(action, Outcome.FAILED, str(exc))
-            except Exception as exc:
-                result.add(action, Outcome.FAILED, f"unexpected {type(exc).__name__}: {exc}")
+        deadline = (
+            None if self._budget_seconds is None else self._timer.monotonic() + self._budget_seconds
+        )
+
+        def run_group(group: list[Action]) -> ApplyResult:
+            part = ApplyResult()
+            if deadline is not None and self._timer.monotonic() >= deadline:
+                for action in group:
+                    if isinstance(action, RegisterTaskDefinition):
+                        failed_registrations[action.spec_hash] = _DEFERRED
+                    part.add(action, Outcome.DEFERRED, "the pass budget was spent")
+                return part
+            for action in group:
+                self._apply_guarded(action, registered, failed_registrations, part)
+            return part
+
+        for groups in _phases(plan.actions):
+            for part in self._workers.map(run_group, groups):
+                result.merge(part)
         if summary is not None:
             self._record_summary(summary, result)
         return result
+
+    def _apply_guarded(
+        self,
+        action: Action,
+        registered: dict[str, str],
+        failed_registrations: dict[str, str],
+        result: ApplyResult,
+    ) -> None:
+        """Apply one action; however it fails, the failure is its outcome, never an exception."""
+        try:
+            self._apply_one(action, registered, failed_registrations, result)
+        except LedgerConflict as exc:
+            result.add(action, Outcome.CONFLICT, str(exc))
+        except _Deferred as exc:
+            result.add(action, Outcome.DEFERRED, str(exc))
+        except TerminalError as exc:
+            result.add(action, Outcome.TERMINAL, str(exc))
+        except ControllerError as exc:
+            result.add(action, Outcome.FAILED, str(exc))
+        except Exception as exc:
+            result.add(action, Outcome.FAILED, f"unexpected {type(exc).__name__}: {exc}")
 
     def _record_summary(self, summary: PassSummary, result: ApplyResult) -> None:
         """Replace the ledger's pass summary, keeping guards raised since the last healthy pass."""
@@ -355,6 +423,8 @@ class Executor:
             arn = registered.get(action.pending_spec_hash)
             if arn is None:
                 why = failed_registrations.get(action.pending_spec_hash, "not registered")
+                if why == _DEFERRED:
+                    raise _Deferred("its registration waits for the next pass")
                 raise TerminalError(f"no revision for {action.run}: {why}")
             record = _pin_revision(record, action.attempt, arn)
         # Step 1: the intent is durable before anything is sent to ECS.
@@ -393,6 +463,44 @@ class Executor:
         saved = self._ledger.save(record)
         self._ledger.append_event(Event(self._clock.now(), record.key, str(record.reason), why))
         return saved
+
+
+#: What a registration the budget deferred leaves in `failed_registrations`.
+_DEFERRED = "deferred"
+
+
+class _Deferred(Exception):
+    """An action that cannot go before something the pass budget deferred."""
+
+
+_PRUNES = (DeregisterTaskDefinition, DeleteTaskDefinitions)
+
+
+def _phases(actions: Sequence[Action]) -> list[list[list[Action]]]:
+    """The plan as phases of independent groups (see the module docstring)."""
+    registrations: list[list[Action]] = []
+    scale_outs: list[list[Action]] = []
+    prunes: list[list[Action]] = []
+    by_manifest: dict[str, list[Action]] = {}
+    for action in actions:
+        if isinstance(action, RegisterTaskDefinition):
+            registrations.append([action])
+        elif isinstance(action, SetDesiredCapacity):
+            scale_outs.append([action])
+        elif isinstance(action, _PRUNES):
+            prunes.append([action])
+        else:
+            by_manifest.setdefault(_manifest_of(action), []).append(action)
+    phases = [registrations, scale_outs, list(by_manifest.values()), prunes]
+    return [phase for phase in phases if phase]
+
+
+def _manifest_of(action: Action) -> str:
+    """The manifest name an action is about: one group per name keeps its actions in order."""
+    if isinstance(action, RecordSchedule):
+        return action.cron_job
+    run = getattr(action, "run", None)
+    return run.name if isinstance(run, RunKey) else describe(action)
 
 
 def _start_refused(record: RunRecord) -> bool:

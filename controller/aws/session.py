@@ -6,6 +6,15 @@ friends), so the same binary talks to AWS or to the sandbox. botocore's
 own classification (`controller.aws.errors`) decides what happens when it
 gives up.
 
+How long one call can take, at most: botocore's standard mode makes up to 7
+attempts (`max_attempts` 6 retries), waiting a random 0..2^n s (capped at
+20 s) before retry n: at most 1 + 2 + 4 + 8 + 16 + 20 = 51 s of backoff,
+plus each attempt's 10 s connect and 60 s read timeouts (the read timeout is
+what an SQS long poll of 20 s needs). A pass stops starting new work after
+`--pass-budget-seconds` (the executor), so one slow call delays a pass by
+that bound, never by minutes more. With a pacer, ECS requests also wait for
+their throttling category's token (`controller.aws.pacing`).
+
 A session is made at start-up, so it checks there what every call needs: a
 region, a readable AWS configuration (an `AWS_PROFILE` that exists) and
 credentials. Without them it raises UsageError (one line, exit 2) instead of
@@ -35,6 +44,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
 from controller.aws.errors import CREDENTIALS_HINT, AwsTerminalError, one_line
+from controller.aws.pacing import Pacer
 from controller.errors import UsageError
 
 #: botocore retries throttling/5xx itself before we ever see the error.
@@ -47,10 +57,18 @@ if TYPE_CHECKING:  # the maintained stub packages type every client (dev depende
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
+#: What ECS answers when a bucket is empty (botocore's throttling codes for it).
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "RequestLimitExceeded"})
+
+#: Connections per client: above the largest --max-concurrency, so workers
+#: never queue for a connection (urllib3 would discard the extra ones).
+MAX_POOL_CONNECTIONS = 64
+
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 6},
     connect_timeout=10,
     read_timeout=60,
+    max_pool_connections=MAX_POOL_CONNECTIONS,
     user_agent_extra="ecs-job-controller",
 )
 #: For calls whose outcome must be known before they are repeated.
@@ -60,7 +78,9 @@ NO_RETRY_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "total_
 class AwsSession:
     """Creates clients for one region and counts API calls per (service, operation)."""
 
-    def __init__(self, region: str | None = None) -> None:
+    def __init__(self, region: str | None = None, *, pacer: Pacer | None = None) -> None:
+        #: paces ECS requests per throttling category (None: not paced)
+        self.pacer = pacer
         try:
             self._session = boto3.session.Session(region_name=region)
             found_region = self._session.region_name
@@ -112,6 +132,9 @@ class AwsSession:
                 # e.g. an AWS_ENDPOINT_URL that is not a URL: every call would fail alike.
                 raise AwsTerminalError(type(exc).__name__, str(exc), f"{service} client") from exc
             client.meta.events.register("before-call.*.*", self._count)
+            if self.pacer is not None and service == "ecs":
+                client.meta.events.register("before-send.ecs.*", self._pace)
+                client.meta.events.register("needs-retry.ecs.*", self._paced_answer)
             self._clients[(service, retries)] = client
         return client
 
@@ -150,6 +173,25 @@ class AwsSession:
         `endpoint_url`; with none of them, AWS's own regional endpoint.
         """
         return {s: str(self.client(s).meta.endpoint_url) for s in services}
+
+    def _pace(self, event_name: str, **_: Any) -> None:
+        # Every HTTP attempt, botocore's retries included, takes a token.
+        assert self.pacer is not None
+        bucket = self.pacer.bucket(event_name.rsplit(".", 1)[-1])
+        if bucket is not None:
+            bucket.acquire()
+
+    def _paced_answer(self, event_name: str, response: Any = None, **_: Any) -> None:
+        # Only observes: returning None leaves the retry decision to botocore.
+        assert self.pacer is not None
+        bucket = self.pacer.bucket(event_name.rsplit(".", 1)[-1])
+        if bucket is None or not isinstance(response, tuple) or len(response) != 2:
+            return
+        code = (response[1] or {}).get("Error", {}).get("Code")
+        if code in THROTTLING_CODES:
+            bucket.throttled()
+        elif code is None:
+            bucket.succeeded()
 
     def call_counts(self) -> Counter[tuple[str, str]]:
         """A copy of the call counts, safe while other threads make calls."""

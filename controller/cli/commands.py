@@ -33,7 +33,7 @@ import click
 from controller import __version__
 from controller.aws.cloudwatch_logs import LogsGateway
 from controller.aws.ecs import EcsGateway
-from controller.aws.session import AwsSession, endpoint_urls
+from controller.aws.session import MAX_POOL_CONNECTIONS, AwsSession, endpoint_urls
 from controller.cli.report import Status, gather_status, report_pass, status_json, status_lines
 from controller.cli.run_logs import LogRequest, show_logs
 from controller.errors import ControllerError, NotFoundError, UsageError
@@ -43,6 +43,7 @@ from controller.model.run import LedgerView
 from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
 from controller.runtime.wiring import (
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_PASS_BUDGET_SECONDS,
     PassOptions,
     Settings,
     build_pass,
@@ -56,6 +57,7 @@ from controller.schemas import load_schema, validators
 from controller.sources.directory import read_paths
 from controller.state import ledger_file, open_ledger
 from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
+from controller.workers import DEFAULT_MAX_CONCURRENCY
 
 _OWNER_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 
@@ -203,6 +205,12 @@ _OUTPUT = click.option(
 )
 
 
+def _knobs(knobs: dict[str, Any]) -> PassOptions:
+    """The shared pass options as click parsed them."""
+    knobs["aws_rates"] = tuple(knobs.get("aws_rates") or ())
+    return PassOptions(**knobs)
+
+
 def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
     """The options shared by `reconcile` and `run` (one pass, same knobs)."""
     options = [
@@ -234,6 +242,27 @@ def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
             help="Wait this long for the ledger lock (or lease) another pass holds, then exit 2.",
         ),
         click.option(
+            "--max-concurrency",
+            type=click.IntRange(1, MAX_POOL_CONNECTIONS),
+            default=DEFAULT_MAX_CONCURRENCY,
+            show_default=True,
+            help="AWS calls of one pass in flight at once (independent ones only).",
+        ),
+        click.option(
+            "--pass-budget-seconds",
+            type=click.FloatRange(min=1.0),
+            default=DEFAULT_PASS_BUDGET_SECONDS,
+            show_default=True,
+            help="After this long a pass starts no new action; the rest waits for the next pass.",
+        ),
+        click.option(
+            "--aws-rate",
+            "aws_rates",
+            multiple=True,
+            metavar="CATEGORY=BURST:PER_SECOND",
+            help="Pace one ECS throttling category differently (repeatable; see the README).",
+        ),
+        click.option(
             "--adopt-history",
             is_flag=True,
             help=(
@@ -261,7 +290,7 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
     with _setup_errors():
         # A dry run writes nothing, so it takes no lock and never waits.
         lock = None if dry_run else "controller reconcile --once"
-        wiring = build_pass(settings, dry_run=dry_run, options=PassOptions(**knobs), lock=lock)
+        wiring = build_pass(settings, dry_run=dry_run, options=_knobs(knobs), lock=lock)
     with wiring, _setup_errors():  # the lost-ledger guard is a setup error of the pass
         result = wiring.reconcile()
     report_pass(result, output, dry_run=dry_run)
@@ -327,7 +356,7 @@ def run(
     from controller.runtime.service import RunOptions, SyncService  # watchdog, prometheus
 
     options = RunOptions(
-        pass_options=PassOptions(**knobs),
+        pass_options=_knobs(knobs),
         metrics_addr=metrics_addr,
         resync_seconds=resync_seconds,
         s3_poll_seconds=s3_poll_seconds,
@@ -351,7 +380,7 @@ def diff_command(settings: Settings, /, output: str, **knobs: Any) -> None:
     StopTasks that `reconcile --once --stop-orphans` would make.
     """
     with _setup_errors():
-        wiring = build_pass(settings, dry_run=True, options=PassOptions(**knobs))
+        wiring = build_pass(settings, dry_run=True, options=_knobs(knobs))
     with wiring, _setup_errors():
         result = wiring.reconcile()
     report_pass(result, output, dry_run=True)

@@ -329,6 +329,13 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
         click.echo(f"failed: {failure}", err=True)
     for conflict in result.applied.conflicts:
         click.echo(f"failed (ledger conflict): {conflict}", err=True)
+    if result.applied.deferred:
+        count = len(result.applied.deferred)
+        click.echo(
+            f"deferred: {count} action(s) not started, the pass budget was spent;"
+            " run again to carry on",
+            err=True,
+        )
     if output == "json":
         document = {
             "revision": result.snapshot.revision,
@@ -336,6 +343,7 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
             "actions": [as_json(a) for a in result.plan.actions],
             "failed": result.applied.failed,
             "conflicts": result.applied.conflicts,
+            "deferred": result.applied.deferred,
             "warnings": [str(w) for w in result.loaded.warnings] + list(result.plan.warnings),
             "errors": [str(e) for e in result.loaded.errors]
             + result.observe_errors

@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from controller.aws.ecs import DescribedRevision, EcsGateway, revision_record
+from controller.aws.ecs import DESCRIBE_BATCH, DescribedRevision, EcsGateway, revision_record
 from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.identity import started_by
 from controller.model.observed import Needs, ObservedState, ObservedTask, ResolvedRef
 from controller.model.run import LedgerView, RevisionRecord, RunRecord, TaskRecord
 from controller.model.taskdef import essential_containers
 from controller.state.ledger import RevisionCache
+from controller.workers import Workers
 
 
 @dataclass
@@ -66,44 +67,90 @@ def observe(
     cache: RevisionCache,
     owner: str,
     report: ObserveReport,
+    *,
+    workers: Workers | None = None,
 ) -> ObservedState:
-    """Read what the plan needs from ECS."""
+    """Read what the plan needs from ECS (independent reads overlap on `workers`)."""
+    workers = workers or Workers(1)
     tasks: dict[str, ObservedTask] = {}
     missing: set[str] = set()
     unreadable: set[str] = set()
     open_arns = {c: set(t) for c, t in open_tasks(view.runs.values()).items()}
     intent_clusters = clusters_with_open_intents(view.runs.values())
-    for cluster in sorted(needs.clusters | set(open_arns)):
-        known_open = open_arns.get(cluster, set())
+    clusters = sorted(needs.clusters | set(open_arns))
+
+    def listed(cluster: str) -> list[str] | ControllerError:
+        """What to describe in `cluster` (or why it cannot be read).
+
+        Running tasks, plus ledger tasks that left the RUNNING list, plus
+        (only after a crash) recently stopped ones to find tagged tasks.
+        """
         try:
             running = ecs.list_tasks(cluster, started_by(owner), "RUNNING")
             stopped: list[str] = []
             if cluster in intent_clusters:
                 stopped = ecs.list_tasks(cluster, started_by(owner), "STOPPED")
-            # Running tasks, plus ledger tasks that left the RUNNING list, plus
-            # (only after a crash) recently stopped ones to find tagged tasks.
-            wanted = sorted(set(running) | known_open | set(stopped))
-            found, gone = ecs.describe_tasks(cluster, wanted) if wanted else ([], [])
         except (TransientError, TerminalError) as exc:
+            return exc
+        return sorted(set(running) | open_arns.get(cluster, set()) | set(stopped))
+
+    # Listing, then describing: two rounds of independent calls on the pool
+    # (DescribeTasks takes 100 ARNs, so one round of every cluster's batches).
+    wanted_by_cluster: dict[str, list[str]] = {}
+    for cluster, listing in zip(clusters, workers.map(listed, clusters), strict=True):
+        if isinstance(listing, ControllerError):
             unreadable.add(cluster)
-            report.errors.append(f"cluster {cluster}: {exc}")
+            report.errors.append(f"cluster {cluster}: {listing}")
+        else:
+            wanted_by_cluster[cluster] = listing
+    batches = [
+        (cluster, arns[start : start + DESCRIBE_BATCH])
+        for cluster, arns in wanted_by_cluster.items()
+        for start in range(0, len(arns), DESCRIBE_BATCH)
+    ]
+
+    def describe_batch(
+        batch: tuple[str, list[str]],
+    ) -> tuple[list[ObservedTask], list[str]] | ControllerError:
+        try:
+            return ecs.describe_tasks(*batch)
+        except (TransientError, TerminalError) as exc:
+            return exc
+
+    for (cluster, _), batch in zip(batches, workers.map(describe_batch, batches), strict=True):
+        if isinstance(batch, ControllerError):
+            if cluster not in unreadable:
+                unreadable.add(cluster)
+                report.errors.append(f"cluster {cluster}: {batch}")
             continue
+        found, gone = batch
         tasks.update((t.arn, t) for t in found)
         missing.update(gone)
+    for cluster in wanted_by_cluster:
+        if cluster in unreadable:
+            continue
         # A ledger task that is neither described nor reported missing is
         # unknown to ECS as well (ECS drops failures for foreign ARNs at times).
-        missing.update(a for a in known_open if a not in tasks)
+        missing.update(a for a in open_arns.get(cluster, set()) if a not in tasks)
 
     families: dict[str, tuple[RevisionRecord, ...]] = {}
     bodies: dict[str, dict[str, object]] = {}
-    for family in sorted(needs.families):
+
+    def revisions_of(
+        family: str,
+    ) -> tuple[tuple[RevisionRecord, ...], DescribedRevision | None] | ControllerError:
         try:
-            families[family], newest = _family_revisions(
-                ecs, family, view, cache, needs.family_hashes.get(family, frozenset())
-            )
+            wanted = needs.family_hashes.get(family, frozenset())
+            return _family_revisions(ecs, family, view, cache, wanted)
         except ControllerError as exc:
-            report.errors.append(f"task-definition family {family}: {exc}")
+            return exc
+
+    names = sorted(needs.families)
+    for family, revisions in zip(names, workers.map(revisions_of, names), strict=True):
+        if isinstance(revisions, ControllerError):
+            report.errors.append(f"task-definition family {family}: {revisions}")
             continue
+        families[family], newest = revisions
         if newest is not None:
             bodies[newest.arn] = dict(newest.task_definition)
 

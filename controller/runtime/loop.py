@@ -23,7 +23,9 @@ into the next one. The triggers:
   AWS call between resyncs. While failing, the backoff decides: no looks;
 * **placement failure**: a pass in which RunTask could not place a task is
   followed at once by another, which plans the scale-out (the plan that
-  failed was made before ECS said there was no room).
+  failed was made before ECS said there was no room);
+* **deferred work**: a pass that spent its budget (`--pass-budget-seconds`)
+  before applying everything is followed at once by another.
 
 How a pass can fail, and what follows:
 
@@ -444,6 +446,8 @@ class Loop:
             return soonest  # someone else wrote a run we planned for: re-read and re-plan
         if result.applied.unplaced:
             return finished  # plan the room for them now, not after their backoff
+        if result.applied.deferred:
+            return finished  # the pass budget ran out: carry on with a fresh plan
         wanted = result.plan.requeue_at
         if wanted is None:
             return None

@@ -51,6 +51,7 @@ from controller.state.ledger import (
     PassSummary,
     RevisionCache,
 )
+from controller.workers import Workers
 
 
 class PlanExecutor(Protocol):
@@ -87,6 +88,8 @@ class PassContext:
     adopt_history: bool = False
     #: how the lost-ledger guard names the ledger (its path, or dynamodb://TABLE)
     ledger_name: str = "(unnamed)"
+    #: the pass's bounded pool: observe's reads overlap on it (apply has its own reference)
+    workers: Workers = field(default_factory=lambda: Workers(1))
 
 
 @dataclass
@@ -143,7 +146,9 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     )
     report = ObserveReport()
     wanted = needs(desired, view)
-    observed = observe(ctx.ecs, wanted, view, ctx.revision_cache, ctx.owner, report)
+    observed = observe(
+        ctx.ecs, wanted, view, ctx.revision_cache, ctx.owner, report, workers=ctx.workers
+    )
     capacity = None
     if wanted.capacity_groups and ctx.autoscaling is not None and ctx.ecs_instances is not None:
         try:

@@ -329,6 +329,8 @@ class SyncService:
                 log.error("%s: not applied", describe(action), extra=extra)
             elif outcome.outcome is Outcome.APPLIED:
                 log.info("%s", outcome.line, extra=extra)
+            elif outcome.outcome is Outcome.DEFERRED:
+                log.info("%s", outcome.line, extra=extra)  # the next pass, at once
             else:
                 log.error("%s", outcome.line, extra=extra)
         for problem in result.plan.errors:

@@ -39,6 +39,7 @@ from controller.apply.executor import Checkpoint, Executor, no_checkpoint
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
+from controller.aws.pacing import Pacer, Rate, parse_rate
 from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
 from controller.clock import Clock, SystemClock
@@ -55,9 +56,12 @@ from controller.state import DynamoDbLedger, ledger_file, open_ledger
 from controller.state.file_lock import FileLease, LeaseHeld, lease_path
 from controller.state.leader_lease import LeaderElector, LeaseKeeper, replica_identity
 from controller.state.ledger import Ledger, RevisionCache, RevisionMemory
+from controller.workers import DEFAULT_MAX_CONCURRENCY, Workers
 
 #: Seconds a pass waits for the ledger lock (or the DynamoDB lease) by default.
 DEFAULT_LOCK_TIMEOUT = 30.0
+#: `--pass-budget-seconds`' default: after it a pass starts nothing new.
+DEFAULT_PASS_BUDGET_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,23 @@ class PassOptions:
     #: seconds to wait for the ledger lock (or the DynamoDB lease) before exit 2
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     adopt_history: bool = False
+    #: AWS calls of one pass in flight at once
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    #: seconds after which a pass starts no new action (None: no budget)
+    pass_budget_seconds: float | None = DEFAULT_PASS_BUDGET_SECONDS
+    #: `CATEGORY=BURST:PER_SECOND` overrides of the ECS pacing buckets
+    aws_rates: tuple[str, ...] = ()
+
+    def rates(self) -> dict[str, Rate]:
+        """The pacing overrides, parsed (UsageError names a bad one)."""
+        parsed: dict[str, Rate] = {}
+        for text in self.aws_rates:
+            try:
+                name, rate = parse_rate(text)
+            except ValueError as exc:
+                raise UsageError(f"--aws-rate: {exc}") from None
+            parsed[name] = rate
+        return parsed
 
 
 def lead_for_one_pass(ledger: DynamoDbLedger, state: str, timeout: float) -> LeaseKeeper:
@@ -311,7 +332,9 @@ def _build_pass(
     warn: Callable[[str], None],
     closers: list[Callable[[], None]],
 ) -> PassWiring:
-    session = AwsSession(settings.region)
+    session = AwsSession(settings.region, pacer=Pacer(options.rates()))
+    workers = Workers(options.max_concurrency)
+    closers.append(workers.close)
     # Before anything reads the clock or writes: a stray hook stops us here.
     hooks = session_hooks(session, settings_services(settings, *PASS_SERVICES), warn)
     source = make_source(settings.source, session)
@@ -339,7 +362,14 @@ def _build_pass(
         cache = RevisionMemory()
     else:
         executor = Executor(
-            ecs, ledger, settings.owner, clock, make_checkpoint(hooks), autoscaling=autoscaling
+            ecs,
+            ledger,
+            settings.owner,
+            clock,
+            make_checkpoint(hooks),
+            autoscaling=autoscaling,
+            workers=workers,
+            budget_seconds=options.pass_budget_seconds,
         )
         cache = ledger
     context = PassContext(
@@ -363,5 +393,6 @@ def _build_pass(
         ecs_instances=EcsInstanceGateway(session),
         adopt_history=options.adopt_history,
         ledger_name=settings.state if path is None else str(path),
+        workers=workers,
     )
     return PassWiring(context=context, ledger=ledger, session=session, closers=closers)

@@ -363,6 +363,42 @@ class LedgerContract:
             assert ledgers[0].get(key) == winners[0]
             assert ledgers[1].get(key) == winners[0]
 
+    def test_two_workers_on_one_ledger_racing_for_one_attempt_exactly_one_wins(
+        self, ledger: Ledger
+    ) -> None:
+        # The executor's workers share the pass's one ledger object.
+        for round_ in range(20):
+            key = RunKey("shared", str(round_))
+            base = pending_run(key)
+            if round_ % 2:
+                base = ledger.save(base)
+            outcomes = self._race((ledger, ledger), base)
+            winners = [o for o in outcomes if isinstance(o, RunRecord)]
+            assert len(winners) == 1, outcomes
+            assert ledger.get(key) == winners[0]
+
+    def test_workers_saving_different_runs_at_once_all_land(self, ledger: Ledger) -> None:
+        keys = [RunKey(f"w{i}", "1") for i in range(16)]
+        barrier = threading.Barrier(len(keys))
+        errors: list[BaseException] = []
+
+        def save(key: RunKey) -> None:
+            barrier.wait()
+            try:
+                for _ in range(3):
+                    stored = ledger.get(key)
+                    ledger.save(stored if stored is not None else pending_run(key))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=save, args=(k,)) for k in keys]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert {k: r.version for k, r in ledger.view().runs.items()} == dict.fromkeys(keys, 3)
+
     @staticmethod
     def _race(ledgers: tuple[Ledger, Ledger], base: RunRecord) -> list[object]:
         """Save two different attempt-1 intents of `base` at once, one per ledger."""

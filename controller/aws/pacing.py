@@ -1,0 +1,156 @@
+"""Client-side pacing of ECS calls: one token bucket per ECS throttling category.
+
+ECS throttles each account and Region with token buckets, one per category of
+actions (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html):
+a bucket holds at most `burst` tokens, refills at `per_second`, and every
+request takes one; an empty bucket answers ThrottlingException. A pass that
+starts 1,000 runs on 16 workers would empty the RunTask bucket in a second
+and then spend its time in botocore's backoff. Pacing on our side, with the
+same buckets, makes a large pass run at the sustained rate instead, and
+leaves headroom for the account's other clients.
+
+Every worker of a pass shares the session's `Pacer`. A request (each HTTP
+attempt, retries included: botocore's `before-send`) takes a token from its
+category's bucket, waiting for it if needed; a reservation model (tokens may
+go below zero, each caller waits for its own token) keeps waiting fair and
+the lock short. Throttling that still happens (other clients share the
+account's buckets) halves that bucket's refill rate, down to a floor of a
+tenth; every request that is not throttled gives back 2 % of the configured
+rate, so it recovers in about fifty requests: additive increase,
+multiplicative decrease, as TCP and botocore's `adaptive` mode do.
+
+Why not botocore's `adaptive` retry mode: it starts unlimited and only
+limits after the first throttle (we want to stay under the published rates
+from the first call), and it keeps one rate per client, so a throttled
+DescribeTasks would slow RunTask too, whose bucket is separate at ECS.
+
+The defaults below are the categories and figures as published on that page
+when this was written, rounded down where the page gives a range; any of
+them can be changed with `--aws-rate CATEGORY=BURST:PER_SECOND` (for an
+account whose quotas were raised, or to share the buckets with other
+tools). Operations outside every category are not paced.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.clock import SystemClock, Timer
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket's size and refill rate."""
+
+    burst: float
+    per_second: float
+
+
+#: ECS throttling category -> the ECS operations the controller calls in it.
+CATEGORIES: Mapping[str, tuple[str, ...]] = {
+    "task-launch": ("RunTask",),
+    "task-modify": ("StopTask",),
+    "task-read": ("DescribeTasks", "ListTasks"),
+    "taskdef-read": ("DescribeTaskDefinition", "ListTaskDefinitions"),
+    "taskdef-modify": (
+        "RegisterTaskDefinition",
+        "DeregisterTaskDefinition",
+        "DeleteTaskDefinitions",
+    ),
+    "instance-read": ("ListContainerInstances", "DescribeContainerInstances"),
+}
+
+#: The default buckets (see the module docstring).
+DEFAULT_RATES: Mapping[str, Rate] = {
+    # Task launches: burst 100, sustained 20 per second (the Fargate figure;
+    # EC2 launches are allowed more, and the lower one is the safe default).
+    "task-launch": Rate(100, 20),
+    "task-modify": Rate(100, 40),
+    "task-read": Rate(100, 20),
+    "taskdef-read": Rate(100, 20),
+    "taskdef-modify": Rate(20, 1),
+    "instance-read": Rate(100, 20),
+}
+
+#: How far throttling can slow a bucket, as a fraction of its configured rate.
+FLOOR = 0.1
+#: What each request that was not throttled gives back, as a fraction of the rate.
+RECOVERY = 0.02
+
+
+class TokenBucket:
+    """One category's bucket, shared by every worker; thread-safe."""
+
+    def __init__(self, rate: Rate, timer: Timer) -> None:
+        self.configured = rate
+        self.per_second = rate.per_second
+        self._timer = timer
+        self._tokens = rate.burst
+        self._at = timer.monotonic()
+        self._lock = threading.Lock()
+        self.waited_seconds = 0.0
+        self.throttles = 0
+
+    def acquire(self) -> float:
+        """Take one token, waiting for it if the bucket is empty; the seconds waited."""
+        with self._lock:
+            now = self._timer.monotonic()
+            self._tokens = min(
+                self.configured.burst, self._tokens + (now - self._at) * self.per_second
+            )
+            self._at = now
+            self._tokens -= 1
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.per_second
+            self.waited_seconds += wait
+        if wait > 0:
+            self._timer.sleep(wait)
+        return wait
+
+    def throttled(self) -> None:
+        """ECS throttled a request of this category anyway: halve the refill rate."""
+        with self._lock:
+            self.throttles += 1
+            self.per_second = max(self.configured.per_second * FLOOR, self.per_second / 2)
+            self._tokens = min(self._tokens, 0.0)
+
+    def succeeded(self) -> None:
+        """A request went through: recover a little of the configured rate."""
+        with self._lock:
+            step = self.configured.per_second * RECOVERY
+            self.per_second = min(self.configured.per_second, self.per_second + step)
+
+
+class Pacer:
+    """The buckets of one process: which bucket an operation takes from."""
+
+    def __init__(self, rates: Mapping[str, Rate] | None = None, timer: Timer | None = None) -> None:
+        clock = timer or SystemClock()
+        merged = {**DEFAULT_RATES, **(rates or {})}
+        self.buckets = {name: TokenBucket(rate, clock) for name, rate in merged.items()}
+        self._by_operation = {
+            operation: self.buckets[name]
+            for name, operations in CATEGORIES.items()
+            if name in self.buckets
+            for operation in operations
+        }
+
+    def bucket(self, operation: str) -> TokenBucket | None:
+        """The bucket an ECS operation takes from (None: not paced)."""
+        return self._by_operation.get(operation)
+
+
+def parse_rate(text: str) -> tuple[str, Rate]:
+    """`CATEGORY=BURST:PER_SECOND` -> (category, Rate); ValueError names what is wrong."""
+    name, _, numbers = text.partition("=")
+    if name not in CATEGORIES:
+        raise ValueError(f"unknown category {name!r} (one of {', '.join(sorted(CATEGORIES))})")
+    burst, _, per_second = numbers.partition(":")
+    try:
+        rate = Rate(float(burst), float(per_second))
+    except ValueError:
+        raise ValueError(f"{text!r}: expected {name}=BURST:PER_SECOND") from None
+    if rate.burst < 1 or rate.per_second <= 0:
+        raise ValueError(f"{text!r}: the burst must be at least 1 and the rate above 0")
+    return name, rate

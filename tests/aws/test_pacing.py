@@ -1,0 +1,85 @@
+"""The ECS pacing buckets on a fake clock: bursts, the sustained rate, throttling."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from controller.aws.pacing import DEFAULT_RATES, FLOOR, Pacer, Rate, TokenBucket, parse_rate
+from controller.clock import FakeClock
+
+
+def test_a_burst_goes_at_once_then_calls_wait_for_the_refill() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(Rate(burst=10, per_second=5), clock)
+    assert [bucket.acquire() for _ in range(10)] == [0.0] * 10
+    assert clock.monotonic() == 0.0
+    waits = [bucket.acquire() for _ in range(5)]
+    # Each call waits for its own token: one every 1/5 s after the burst.
+    assert waits == pytest.approx([0.2] * 5)
+    assert clock.monotonic() == pytest.approx(1.0)
+
+
+def test_a_large_pass_runs_at_the_sustained_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(Rate(burst=100, per_second=20), clock)
+    for _ in range(1_000):
+        bucket.acquire()
+    # 100 at once, the other 900 at 20 per second: the rate floor.
+    assert clock.monotonic() == pytest.approx(900 / 20)
+
+
+def test_workers_share_one_bucket_and_no_token_is_handed_out_twice() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(Rate(burst=50, per_second=10), clock)
+
+    def take() -> None:
+        for _ in range(25):
+            bucket.acquire()
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 200 tokens: 50 of the burst, 150 refilled at 10 per second.
+    assert bucket.waited_seconds > 0
+    assert clock.monotonic() >= 150 / 10 - 1e-6
+
+
+def test_throttling_halves_the_rate_down_to_a_floor_and_successes_bring_it_back() -> None:
+    bucket = TokenBucket(Rate(burst=10, per_second=20), FakeClock())
+    bucket.throttled()
+    assert bucket.per_second == 10
+    for _ in range(10):
+        bucket.throttled()
+    assert bucket.per_second == 20 * FLOOR
+    for _ in range(100):
+        bucket.succeeded()
+    assert bucket.per_second == 20
+
+
+def test_operations_take_from_their_category_and_others_are_not_paced() -> None:
+    pacer = Pacer({"task-launch": Rate(5, 1)})
+    launch = pacer.bucket("RunTask")
+    assert launch is not None
+    assert launch.configured == Rate(5, 1)
+    assert pacer.bucket("DescribeTasks") is pacer.bucket("ListTasks")
+    assert pacer.bucket("CreateCluster") is None
+    assert set(DEFAULT_RATES) == set(pacer.buckets)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("nope=1:1", "unknown category"),
+        ("task-launch=ten:1", "expected task-launch=BURST:PER_SECOND"),
+        ("task-launch=0:1", "at least 1"),
+        ("task-launch=10:0", "above 0"),
+    ],
+)
+def test_a_bad_rate_is_refused_with_what_is_wrong(text: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_rate(text)
+    assert parse_rate("task-read=50:10") == ("task-read", Rate(50, 10))
