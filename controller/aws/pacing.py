@@ -24,11 +24,14 @@ limits after the first throttle (we want to stay under the published rates
 from the first call), and it keeps one rate per client, so a throttled
 DescribeTasks would slow RunTask too, whose bucket is separate at ECS.
 
-The defaults below are the categories and figures as published on that page
-when this was written, rounded down where the page gives a range; any of
-them can be changed with `--aws-rate CATEGORY=BURST:PER_SECOND` (for an
-account whose quotas were raised, or to share the buckets with other
-tools). Operations outside every category are not paced.
+The defaults below are the categories and figures of that page; any of them
+can be changed with `--aws-rate CATEGORY=BURST:PER_SECOND` (for an account
+whose quotas were raised, or to leave room for other tools sharing the
+account). Fargate has a separate task-launch quota counted per task (burst
+100, 20 per second, "AWS Fargate throttling quotas"); it is not paced here,
+because one RunTask may launch up to ten tasks: an account that launches
+mostly Fargate tasks sets `--aws-rate cluster-modify=100:20`. Operations
+outside every category are not paced.
 """
 
 from __future__ import annotations
@@ -48,30 +51,30 @@ class Rate:
     per_second: float
 
 
-#: ECS throttling category -> the ECS operations the controller calls in it.
+#: ECS throttling category -> the ECS operations the controller calls in it
+#: (the page's categories: "Cluster resource modify", "Cluster resource
+#: read", "Task definition modify", "Task definition read", "Task
+#: definition deletion"; operations of one category share its bucket).
 CATEGORIES: Mapping[str, tuple[str, ...]] = {
-    "task-launch": ("RunTask",),
-    "task-modify": ("StopTask",),
-    "task-read": ("DescribeTasks", "ListTasks"),
-    "taskdef-read": ("DescribeTaskDefinition", "ListTaskDefinitions"),
-    "taskdef-modify": (
-        "RegisterTaskDefinition",
-        "DeregisterTaskDefinition",
-        "DeleteTaskDefinitions",
+    "cluster-modify": ("RunTask", "StopTask"),
+    "cluster-read": (
+        "DescribeTasks",
+        "ListTasks",
+        "DescribeContainerInstances",
+        "ListContainerInstances",
     ),
-    "instance-read": ("ListContainerInstances", "DescribeContainerInstances"),
+    "taskdef-modify": ("RegisterTaskDefinition", "DeregisterTaskDefinition"),
+    "taskdef-read": ("DescribeTaskDefinition", "ListTaskDefinitions"),
+    "taskdef-delete": ("DeleteTaskDefinitions",),
 }
 
-#: The default buckets (see the module docstring).
+#: The default buckets: the page's burst and refill per second.
 DEFAULT_RATES: Mapping[str, Rate] = {
-    # Task launches: burst 100, sustained 20 per second (the Fargate figure;
-    # EC2 launches are allowed more, and the lower one is the safe default).
-    "task-launch": Rate(100, 20),
-    "task-modify": Rate(100, 40),
-    "task-read": Rate(100, 20),
-    "taskdef-read": Rate(100, 20),
+    "cluster-modify": Rate(100, 40),
+    "cluster-read": Rate(100, 20),
     "taskdef-modify": Rate(20, 1),
-    "instance-read": Rate(100, 20),
+    "taskdef-read": Rate(50, 20),
+    "taskdef-delete": Rate(5, 1),
 }
 
 #: How far throttling can slow a bucket, as a fraction of its configured rate.

@@ -61,11 +61,12 @@ def test_throttling_halves_the_rate_down_to_a_floor_and_successes_bring_it_back(
 
 
 def test_operations_take_from_their_category_and_others_are_not_paced() -> None:
-    pacer = Pacer({"task-launch": Rate(5, 1)})
+    pacer = Pacer({"cluster-modify": Rate(5, 1)})
     launch = pacer.bucket("RunTask")
     assert launch is not None
     assert launch.configured == Rate(5, 1)
-    assert pacer.bucket("DescribeTasks") is pacer.bucket("ListTasks")
+    assert pacer.bucket("StopTask") is launch  # one ECS category, one bucket
+    assert pacer.bucket("DescribeTasks") is pacer.bucket("ListContainerInstances")
     assert pacer.bucket("CreateCluster") is None
     assert set(DEFAULT_RATES) == set(pacer.buckets)
 
@@ -74,12 +75,12 @@ def test_operations_take_from_their_category_and_others_are_not_paced() -> None:
     ("text", "error"),
     [
         ("nope=1:1", "unknown category"),
-        ("task-launch=ten:1", "expected task-launch=BURST:PER_SECOND"),
-        ("task-launch=0:1", "at least 1"),
-        ("task-launch=10:0", "above 0"),
+        ("cluster-modify=ten:1", "expected cluster-modify=BURST:PER_SECOND"),
+        ("cluster-modify=0:1", "at least 1"),
+        ("cluster-modify=10:0", "above 0"),
     ],
 )
 def test_a_bad_rate_is_refused_with_what_is_wrong(text: str, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         parse_rate(text)
-    assert parse_rate("task-read=50:10") == ("task-read", Rate(50, 10))
+    assert parse_rate("cluster-read=50:10") == ("cluster-read", Rate(50, 10))
