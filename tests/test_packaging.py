@@ -21,6 +21,8 @@ import pytest
 
 from controller.sandbox.__main__ import argument_parser
 from controller.sandbox.agent import DURATION_VARIABLE, EXIT_CODE_VARIABLE, STOP_CODE_VARIABLE
+from controller.sandbox.latency import LATENCY_VARIABLE
+from controller.sandbox.throttle import THROTTLE_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.name for p in (ROOT / "manifests" / "examples").glob("*.yaml"))
@@ -171,5 +173,11 @@ def test_the_sandbox_help_explains_every_option_and_the_task_variables() -> None
     for action in argument_parser()._actions:
         assert action.help, f"{action.option_strings} has no help text"
         assert all(option in done.stdout for option in action.option_strings)
-    for variable in (DURATION_VARIABLE, EXIT_CODE_VARIABLE, STOP_CODE_VARIABLE):
+    for variable in (
+        DURATION_VARIABLE,
+        EXIT_CODE_VARIABLE,
+        STOP_CODE_VARIABLE,
+        LATENCY_VARIABLE,
+        THROTTLE_VARIABLE,
+    ):
         assert variable in done.stdout

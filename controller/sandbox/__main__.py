@@ -5,18 +5,25 @@ AWS CLI and the `controller` CLI at it. `--help` documents every option and
 the `SANDBOX_*` variables that script the tasks. Time is the real clock here, so a
 task with SANDBOX_DURATION_SECONDS=30 really runs for 30 seconds (it moves
 on whenever someone sends a request).
+
+`--latency-ms` and `--throttle` (defaults: `SANDBOX_LATENCY_MS`,
+`SANDBOX_THROTTLE`) make it as slow and as strict as AWS; their syntax is in
+`--help`, `latency.py` and `throttle.py`. Throttling refills in real time here.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import threading
 from collections.abc import Sequence
 
 from controller.clock import SystemClock
+from controller.sandbox.latency import LATENCY_VARIABLE, Latency
 from controller.sandbox.server import Sandbox
+from controller.sandbox.throttle import THROTTLE_VARIABLE, Throttle
 
 #: What `--help` ends with: how the tasks started in the sandbox behave.
 _TASK_KNOBS = """\
@@ -29,9 +36,23 @@ no meaning:
   SANDBOX_STOP_CODE         stop the task for an infrastructure reason instead,
                             e.g. TaskFailedToStart or SpotInterruption
 
+The sandbox itself can be as slow and as strict as AWS (--latency-ms and
+--throttle, whose defaults are these variables):
+  SANDBOX_LATENCY_MS  milliseconds added to every call, before it is served and
+                      without holding up other calls: "150", or per scope,
+                      "150,ecs:RunTask:300,DescribeTasks:80" (a scope is a
+                      service, an operation, or service:operation)
+  SANDBOX_THROTTLE    token buckets, SCOPE[+SCOPE...]:BURST:REFILL-PER-SECOND,
+                      e.g. "ecs:RunTask:100:20" (Fargate's task launches), or
+                      "ecs" for ECS's published buckets (RunTask+StopTask 100/40,
+                      DescribeTasks+ListTasks 100/20, ...); an empty bucket
+                      answers 400 ThrottlingException "Rate exceeded", as ECS
+                      does, and refills in real time
+
 At start it prints the export lines (endpoint, region, dummy credentials)
 that point boto3, the AWS CLI and the controller at it. For example:
   python -m controller.sandbox --cluster batch --instances 2 --log-group /ecs/batch
+  SANDBOX_LATENCY_MS=ecs:150 python -m controller.sandbox --throttle ecs --cluster batch
 """
 
 
@@ -78,6 +99,18 @@ def argument_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long ECS still describes a stopped task (default %(default)s, as ECS does)",
     )
+    add(
+        "--latency-ms",
+        default=os.environ.get(LATENCY_VARIABLE, ""),
+        metavar="SPEC",
+        help=f"latency of each call, as {LATENCY_VARIABLE} below (default ${LATENCY_VARIABLE})",
+    )
+    add(
+        "--throttle",
+        default=os.environ.get(THROTTLE_VARIABLE, ""),
+        metavar="SPEC",
+        help=f"token buckets, as {THROTTLE_VARIABLE} below (default ${THROTTLE_VARIABLE})",
+    )
     return parser
 
 
@@ -87,6 +120,14 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     arguments = parser.parse_args(argv)
     if (arguments.instances or arguments.asg) and not arguments.cluster:
         parser.error("--instances and --asg need --cluster")
+    try:
+        Latency.parse(arguments.latency_ms)
+    except ValueError as error:
+        parser.error(f"--latency-ms: {error}")
+    try:
+        Throttle.parse(arguments.throttle)
+    except ValueError as error:
+        parser.error(f"--throttle: {error}")
     return arguments
 
 
@@ -101,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         forget_after_seconds=arguments.forget_after,
         host=arguments.host,
         port=arguments.port,
+        latency=arguments.latency_ms,
+        throttle=arguments.throttle,
     )
     with sandbox:
         if arguments.cluster:
@@ -127,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sandbox.create_log_group(group)
         print(f"# ecs-job-controller sandbox at {sandbox.endpoint_url}; Ctrl-C stops it.")
         print("# Tasks obey SANDBOX_DURATION_SECONDS, SANDBOX_EXIT_CODE, SANDBOX_STOP_CODE.")
+        if sandbox.latency or sandbox.throttle:
+            print(f"# Latency (ms): {sandbox.latency}; throttling: {sandbox.throttle}.")
         for name, value in sandbox.env().items():
             print(f"export {name}={shlex.quote(value)}")
         print(flush=True)

@@ -7,6 +7,16 @@ serves every request through `wsgi.SandboxMiddleware` (counting, fault
 injection, one lock). Time comes from the injected Clock only: tests pass a
 FakeClock and advance it, the demo a SystemClock.
 
+Like AWS, it can be slow and throttle: `latency` (`SANDBOX_LATENCY_MS`,
+`latency.py`) delays every call it serves, outside the lock, so calls in
+flight overlap, and `throttle` (`SANDBOX_THROTTLE`, `throttle.py`) gives
+calls token buckets that answer ThrottlingException when empty. Each is read
+from its environment variable when the constructor is not given it (so
+`SANDBOX_LATENCY_MS=150 pytest tests/e2e` or a bench runs against a slow
+AWS), and `set_latency` / `set_throttle` change it for one test, until
+`reset()` restores the constructor's. `in_flight_peak` counts how many calls
+were served at once, so a test proves overlap by counting, not by timing.
+
 The real `controller` CLI talks to it as a subprocess with `subprocess_env()`
 (boto3 reads `AWS_ENDPOINT_URL`); tests can also use `client(service)`.
 
@@ -21,8 +31,9 @@ import base64
 import json
 import os
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, ClassVar
@@ -47,11 +58,12 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-from controller.clock import Clock
+from controller.clock import Clock, SystemClock
 from controller.runtime.ecs_events import event_pattern
 from controller.sandbox.agent import SimulatedAgent
 from controller.sandbox.ecs_events import EcsEventEmitter
 from controller.sandbox.fleet import Fleet, WatchedGroup
+from controller.sandbox.latency import LATENCY_VARIABLE, InFlight, Latency
 from controller.sandbox.patches import (
     ACCOUNT_ID,
     ClientTokens,
@@ -65,7 +77,14 @@ from controller.sandbox.patches import (
     patch_task_lifecycle,
     patch_task_resources,
 )
-from controller.sandbox.wsgi import INTERNAL_MARKER, FaultInjector, Hooks, SandboxMiddleware
+from controller.sandbox.throttle import THROTTLE_VARIABLE, Throttle
+from controller.sandbox.wsgi import (
+    INTERNAL_MARKER,
+    Call,
+    FaultInjector,
+    Hooks,
+    SandboxMiddleware,
+)
 
 #: Any AMI id works: moto does not validate images unless asked to.
 IMAGE_ID = "ami-12c6146b"
@@ -137,8 +156,30 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         tick_seconds: float | None = None,
+        latency: str | None = None,
+        throttle: str | None = None,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
+        """Configure a sandbox; `start()` (or `with`) serves it.
+
+        `latency` and `throttle` take the syntax of `SANDBOX_LATENCY_MS` and
+        `SANDBOX_THROTTLE` (`latency.py`, `throttle.py`); None reads the
+        variable from the environment, "" turns the knob off. `pause` is how
+        a call's latency is spent (real time by default; a test may pass a
+        wait on an event instead).
+        """
         self.clock = clock
+        self._latency_spec = _knob(latency, LATENCY_VARIABLE)
+        self._throttle_spec = _knob(throttle, THROTTLE_VARIABLE)
+        self._default_pause = pause
+        # Parsed now, so that a bad value fails here rather than at start().
+        self._latency = Latency.parse(self._latency_spec)
+        self._throttle = Throttle.parse(self._throttle_spec)
+        self._pause = pause
+        self._in_flight = InFlight()
+        self._throttled: Counter[tuple[str, str]] = Counter()
+        #: where the buckets' time starts under a clock other than SystemClock
+        self._epoch = clock.now()
         #: real time: tasks and instances move on their own, every this many
         #: seconds, as in ECS (None: only when a request or `tick()` comes,
         #: which is what a FakeClock test wants)
@@ -174,13 +215,16 @@ class Sandbox:
                 moto_api_backend.reset()
                 self._install()
             hooks = Hooks(
-                self._lock,
-                self._calls,
-                self._counted,
-                self._faults,
-                self.tick,
-                self._observe,
-                self.reset,
+                lock=self._lock,
+                calls=self._calls,
+                counted=self._counted,
+                faults=self._faults,
+                before=self.tick,
+                after=self._observe,
+                reset=self.reset,
+                delay=self._delay,
+                admit=self._admit,
+                in_flight=self._in_flight,
             )
             server = _Server(self._host, self._port, hooks)
             server.start()
@@ -217,13 +261,21 @@ class Sandbox:
         self._teardown()
 
     def reset(self) -> None:
-        """Wipe all AWS state, faults and call counts; keep serving on the same port."""
+        """Wipe all AWS state, faults and call counts; keep serving on the same port.
+
+        Latency and throttling are the constructor's again, the buckets full.
+        """
         with self._lock:
             self._patches.uninstall_all()
             moto_api_backend.reset()
             self._faults.clear()
             self._calls.clear()
+            self._throttled.clear()
+            self._latency = Latency.parse(self._latency_spec)
+            self._throttle = Throttle.parse(self._throttle_spec)
+            self._pause = self._default_pause
             self._install()
+        self._in_flight.reset()
 
     def _install(self) -> None:
         ecs = ecs_backends[ACCOUNT_ID][self.region]
@@ -325,6 +377,83 @@ class Sandbox:
                 config=Config(user_agent_extra=INTERNAL_MARKER if internal else None),
             )
         return self._clients[key]
+
+    # --- latency and throttling ------------------------------------------------------------
+
+    @property
+    def latency(self) -> Latency:
+        """The latency calls get now."""
+        return self._latency
+
+    @property
+    def throttle(self) -> Throttle:
+        """The token buckets calls take from now."""
+        return self._throttle
+
+    def set_latency(self, spec: str, *, pause: Callable[[float], None] | None = None) -> None:
+        """Give calls this `SANDBOX_LATENCY_MS` latency from now on (until `reset()`).
+
+        With `pause`, latency is spent by calling it with the seconds instead
+        of sleeping: e.g. a wait on a barrier, which shows that calls overlap
+        without depending on how long anything takes.
+        """
+        latency = Latency.parse(spec)
+        with self._lock:
+            self._latency = latency
+            self._pause = pause if pause is not None else self._default_pause
+
+    def set_throttle(self, spec: str) -> None:
+        """Throttle calls with these `SANDBOX_THROTTLE` buckets, full, until `reset()`."""
+        throttle = Throttle.parse(spec)
+        with self._lock:
+            self._throttle = throttle
+
+    def _delay(self, call: Call) -> None:
+        # Called by the middleware without the lock: calls in flight overlap.
+        latency, pause = self._latency, self._pause
+        seconds = latency.seconds(call.service, call.operation)
+        if seconds > 0:
+            pause(seconds)
+
+    def _admit(self, call: Call) -> bool:
+        # Called by the middleware with the lock held: buckets need no lock of their own.
+        if self._throttle.admit(call.service, call.operation, self._bucket_time()):
+            return True
+        self._throttled[(call.service, call.operation)] += 1
+        return False
+
+    def _bucket_time(self) -> float:
+        # Real monotonic time on a SystemClock (the wall clock may jump); the
+        # sandbox's clock otherwise, so a FakeClock test refills by advancing
+        # it. Seconds since the sandbox was made keep the floats exact.
+        if isinstance(self.clock, SystemClock):
+            return time.monotonic()
+        return (self.clock.now() - self._epoch).total_seconds()
+
+    @property
+    def throttled(self) -> Counter[tuple[str, str]]:
+        """How many calls per (service, operation) were throttled (a snapshot; also in `calls`)."""
+        with self._lock:
+            return Counter(self._throttled)
+
+    def in_flight_peak(self, service: str | None = None, operation: str | None = None) -> int:
+        """The most calls of service/operation served at once (of any call, without them).
+
+        Counted from a request's arrival, latency included, to its answer,
+        since the last `reset()` or `reset_calls()`; the sandbox's own calls
+        are not counted. A test that makes N calls at once and reads N here
+        knows they overlapped, whatever the machine's speed.
+        """
+        if (service is None) != (operation is None):
+            raise ValueError("give both service and operation, or neither")
+        if service is None or operation is None:
+            return self._in_flight.peak()
+        return self._in_flight.peak((service, operation))
+
+    @property
+    def max_in_flight(self) -> Counter[tuple[str, str]]:
+        """`in_flight_peak` of every (service, operation) called (a snapshot)."""
+        return self._in_flight.peaks()
 
     # --- simulation ------------------------------------------------------------------------
 
@@ -544,9 +673,11 @@ class Sandbox:
             return Counter(self._calls)
 
     def reset_calls(self) -> None:
-        """Start counting calls from zero."""
+        """Start counting calls (and throttled calls, and peaks in flight) from zero."""
         with self._lock:
             self._calls.clear()
+            self._throttled.clear()
+        self._in_flight.reset()
 
     def wait_for_calls(
         self, service: str, operation: str, count: int = 1, *, timeout: float
@@ -562,3 +693,8 @@ class Sandbox:
         key = (service, operation)
         with self._counted:
             return self._counted.wait_for(lambda: self._calls[key] >= count, timeout)
+
+
+def _knob(value: str | None, variable: str) -> str:
+    """A knob given to the constructor, else its environment variable ("" when unset)."""
+    return os.environ.get(variable, "") if value is None else value

@@ -12,6 +12,11 @@ A WSGI middleware around moto's application that, per request:
   a dropped connection) — the case a non-idempotent call must survive. A
   fault meets every call of its operation, or only the calls to one URL
   path: for a REST service that names one resource, e.g. one S3 object;
+* counts it as in flight while it is served (`latency.InFlight`) and
+  spends its latency (`SANDBOX_LATENCY_MS`, `latency.py`) first, *outside*
+  the lock, so that calls in flight overlap as they do against AWS;
+* answers it with the service's throttling error when its token bucket
+  (`SANDBOX_THROTTLE`, `throttle.py`) is empty;
 * runs it under the sandbox lock with the simulation hooks around it: the
   agent and fleet catch up with the clock before moto reads any state, and
   note Auto Scaling launches right after;
@@ -19,7 +24,7 @@ A WSGI middleware around moto's application that, per request:
   patches in place.
 
 Requests the sandbox makes itself (setup helpers) carry `INTERNAL_MARKER` in
-their User-Agent and are neither counted nor faulted.
+their User-Agent and are neither counted, delayed, throttled nor faulted.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from moto.core.request import Request, determine_request_protocol
 from moto.core.routing import get_service_router
 from moto.core.serialize import get_serializer_class
 from moto.core.utils import get_service_model
+
+from controller.sandbox.latency import InFlight
+from controller.sandbox.throttle import throttling_error
 
 #: In the User-Agent of the sandbox's own setup requests.
 INTERNAL_MARKER = "ejc-sandbox-internal"
@@ -215,10 +223,16 @@ class Hooks:
     #: what POST /moto-api/reset does instead of moto's own reset, which
     #: would drop the sandbox's patches with the backends
     reset: Callable[[], None]
+    #: spends a call's latency; called without `lock`
+    delay: Callable[[Call], None]
+    #: on `lock`: False when the call's token bucket is empty (throttle it)
+    admit: Callable[[Call], bool]
+    #: the calls being served, counted without `lock`
+    in_flight: InFlight
 
 
 class SandboxMiddleware:
-    """Counts, fault-injects and serializes requests to moto's WSGI app."""
+    """Counts, delays, throttles, fault-injects and serializes requests to moto's WSGI app."""
 
     def __init__(self, app: WsgiApp, hooks: Hooks) -> None:
         self._app = app
@@ -233,6 +247,19 @@ class SandboxMiddleware:
             body = b'{"status": "ok"}'
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
+        if call.internal:
+            return self._serve(call, environ, start_response)
+        with hooks.in_flight.track((call.service, call.operation)):
+            # Before the lock, never under it: one call's latency must not
+            # hold up the calls in flight beside it.
+            hooks.delay(call)
+            return self._serve(call, environ, start_response)
+
+    def _serve(
+        self, call: Call, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
+        """Count, throttle or fault the call, or let moto answer it under the lock."""
+        hooks = self._hooks
         if (call.service, call.operation) in _WAITING_CALLS:
             return self._unserialised(call, environ, start_response)
         with hooks.lock:
@@ -240,6 +267,8 @@ class SandboxMiddleware:
             if not call.internal:
                 hooks.calls[(call.service, call.operation)] += 1
                 hooks.counted.notify_all()  # its waiters wake once the lock is free
+                if not hooks.admit(call):
+                    return _answer_with(_throttled(call), call, environ, start_response)
                 fault = hooks.faults.take(call)
                 if fault is not None and not fault.executed:
                     return _answer_with(fault, call, environ, start_response)
@@ -270,7 +299,7 @@ class SandboxMiddleware:
 
     def _unserialised(
         self, call: Call, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes]:
+    ) -> list[bytes]:
         """A long poll: counted and faulted under the lock, served outside it.
 
         SQS ReceiveMessage may wait up to 20 s for a message; under the one
@@ -282,6 +311,8 @@ class SandboxMiddleware:
         with hooks.lock:
             if not call.internal:
                 hooks.calls[(call.service, call.operation)] += 1
+                if not hooks.admit(call):
+                    return _answer_with(_throttled(call), call, environ, start_response)
                 fault = hooks.faults.take(call)
                 if fault is not None:
                     return _answer_with(fault, call, environ, start_response)
@@ -297,6 +328,12 @@ class SandboxMiddleware:
 
 #: Calls that may block waiting for something to happen: never under the lock.
 _WAITING_CALLS = frozenset({("sqs", "ReceiveMessage")})
+
+
+def _throttled(call: Call) -> _Fault:
+    """The error with which the call's service answers a throttled call."""
+    code, message, status = throttling_error(call.service)
+    return _Fault(code, message, status, remaining=0)
 
 
 def _answer_with(

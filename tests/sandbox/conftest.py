@@ -18,7 +18,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="module")
 def module_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(clock) as sandbox:
+    # No latency nor throttling from the environment: these tests count calls.
+    with Sandbox(clock, latency="", throttle="") as sandbox:
         yield sandbox
 
 

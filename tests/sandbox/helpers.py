@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
+from controller.sandbox import Sandbox
+
 
 def environment(**variables: object) -> list[dict[str, str]]:
     """An ECS `environment` list."""
@@ -26,3 +31,15 @@ def describe(ecs: Any, cluster: str, arn: str) -> dict[str, Any]:
     response = ecs.describe_tasks(cluster=cluster, tasks=[arn])
     assert response["failures"] == [], response["failures"]
     return dict(response["tasks"][0])
+
+
+def no_retries(sandbox: Sandbox, service: str) -> Any:
+    """A client of `sandbox` whose calls botocore never retries: each error is seen as it came."""
+    return boto3.client(
+        service,
+        endpoint_url=sandbox.endpoint_url,
+        region_name=sandbox.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )

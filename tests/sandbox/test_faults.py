@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from mypy_boto3_autoscaling import AutoScalingClient
 
 from controller.sandbox import Sandbox
-from tests.sandbox.helpers import register
-
-
-def no_retries(sandbox: Sandbox, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=sandbox.endpoint_url,
-        region_name=sandbox.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+from tests.sandbox.helpers import no_retries, register
 
 
 @pytest.fixture
