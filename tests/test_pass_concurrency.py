@@ -31,6 +31,7 @@ from controller.sources.snapshot import Snapshot
 from controller.state.sqlite import SqliteLedger
 from controller.workers import Workers
 from tests.e2e.conftest import job
+from tests.sandbox.helpers import serving_sandbox
 
 OWNER = "pool"
 
@@ -55,9 +56,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="module")
 def module_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(clock, latency="", throttle="") as sandbox, pytest.MonkeyPatch.context() as patch:
-        for name, value in sandbox.env().items():
-            patch.setenv(name, value)
+    with serving_sandbox(clock, latency="", throttle="") as sandbox:
         yield sandbox
 
 

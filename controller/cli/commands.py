@@ -41,6 +41,7 @@ from controller.model.loader import ManifestLoader
 from controller.model.manifest import API_VERSION, Kind
 from controller.model.run import LedgerView
 from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
+from controller.runtime.activity import DEFAULT_ACTIVE_POLL_SECONDS
 from controller.runtime.wiring import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_PASS_BUDGET_SECONDS,
@@ -322,7 +323,7 @@ def reconcile(settings: Settings, /, once: bool, dry_run: bool, output: str, **k
 @click.option(
     "--active-poll-seconds",
     type=click.FloatRange(min=0.1),
-    default=5.0,
+    default=DEFAULT_ACTIVE_POLL_SECONDS,
     show_default=True,
     help="While runs are in flight, look at their tasks this often (a change runs a pass).",
 )

@@ -21,7 +21,7 @@ from controller.model.run import LedgerView, RunRecord, TaskRecord
 from controller.observe.activity import TaskStage, Watch, look, stage_of, watch_of
 from controller.sandbox import Sandbox
 from tests.plan.builders import OWNER, desired_run, ledger, placed, start
-from tests.sandbox.helpers import environment, register
+from tests.sandbox.helpers import environment, register, serving_sandbox
 
 CLUSTER = "batch"
 
@@ -33,9 +33,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="module")
 def module_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(clock) as sandbox, pytest.MonkeyPatch.context() as patch:
-        for name, value in sandbox.env().items():
-            patch.setenv(name, value)
+    with serving_sandbox(clock) as sandbox:
         yield sandbox
 
 

@@ -25,7 +25,7 @@ from controller.model.manifest import RunKey
 from controller.observe.capacity import observe_capacity
 from controller.plan.capacity import WaitingTask, plan_capacity
 from controller.sandbox import Sandbox
-from tests.sandbox.helpers import environment, register
+from tests.sandbox.helpers import environment, register, serving_sandbox
 
 CLUSTER = "batch"
 GROUP = "batch-asg"
@@ -38,10 +38,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="module")
 def module_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(clock) as sandbox, pytest.MonkeyPatch.context() as patch:
-        # The gateways' boto3 clients find the sandbox through the environment.
-        for name, value in sandbox.env().items():
-            patch.setenv(name, value)
+    with serving_sandbox(clock) as sandbox:
         yield sandbox
 
 

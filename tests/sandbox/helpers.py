@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
+import pytest
 from botocore.config import Config
 
+from controller.clock import Clock
 from controller.sandbox import Sandbox
 
 
@@ -43,3 +47,12 @@ def no_retries(sandbox: Sandbox, service: str) -> Any:
         aws_secret_access_key="testing",
         config=Config(retries={"total_max_attempts": 1}),
     )
+
+
+@contextmanager
+def serving_sandbox(clock: Clock, **options: Any) -> Iterator[Sandbox]:
+    """A running sandbox that in-process gateways find through the environment (put back after)."""
+    with Sandbox(clock, **options) as sandbox, pytest.MonkeyPatch.context() as patch:
+        for name, value in sandbox.env().items():
+            patch.setenv(name, value)
+        yield sandbox
