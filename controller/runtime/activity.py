@@ -76,7 +76,11 @@ class ActivityWatcher:
         return self.poll_seconds
 
     def look(self) -> str | None:
-        """Look at ECS now: why a pass is needed, or None (unreadable ECS counts as no news)."""
+        """Look at ECS now: why a pass is needed, or None (unreadable ECS counts as no news).
+
+        A change seen on a look that event messages prompted reads "event: ..."
+        ("event: task abc STOPPED"), so the pass's trigger tells an event from the poll.
+        """
         taken = self.inbox.take() if self.inbox is not None else []
         try:
             change = (
@@ -96,9 +100,10 @@ class ActivityWatcher:
         if change is None:
             if self.inbox is not None:
                 self.inbox.acknowledge(taken)
-        else:
-            self._for_pass.extend(taken)
-        return change
+            return None
+        self._for_pass.extend(taken)
+        # The pass's trigger says whether an event or the poll made us look.
+        return f"event: {change}" if taken else change
 
     def messages_for_pass(self) -> list[QueueMessage]:
         """The event messages a pass starting now acts on (acknowledge them after it)."""
