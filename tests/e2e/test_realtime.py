@@ -235,6 +235,24 @@ def test_stopped_tasks_are_recorded_on_their_ecs_events(
     assert child.stop() == 0
 
 
+# -- deadlines: the requeue wakes the loop at the deadline's instant ------------------------
+
+
+def test_an_active_deadline_expiring_mid_run_stops_the_task_at_once(
+    world: RealTime, start: Callable[..., Child]
+) -> None:
+    world.write("slow.yaml", job("slow", duration=600, extra="  activeDeadlineSeconds: 3\n"))
+    # No look between passes: only the plan's requeue at the deadline can act.
+    child = start("--active-poll-seconds", "3600")
+    child.wait_line("RunTask slow/1 attempt 1")
+    stop = child.wait_line("StopTask slow/1", timeout=BOUND)
+    assert trigger_of(pass_done(child, since=stop.number)) == "requeue requested by the plan"
+    assert world.sandbox.wait_for_calls("ecs", "StopTask", 1, timeout=BOUND)
+    run = world.runs()["slow/1"]
+    assert (run["phase"], run["reason"]) == ("Failed", "DeadlineExceeded")
+    assert child.stop() == 0
+
+
 # -- (b), (c) capacity: a placement failure scales out at once; new room starts the rest ---
 
 
