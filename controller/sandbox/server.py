@@ -4,8 +4,9 @@
 fidelity patches (`patches/`), the simulated ECS agent (`agent.py`) and the
 Auto Scaling fleet (`fleet.py`) over moto's in-process backends, and
 serves every request through `wsgi.SandboxMiddleware` (counting, fault
-injection, one lock). Time comes from the injected Clock only: tests pass a
-FakeClock and advance it, the demo a SystemClock.
+injection, one lock; with `call_times=True` it also keeps when each call
+arrived, for real-time benchmarks). Time comes from the injected Clock only:
+tests pass a FakeClock and advance it, the demo a SystemClock.
 
 The real `controller` CLI talks to it as a subprocess with `subprocess_env()`
 (boto3 reads `AWS_ENDPOINT_URL`); tests can also use `client(service)`.
@@ -65,7 +66,13 @@ from controller.sandbox.patches import (
     patch_task_lifecycle,
     patch_task_resources,
 )
-from controller.sandbox.wsgi import INTERNAL_MARKER, FaultInjector, Hooks, SandboxMiddleware
+from controller.sandbox.wsgi import (
+    INTERNAL_MARKER,
+    FaultInjector,
+    Hooks,
+    SandboxMiddleware,
+    TimedCall,
+)
 
 #: Any AMI id works: moto does not validate images unless asked to.
 IMAGE_ID = "ami-12c6146b"
@@ -137,6 +144,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         tick_seconds: float | None = None,
+        call_times: bool = False,
     ) -> None:
         self.clock = clock
         #: real time: tasks and instances move on their own, every this many
@@ -151,6 +159,8 @@ class Sandbox:
         self._port = port
         self._lock = threading.RLock()
         self._calls: Counter[tuple[str, str]] = Counter()
+        #: with `call_times`: every counted call and when it arrived (`call_times`)
+        self._timeline: list[TimedCall] | None = [] if call_times else None
         #: notified whenever a call is counted (`wait_for_calls`)
         self._counted = threading.Condition(self._lock)
         self._faults = FaultInjector()
@@ -181,6 +191,8 @@ class Sandbox:
                 self.tick,
                 self._observe,
                 self.reset,
+                self._timeline,
+                self.clock.now,
             )
             server = _Server(self._host, self._port, hooks)
             server.start()
@@ -222,7 +234,7 @@ class Sandbox:
             self._patches.uninstall_all()
             moto_api_backend.reset()
             self._faults.clear()
-            self._calls.clear()
+            self._clear_calls()
             self._install()
 
     def _install(self) -> None:
@@ -543,10 +555,26 @@ class Sandbox:
         with self._lock:
             return Counter(self._calls)
 
+    @property
+    def call_times(self) -> list[TimedCall]:
+        """Every counted call since the last reset, in order, with its arrival time (a snapshot).
+
+        Kept only by a sandbox made with `call_times=True` (a real-time
+        benchmark times one call against another: a placement failure's
+        RunTask against the SetDesiredCapacity that follows); empty otherwise.
+        """
+        with self._lock:
+            return list(self._timeline or [])
+
     def reset_calls(self) -> None:
         """Start counting calls from zero."""
         with self._lock:
-            self._calls.clear()
+            self._clear_calls()
+
+    def _clear_calls(self) -> None:
+        self._calls.clear()
+        if self._timeline is not None:
+            self._timeline.clear()
 
     def wait_for_calls(
         self, service: str, operation: str, count: int = 1, *, timeout: float
