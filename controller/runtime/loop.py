@@ -315,8 +315,11 @@ class Loop:
             change = self._look(now)
             if change is not None:
                 return self._pass(change)
+            # The look took time (a second for 1,000 runs): wait from now, or
+            # every period would stretch by the look's own duration.
+            now = self._clock.now()
         wakes = [due] + [t for t in (self._poll_at, self._look_at) if t is not None]
-        self._waiter.wait((min(wakes) - now).total_seconds())
+        self._waiter.wait(max(0.0, (min(wakes) - now).total_seconds()))
         return None
 
     def _look_due(self, now: datetime) -> bool:

@@ -4,8 +4,9 @@
 fidelity patches (`patches/`), the simulated ECS agent (`agent.py`) and the
 Auto Scaling fleet (`fleet.py`) over moto's in-process backends, and
 serves every request through `wsgi.SandboxMiddleware` (counting, fault
-injection, one lock). Time comes from the injected Clock only: tests pass a
-FakeClock and advance it, the demo a SystemClock.
+injection, one lock; with `call_times=True` it also keeps when each call
+arrived, for real-time benchmarks). Time comes from the injected Clock only:
+tests pass a FakeClock and advance it, the demo a SystemClock.
 
 Like AWS, it can be slow and throttle: `latency` (`SANDBOX_LATENCY_MS`,
 `latency.py`) delays every call it serves, outside the lock, so calls in
@@ -84,6 +85,7 @@ from controller.sandbox.wsgi import (
     FaultInjector,
     Hooks,
     SandboxMiddleware,
+    TimedCall,
 )
 
 #: Any AMI id works: moto does not validate images unless asked to.
@@ -159,6 +161,7 @@ class Sandbox:
         latency: str | None = None,
         throttle: str | None = None,
         pause: Callable[[float], None] = time.sleep,
+        call_times: bool = False,
     ) -> None:
         """Configure a sandbox; `start()` (or `with`) serves it.
 
@@ -192,6 +195,8 @@ class Sandbox:
         self._port = port
         self._lock = threading.RLock()
         self._calls: Counter[tuple[str, str]] = Counter()
+        #: with `call_times`: every counted call and when it arrived (`call_times`)
+        self._timeline: list[TimedCall] | None = [] if call_times else None
         #: notified whenever a call is counted (`wait_for_calls`)
         self._counted = threading.Condition(self._lock)
         self._faults = FaultInjector()
@@ -225,6 +230,8 @@ class Sandbox:
                 delay=self._delay,
                 admit=self._admit,
                 in_flight=self._in_flight,
+                timeline=self._timeline,
+                now=self.clock.now,
             )
             server = _Server(self._host, self._port, hooks)
             server.start()
@@ -269,8 +276,7 @@ class Sandbox:
             self._patches.uninstall_all()
             moto_api_backend.reset()
             self._faults.clear()
-            self._calls.clear()
-            self._throttled.clear()
+            self._clear_calls()
             self._latency = Latency.parse(self._latency_spec)
             self._throttle = Throttle.parse(self._throttle_spec)
             self._pause = self._default_pause
@@ -672,12 +678,28 @@ class Sandbox:
         with self._lock:
             return Counter(self._calls)
 
+    @property
+    def call_times(self) -> list[TimedCall]:
+        """Every counted call since the last reset, in order, with its arrival time (a snapshot).
+
+        Kept only by a sandbox made with `call_times=True` (a real-time
+        benchmark times one call against another: a placement failure's
+        RunTask against the SetDesiredCapacity that follows); empty otherwise.
+        """
+        with self._lock:
+            return list(self._timeline or [])
+
     def reset_calls(self) -> None:
         """Start counting calls (and throttled calls, and peaks in flight) from zero."""
         with self._lock:
-            self._calls.clear()
-            self._throttled.clear()
+            self._clear_calls()
         self._in_flight.reset()
+
+    def _clear_calls(self) -> None:
+        self._calls.clear()
+        self._throttled.clear()
+        if self._timeline is not None:
+            self._timeline.clear()
 
     def wait_for_calls(
         self, service: str, operation: str, count: int = 1, *, timeout: float

@@ -3,7 +3,9 @@
 A WSGI middleware around moto's application that, per request:
 
 * names it `(service, operation)` (e.g. `("ecs", "RunTask")`) and counts it,
-  so tests and benchmarks can read how many AWS calls the controller made;
+  so tests and benchmarks can read how many AWS calls the controller made
+  (and, when asked, notes when each arrived on the sandbox clock, so a
+  real-time benchmark can time one call against another);
 * answers it with an injected AWS error instead, when a test asked for one
   (`FaultInjector`), serialized by moto for the service's protocol so that
   botocore sees a real AWS error (and retries throttling by itself); an
@@ -35,7 +37,8 @@ import urllib.parse
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -123,6 +126,15 @@ def _rest_operation(service: str, environ: dict[str, Any]) -> str:
         return str(operation.name)
     except Exception:  # an unknown request is counted as "?", it never fails here
         return "?"
+
+
+@dataclass(frozen=True)
+class TimedCall:
+    """A counted request and when it arrived, on the sandbox clock."""
+
+    at: datetime
+    service: str
+    operation: str
 
 
 class InjectedFault(ServiceException):
@@ -229,6 +241,17 @@ class Hooks:
     admit: Callable[[Call], bool]
     #: the calls being served, counted without `lock`
     in_flight: InFlight
+    #: on `lock`: every counted call with its arrival time (None: not kept)
+    timeline: list[TimedCall] | None = None
+    #: the sandbox clock, for `timeline`
+    now: Callable[[], datetime] = field(default=datetime.now)
+
+    def count(self, call: Call) -> None:
+        """Count a request the caller made (under `lock`), and note its time if asked."""
+        self.calls[(call.service, call.operation)] += 1
+        if self.timeline is not None:
+            self.timeline.append(TimedCall(self.now(), call.service, call.operation))
+        self.counted.notify_all()  # its waiters wake once the lock is free
 
 
 class SandboxMiddleware:
@@ -265,8 +288,7 @@ class SandboxMiddleware:
         with hooks.lock:
             fault: _Fault | None = None
             if not call.internal:
-                hooks.calls[(call.service, call.operation)] += 1
-                hooks.counted.notify_all()  # its waiters wake once the lock is free
+                hooks.count(call)
                 if not hooks.admit(call):
                     return _answer_with(_throttled(call), call, environ, start_response)
                 fault = hooks.faults.take(call)
@@ -310,7 +332,7 @@ class SandboxMiddleware:
         hooks = self._hooks
         with hooks.lock:
             if not call.internal:
-                hooks.calls[(call.service, call.operation)] += 1
+                hooks.count(call)
                 if not hooks.admit(call):
                     return _answer_with(_throttled(call), call, environ, start_response)
                 fault = hooks.faults.take(call)

@@ -387,6 +387,25 @@ def test_runs_in_flight_are_looked_at_every_period_and_a_change_runs_a_pass_at_o
     assert harness.loop.looks == 3
 
 
+def test_a_slow_look_does_not_stretch_the_period() -> None:
+    # A look at 1,000 runs takes about a second (ten DescribeTasks pages): the
+    # next one still comes a period after this one began, not after it ended.
+    clock = FakeClock()
+
+    class Slow(FakeActivity):
+        def look(self) -> str | None:
+            change = super().look()
+            clock.advance(1.0)
+            return change
+
+    activity = Slow(clock, period=5.0, changes={12.0: "task abc STOPPED"})
+    harness = Harness(clock=clock, activity=activity, settings=LoopSettings(resync_seconds=3600))
+    harness.until_pass()
+    report = harness.until_pass()
+    assert activity.looks == [5.0, 10.0, 15.0]
+    assert (report.trigger, harness.at()) == ("task abc STOPPED", 16.0)
+
+
 def test_nothing_in_flight_means_no_look_until_the_resync() -> None:
     clock = FakeClock()
     activity = FakeActivity(clock, in_flight=False)

@@ -67,3 +67,9 @@ def test_a_test_can_wait_for_a_call_made_elsewhere(sandbox: Sandbox) -> None:
     assert sandbox.wait_for_calls("ecs", "ListClusters", timeout=30)
     caller.join(timeout=30)
     assert sandbox.wait_for_calls("ecs", "ListClusters", 2, timeout=0) is False
+
+
+def test_call_times_are_kept_only_when_asked(sandbox: Sandbox) -> None:
+    sandbox.client("ecs").list_clusters()
+    assert sandbox.calls[("ecs", "ListClusters")] == 1
+    assert sandbox.call_times == []
