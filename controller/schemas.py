@@ -4,18 +4,22 @@ The wheel carries them as `controller/schema/*.json`; in a source checkout
 they live at the repository's top-level `schema/` (`controller.packaged`
 finds either). This module is the only place that reads them, so
 `controller.model` stays free of file I/O and takes the compiled validators
-as an argument.
+as an argument. `write_schemas` copies them out for editors
+(`controller schema --write DIR`), byte for byte.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 
+from controller.errors import UsageError
 from controller.model.manifest import Kind
 from controller.packaged import bundled
 
@@ -38,3 +42,18 @@ def load_schema(kind: Kind) -> dict[str, Any]:
 def validators() -> dict[Kind, Validator]:
     """A compiled 2020-12 validator per kind."""
     return {kind: Draft202012Validator(load_schema(kind)) for kind in Kind}
+
+
+def write_schemas(directory: Path, kinds: Iterable[Kind] = tuple(Kind)) -> list[Path]:
+    """Write the schema files of `kinds` into `directory` (made if missing); return their paths."""
+    written = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for kind in kinds:
+            target = directory / SCHEMA_FILES[kind]
+            # The file as shipped, not a re-serialisation: same bytes, same $id.
+            target.write_text(_schema_text(kind), encoding="utf-8")
+            written.append(target)
+    except OSError as exc:
+        raise UsageError(f"cannot write the schemas to {directory}: {exc.strerror or exc}") from exc
+    return written

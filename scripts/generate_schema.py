@@ -57,6 +57,11 @@ The fields a JobRun spec shares with a CronJob jobTemplate are one `$defs` entry
 `unevaluatedProperties: false` (the 2020-12 form of `additionalProperties:
 false` that sees through `$ref`), so a typo is an error there too.
 
+Each schema's `$id` is `https://ecs-job-controller.dev/schema/<version>/<file>`
+with the version of the manifests' apiVersion (`SCHEMA_BASE_URI`): an
+identifier that stays put across releases, not a URL editors fetch (they read
+the files `controller schema --write DIR` writes).
+
 Output is deterministic (sorted keys, 2-space indent, trailing newline).
 Usage: `python scripts/generate_schema.py [--check] [--out DIR]`.
 """
@@ -80,7 +85,12 @@ Json = dict[str, Any]
 
 API_VERSION = "ecs-job-controller/v1"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_BASE_URI = "https://ecs-job-controller.dev/schema/"
+#: Where each schema's `$id` lives: one directory per manifest apiVersion
+#: (`ecs-job-controller/v1` -> `.../schema/v1/jobrun.schema.json`). The `$id`
+#: names the manifest format, not a controller release: it stays the same as
+#: long as `v1` manifests are what the schema checks, so editor settings and
+#: `$ref`s that use it never have to change; a `v2` apiVersion gets `/v2/`.
+SCHEMA_BASE_URI = f"https://ecs-job-controller.dev/schema/{API_VERSION.rsplit('/', 1)[1]}/"
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 DESCRIPTION_LIMIT = 300
 

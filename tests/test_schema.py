@@ -241,7 +241,8 @@ def test_committed_schema_is_a_valid_2020_12_schema(name: str) -> None:
     schema = committed(name)
     Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == f"https://ecs-job-controller.dev/schema/{name}"
+    # Stable: named by the manifests' apiVersion (v1), never by a release.
+    assert schema["$id"] == f"https://ecs-job-controller.dev/schema/v1/{name}"
     assert schema["title"]
     assert schema["description"]
 

@@ -19,13 +19,13 @@ import pytest
 from controller.model.taskdef import (
     RESPONSE_ONLY_FIELDS,
     canonical_task_definition,
-    changed_paths,
     spec_hash,
     strip_nulls,
     task_cpu_units,
     task_memory_mib,
     to_register_input,
 )
+from controller.model.taskdef_diff import changed_paths
 from tests.corpora import EQUIVALENCE, REAL_FILES
 
 CASES = json.loads((EQUIVALENCE / "cases.json").read_text())

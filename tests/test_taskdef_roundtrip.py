@@ -38,7 +38,8 @@ from moto import mock_aws
 
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import Kind
-from controller.model.taskdef import canonical_task_definition, changed_paths, to_register_input
+from controller.model.taskdef import canonical_task_definition, to_register_input
+from controller.model.taskdef_diff import changed_paths
 from controller.schemas import validators
 from tests.corpora import REAL_FILES
 

@@ -34,7 +34,15 @@ from controller import __version__
 from controller.aws.cloudwatch_logs import LogsGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.session import MAX_POOL_CONNECTIONS, AwsSession, endpoint_urls
-from controller.cli.report import Status, gather_status, report_pass, status_json, status_lines
+from controller.cli.report import (
+    OUTPUT_FORMATS,
+    Status,
+    gather_status,
+    render_document,
+    report_pass,
+    status_json,
+    status_lines,
+)
 from controller.cli.run_logs import LogRequest, show_logs
 from controller.errors import ControllerError, NotFoundError, UsageError
 from controller.model.loader import ManifestLoader
@@ -54,7 +62,7 @@ from controller.runtime.wiring import (
     session_hooks,
     settings_services,
 )
-from controller.schemas import load_schema, validators
+from controller.schemas import load_schema, validators, write_schemas
 from controller.sources.directory import read_paths
 from controller.state import ledger_file, open_ledger
 from controller.state.sync import SyncRecord, read_sync_record, sync_record_path
@@ -189,9 +197,21 @@ def validate(settings: Settings, paths: tuple[str, ...]) -> None:
 @click.argument(
     "kind", required=False, type=click.Choice(["jobrun", "cronjob"], case_sensitive=False)
 )
-def schema(kind: str | None) -> None:
+@click.option(
+    "--write",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Write the schema files (both, or KIND's) into DIR for editors, instead of printing.",
+)
+def schema(kind: str | None, directory: Path | None) -> None:
     """Print the JSON Schema of a kind (both, as one JSON object, without KIND)."""
     kinds = {"jobrun": Kind.JOB_RUN, "cronjob": Kind.CRON_JOB}
+    if directory is not None:
+        for path in write_schemas(directory, [kinds[kind.lower()]] if kind else list(Kind)):
+            click.echo(f"wrote {path}")
+        return
     if kind is not None:
         click.echo(json.dumps(load_schema(kinds[kind.lower()]), indent=2, sort_keys=True))
         return
@@ -202,7 +222,12 @@ def schema(kind: str | None) -> None:
 # -- reconcile / diff / status ------------------------------------------------
 
 _OUTPUT = click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "-o",
+    "--output",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people; json or yaml (the same document) for tools.",
 )
 
 
@@ -420,9 +445,9 @@ def status(settings: Settings, name: str | None, output: str) -> None:
     finally:
         ledger.close()
     if ledger.missing:
-        # A mistyped --state: say so (on stderr under -o json, which stays JSON).
+        # A mistyped --state: say so (on stderr under -o json/yaml, which stay parseable).
         where = ledger_file(settings.state) or settings.state
-        click.echo(f"no ledger at {where}", err=output == "json")
+        click.echo(f"no ledger at {where}", err=output != "text")
     shown = gather_status(
         view,
         summary,
@@ -434,8 +459,8 @@ def status(settings: Settings, name: str | None, output: str) -> None:
     )
     if name is not None and not ledger.missing and not _known(name, view, shown):
         raise NotFoundError(f"no run {name} in the ledger")
-    if output == "json":
-        click.echo(json.dumps(status_json(shown), indent=2))
+    if output != "text":
+        click.echo(render_document(status_json(shown), output))
         return
     for line in status_lines(shown):
         click.echo(line)

@@ -38,17 +38,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+import yaml
 
 from controller.apply.executor import Outcome
 from controller.model.loader import LoadResult
 from controller.model.manifest import CronJob, Kind, RunKey
 from controller.model.problems import ManifestError
 from controller.model.run import AttemptRecord, Event, EventKind, LedgerView, Reason, RunRecord
-from controller.plan.actions import as_json, describe
+from controller.plan.actions import as_json, describe, details
 from controller.plan.schedule import history, next_occurrence, parse_occurrence_run_id
 from controller.runtime.reconcile_pass import PassResult
 from controller.state.ledger import GUARD_WINDOW, GuardWarning, PassSummary
 from controller.state.sync import SyncRecord
+
+#: The `-o` choices of the commands that print a document (`diff`, `reconcile`, `status`).
+OUTPUT_FORMATS = ("text", "json", "yaml")
+
+
+def render_document(document: Mapping[str, Any], output: str) -> str:
+    """The `-o json` document as JSON, or as the same document in YAML (`-o yaml`).
+
+    YAML is the JSON document re-read, so both formats carry the very same
+    values (strings stay strings, `"1"` never becomes 1) in the same key
+    order; block style, as people write manifests.
+    """
+    text = json.dumps(document, indent=2)
+    if output != "yaml":
+        return text
+    dumped: str = yaml.safe_dump(
+        json.loads(text), sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
+    return dumped.rstrip("\n")
 
 
 def iso(at: datetime | None) -> str | None:
@@ -336,7 +356,7 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
             " run again to carry on",
             err=True,
         )
-    if output == "json":
+    if output != "text":
         document = {
             "revision": result.snapshot.revision,
             "dryRun": dry_run,
@@ -349,7 +369,7 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
             + result.observe_errors
             + list(result.plan.errors),
         }
-        click.echo(json.dumps(document, indent=2))
+        click.echo(render_document(document, output))
         return
     verb = "would" if dry_run else "did"
     for action in result.plan.actions:
@@ -357,5 +377,7 @@ def report_pass(result: PassResult, output: str, *, dry_run: bool) -> None:
         outcome = result.applied.outcome_of(action)
         if outcome is not None and outcome.outcome is Outcome.APPLIED:
             click.echo(f"{verb}: {describe(action)}")
+            for line in details(action):
+                click.echo(f"    {line}")
     if not result.plan.actions:
         click.echo(f"nothing to do (source {result.snapshot.revision})")

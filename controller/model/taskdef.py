@@ -52,7 +52,7 @@ RESPONSE_ONLY_FIELDS: Final = frozenset(
 #: Members whose value is a free-form string map (botocore type `map<string>`):
 #: their keys are user data, so an empty-string value is a real value there
 #: (a Docker label `team=""` exists), unlike an empty string in a structure.
-_FREE_MAPS: Final = frozenset({"dockerLabels", "options", "driverOpts", "labels"})
+FREE_MAPS: Final = frozenset({"dockerLabels", "options", "driverOpts", "labels"})
 
 #: Container booleans whose API default is false: ECS and Docker behave the
 #: same whether they are false or absent, so false is dropped.
@@ -78,8 +78,6 @@ _VCPU: Final = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*vcpu\s*$", re.IGNORECASE
 # (1 GB = 1024 MiB); "MB", "MiB" and "GiB" are not documented.
 _GB: Final = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*gb\s*$", re.IGNORECASE)
 _DIGITS: Final = re.compile(r"^\s*\d+\s*$")
-
-_MISSING: Final = object()
 
 
 def canonical_task_definition(td: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,17 +138,6 @@ def spec_hash(td: Mapping[str, Any]) -> str:
     """Return the SHA-256 hex digest of the canonical form's sorted-key JSON."""
     text = json.dumps(canonical_task_definition(td), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def changed_paths(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 10) -> list[str]:
-    """List the paths where two task definitions' canonical forms differ, containers by name."""
-    paths: list[str] = []
-    _collect_changes(canonical_task_definition(old), canonical_task_definition(new), "", paths)
-    if len(paths) > limit:
-        # `controller diff` shows a summary, not a full diff: say how much is hidden.
-        hidden = len(paths) - (limit - 1)
-        return [*paths[: limit - 1], f"... and {hidden} more"]
-    return paths
 
 
 def strip_nulls(td: Mapping[str, Any]) -> dict[str, Any]:
@@ -416,7 +403,7 @@ def _prune(value: Any) -> Any:
         out: dict[str, Any] = {}
         for key in sorted(value):
             item = value[key]
-            if key in _FREE_MAPS and isinstance(item, Mapping):
+            if key in FREE_MAPS and isinstance(item, Mapping):
                 item = {k: item[k] for k in sorted(item) if item[k] is not None}
             else:
                 item = _prune(item)
@@ -481,38 +468,6 @@ def _drop_if(obj: dict[str, Any], key: str, default: Any) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _collect_changes(old: Any, new: Any, path: str, out: list[str]) -> None:
-    if old == new:
-        return
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        for key in sorted(set(old) | set(new)):
-            child = f"{path}.{key}" if path else str(key)
-            _collect_changes(old.get(key, _MISSING), new.get(key, _MISSING), child, out)
-        return
-    if isinstance(old, list) and isinstance(new, list):
-        ident = _identity_field(old, new)
-        if ident is not None:
-            old_by = {e[ident]: e for e in old}
-            new_by = {e[ident]: e for e in new}
-            for name in sorted(set(old_by) | set(new_by)):
-                child = f"{path}[{name}]"
-                _collect_changes(old_by.get(name, _MISSING), new_by.get(name, _MISSING), child, out)
-            return
-    out.append(path or "(root)")
-
-
-def _identity_field(old: list[Any], new: list[Any]) -> str | None:
-    """Find the member (name, key) that names each entry uniquely on both sides."""
-    for field in ("name", "key"):
-        for side in (old, new):
-            names = [e.get(field) if isinstance(e, Mapping) else None for e in side]
-            if any(not isinstance(n, str) for n in names) or len(set(names)) != len(names):
-                break
-        else:
-            return field
-    return None
 
 
 def essential_containers(task_definition: Any) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from controller.model.manifest import RunKey
 from controller.model.run import RunRecord
+from controller.model.taskdef_diff import FieldChange
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class RegisterTaskDefinition:
     #: the RegisterTaskDefinition input, as the manifest wrote it (nulls stripped)
     task_definition: Mapping[str, Any]
     reason: str
+    #: what differs from the family's newest revision, path by path with the
+    #: values (secrets hidden); empty for a new family or an unknown body
+    changes: tuple[FieldChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,15 @@ def describe(action: Action) -> str:
             return f"DeleteTaskDefinitions {family} revisions {revisions}: {reason}"
 
 
+def details(action: Action) -> list[str]:
+    """Lines `diff` shows under the action: a registration's changed paths with their values."""
+    match action:
+        case RegisterTaskDefinition(changes=changes):
+            return [change.line() for change in changes]
+        case _:
+            return []
+
+
 def kind_of(action: Action) -> str:
     """The action's type name, for JSON output."""
     return type(action).__name__
@@ -193,8 +206,8 @@ def as_json(action: Action) -> dict[str, Any]:
     """A JSON-ready summary of an action (for `-o json`)."""
     base: dict[str, Any] = {"action": kind_of(action), "reason": action.reason}
     match action:
-        case RegisterTaskDefinition(family=family, spec_hash=spec_hash):
-            base.update(family=family, specHash=spec_hash)
+        case RegisterTaskDefinition(family=family, spec_hash=spec_hash, changes=changes):
+            base.update(family=family, specHash=spec_hash, changes=[c.as_json() for c in changes])
         case StartAttempt(run=run, attempt=attempt) | ResumeAttempt(run=run, attempt=attempt):
             base.update(run=str(run), attempt=attempt)
         case StopTasks(run=run, task_arns=arns):

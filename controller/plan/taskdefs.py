@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.model.run import RevisionRecord
-from controller.model.taskdef import changed_paths, spec_hash, to_register_input
+from controller.model.taskdef import spec_hash, to_register_input
+from controller.model.taskdef_diff import FieldChange, field_changes, summarise_paths
 from controller.plan.actions import RegisterTaskDefinition
 
 
@@ -58,13 +59,15 @@ def choose_revision(
     if match is not None:
         return TaskDefinitionChoice(desired_hash, match.arn)
     family = str(task_definition.get("family"))
+    changes: tuple[FieldChange, ...] = ()
     if not revisions:
         reason = "new family"
     else:
         newest = max(revisions, key=lambda r: r.revision)
         body = bodies.get(newest.arn)
         if body is not None:
-            paths = changed_paths(body, task_definition)
+            changes = field_changes(body, task_definition)
+            paths = summarise_paths(changes)
             reason = f"content changed since revision {newest.revision}: " + ", ".join(paths)
         else:
             reason = f"content changed: no ACTIVE revision has spec hash {desired_hash[:12]}"
@@ -73,5 +76,6 @@ def choose_revision(
         spec_hash=desired_hash,
         task_definition=to_register_input(task_definition),
         reason=reason,
+        changes=changes,
     )
     return TaskDefinitionChoice(desired_hash, None, action)

@@ -43,6 +43,7 @@ from controller.plan.records import DesiredRun, with_run_task_result
 from tests.plan.builders import (
     CLUSTER,
     FAMILY,
+    IMAGE,
     NOW,
     OWNER,
     after_pass,
@@ -218,6 +219,9 @@ def test_changing_one_image_registers_once_and_says_what_changed(
     (register,) = registrations(plan_for(wanting(*runs), obs))
     assert register.reason.startswith(reason)
     assert register.task_definition["containerDefinitions"][0]["image"] == "orders:next"
+    # With the newest body known, `diff` shows the values under the path.
+    lines = [change.line() for change in register.changes]
+    assert lines == ([f"containerDefinitions[app].image: {IMAGE} -> orders:next"] if bodies else [])
     assert register.spec_hash == spec_hash(task_definition("orders:next"))
 
 
