@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.capacity_e2e
 	$(BIN)/python -m bench.sync_loop
 	$(BIN)/python -m bench.reaction
+	$(BIN)/python -m bench.latency
 
 schema: $(STAMP)
 	$(BIN)/python scripts/generate_schema.py

@@ -19,6 +19,19 @@ tenth; every request that is not throttled gives back 2 % of the configured
 rate, so it recovers in about fifty requests: additive increase,
 multiplicative decrease, as TCP and botocore's `adaptive` mode do.
 
+Our burst is smaller than ECS's by `MARGIN_SECONDS` of refill (RunTask: 80,
+not 100); the sustained rate is ECS's. A request reaches ECS a while after
+it took its token here, and not always the same while (a new connection, a
+busy worker, the network; on the sandbox at 150 ms per call the first
+RunTask of a pass arrived after 0.28 s, later ones after 0.15 to 0.37 s).
+If the first request arrives 0.25 s later than the ones after it, ECS's
+bucket starts refilling 0.25 s after ours, and a pass keeping exactly to
+ECS's figures arrives 10 tokens short (0.25 s at 40 per second) at the end
+of its burst: bench/latency.py saw 3 to 6 ThrottlingExceptions per 1,000
+RunTasks that way, each of them halving the rate. With the margin, requests
+whose arrival drifts up to `MARGIN_SECONDS` from their tokens' spacing
+still find a token at ECS.
+
 Why not botocore's `adaptive` retry mode: it starts unlimited and only
 limits after the first throttle (we want to stay under the published rates
 from the first call), and it keeps one rate per client, so a throttled
@@ -27,11 +40,12 @@ DescribeTasks would slow RunTask too, whose bucket is separate at ECS.
 The defaults below are the categories and figures of that page; any of them
 can be changed with `--aws-rate CATEGORY=BURST:PER_SECOND` (for an account
 whose quotas were raised, or to leave room for other tools sharing the
-account). Fargate has a separate task-launch quota counted per task (burst
-100, 20 per second, "AWS Fargate throttling quotas"); it is not paced here,
-because one RunTask may launch up to ten tasks: an account that launches
-mostly Fargate tasks sets `--aws-rate cluster-modify=100:20`. Operations
-outside every category are not paced.
+account; the margin applies to them too). Fargate has a separate task-launch
+quota counted per task (burst 100, 20 per second, "AWS Fargate throttling
+quotas"); it is not paced here, because one RunTask may launch up to ten
+tasks: an account that launches mostly Fargate tasks sets
+`--aws-rate cluster-modify=100:20`. Operations outside every category are
+not paced.
 """
 
 from __future__ import annotations
@@ -77,6 +91,9 @@ DEFAULT_RATES: Mapping[str, Rate] = {
     "taskdef-delete": Rate(5, 1),
 }
 
+#: Seconds of refill our buckets' burst keeps below ECS's (see the module docstring).
+MARGIN_SECONDS = 0.5
+
 #: How far throttling can slow a bucket, as a fraction of its configured rate.
 FLOOR = 0.1
 #: What each request that was not throttled gives back, as a fraction of the rate.
@@ -84,13 +101,20 @@ RECOVERY = 0.02
 
 
 class TokenBucket:
-    """One category's bucket, shared by every worker; thread-safe."""
+    """One category's bucket, shared by every worker; thread-safe.
 
-    def __init__(self, rate: Rate, timer: Timer) -> None:
+    It holds `rate.burst` less `margin_seconds` of refill (at least one
+    token): the headroom ECS's own bucket needs for requests that do not
+    reach it evenly spaced (see the module docstring).
+    """
+
+    def __init__(self, rate: Rate, timer: Timer, *, margin_seconds: float = MARGIN_SECONDS) -> None:
         self.configured = rate
         self.per_second = rate.per_second
+        #: the tokens this bucket holds at most
+        self.burst = max(1.0, rate.burst - rate.per_second * margin_seconds)
         self._timer = timer
-        self._tokens = rate.burst
+        self._tokens = self.burst
         self._at = timer.monotonic()
         self._lock = threading.Lock()
         self.waited_seconds = 0.0
@@ -100,9 +124,7 @@ class TokenBucket:
         """Take one token, waiting for it if the bucket is empty; the seconds waited."""
         with self._lock:
             now = self._timer.monotonic()
-            self._tokens = min(
-                self.configured.burst, self._tokens + (now - self._at) * self.per_second
-            )
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
             self._at = now
             self._tokens -= 1
             wait = 0.0 if self._tokens >= 0 else -self._tokens / self.per_second

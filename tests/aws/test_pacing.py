@@ -6,13 +6,22 @@ import threading
 
 import pytest
 
-from controller.aws.pacing import DEFAULT_RATES, FLOOR, Pacer, Rate, TokenBucket, parse_rate
+from controller.aws.pacing import (
+    DEFAULT_RATES,
+    FLOOR,
+    MARGIN_SECONDS,
+    Pacer,
+    Rate,
+    TokenBucket,
+    parse_rate,
+)
 from controller.clock import FakeClock
+from controller.sandbox.throttle import TokenBucket as EcsBucket
 
 
 def test_a_burst_goes_at_once_then_calls_wait_for_the_refill() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(Rate(burst=10, per_second=5), clock)
+    bucket = TokenBucket(Rate(burst=10, per_second=5), clock, margin_seconds=0)
     assert [bucket.acquire() for _ in range(10)] == [0.0] * 10
     assert clock.monotonic() == 0.0
     waits = [bucket.acquire() for _ in range(5)]
@@ -26,13 +35,37 @@ def test_a_large_pass_runs_at_the_sustained_rate() -> None:
     bucket = TokenBucket(Rate(burst=100, per_second=20), clock)
     for _ in range(1_000):
         bucket.acquire()
-    # 100 at once, the other 900 at 20 per second: the rate floor.
-    assert clock.monotonic() == pytest.approx(900 / 20)
+    # The burst less the margin at once, the rest at 20 per second.
+    assert bucket.burst == 100 - 20 * MARGIN_SECONDS
+    assert clock.monotonic() == pytest.approx((1_000 - bucket.burst) / 20)
+
+
+def test_requests_that_reach_ecs_unevenly_still_find_ecs_bucket_with_a_token() -> None:
+    """The first request reaching ECS MARGIN_SECONDS late starts ECS's refill late: never short.
+
+    ECS's bucket (the sandbox's model of it) has the published figures and
+    starts refilling when the first request arrives; every later request
+    arrives right after it took its token here.
+    """
+    rate = Rate(burst=100, per_second=40)
+    for margin, throttled_at_most in ((MARGIN_SECONDS, 0), (0.0, None)):
+        clock = FakeClock()
+        ours = TokenBucket(rate, clock, margin_seconds=margin)
+        ecs = EcsBucket(burst=100, refill=40)
+        refused = 0
+        for number in range(1_000):
+            ours.acquire()
+            late = MARGIN_SECONDS if number == 0 else 0.0
+            refused += not ecs.take(clock.monotonic() + late)
+        if throttled_at_most is None:
+            assert refused > 0  # ECS's own figures leave no room for the late start
+        else:
+            assert refused == throttled_at_most
 
 
 def test_workers_share_one_bucket_and_no_token_is_handed_out_twice() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(Rate(burst=50, per_second=10), clock)
+    bucket = TokenBucket(Rate(burst=50, per_second=10), clock, margin_seconds=0)
 
     def take() -> None:
         for _ in range(25):
