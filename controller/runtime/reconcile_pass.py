@@ -125,7 +125,12 @@ def reconcile_once(ctx: PassContext) -> PassResult:
     if ledger_is_new(view):
         try:
             adopting = must_adopt(
-                ctx.ecs, loaded.desired, ctx.owner, ctx.ledger_name, adopt=ctx.adopt_history
+                ctx.ecs,
+                loaded.desired,
+                ctx.owner,
+                ctx.ledger_name,
+                adopt=ctx.adopt_history,
+                workers=ctx.workers,
             )
         except TransientError as exc:
             # Whether history would repeat is unknown: start nothing this pass.
@@ -188,6 +193,13 @@ def refuse_lost_ledger(ctx: PassContext) -> None:
     try:
         snapshot = ctx.source.snapshot()
         desired = ctx.loader.load(snapshot.files, snapshot.errors).desired
-        must_adopt(ctx.ecs, desired, ctx.owner, ctx.ledger_name, adopt=ctx.adopt_history)
+        must_adopt(
+            ctx.ecs,
+            desired,
+            ctx.owner,
+            ctx.ledger_name,
+            adopt=ctx.adopt_history,
+            workers=ctx.workers,
+        )
     except (TransientError, TerminalError):
         return
