@@ -211,8 +211,7 @@ class Executor:
         for warning in plan.warnings:
             # Guards that held something back are part of the run history.
             self._ledger.append_event(Event(self._clock.now(), None, EventKind.GUARD, warning))
-        registered: dict[str, str] = {}
-        failed_registrations: dict[str, str] = {}
+        registrations = _Registrations()
         deadline = (
             None if self._budget_seconds is None else self._timer.monotonic() + self._budget_seconds
         )
@@ -222,11 +221,11 @@ class Executor:
             if deadline is not None and self._timer.monotonic() >= deadline:
                 for action in group:
                     if isinstance(action, RegisterTaskDefinition):
-                        failed_registrations[action.spec_hash] = _DEFERRED
+                        registrations.deferred.add(action.spec_hash)
                     part.add(action, Outcome.DEFERRED, "the pass budget was spent")
                 return part
             for action in group:
-                self._apply_guarded(action, registered, failed_registrations, part)
+                self._apply_guarded(action, registrations, part)
             return part
 
         for groups in _phases(plan.actions):
@@ -239,13 +238,12 @@ class Executor:
     def _apply_guarded(
         self,
         action: Action,
-        registered: dict[str, str],
-        failed_registrations: dict[str, str],
+        registrations: _Registrations,
         result: ApplyResult,
     ) -> None:
         """Apply one action; however it fails, the failure is its outcome, never an exception."""
         try:
-            self._apply_one(action, registered, failed_registrations, result)
+            self._apply_one(action, registrations, result)
         except LedgerConflict as exc:
             result.add(action, Outcome.CONFLICT, str(exc))
         except _Deferred as exc:
@@ -268,8 +266,7 @@ class Executor:
     def _apply_one(
         self,
         action: Action,
-        registered: dict[str, str],
-        failed_registrations: dict[str, str],
+        registrations: _Registrations,
         result: ApplyResult,
     ) -> None:
         match action:
@@ -277,14 +274,11 @@ class Executor:
                 try:
                     arn = self._register(action)
                 except ControllerError as exc:
-                    failed_registrations[action.spec_hash] = str(exc)
+                    registrations.failed[action.spec_hash] = str(exc)
                     raise
-                registered[action.spec_hash] = arn
+                registrations.arns[action.spec_hash] = arn
             case StartAttempt():
-                if (
-                    self._start(action, registered, failed_registrations)
-                    is RunTaskResult.UNPLACEABLE
-                ):
+                if self._start(action, registrations) is RunTaskResult.UNPLACEABLE:
                     result.unplaced.append(action.run)
             case ResumeAttempt():
                 attempt = next(a for a in action.record.attempts if a.number == action.attempt)
@@ -415,16 +409,15 @@ class Executor:
     def _start(
         self,
         action: StartAttempt,
-        registered: dict[str, str],
-        failed_registrations: dict[str, str],
+        registrations: _Registrations,
     ) -> RunTaskResult:
         record = action.record
         if action.pending_spec_hash is not None:
-            arn = registered.get(action.pending_spec_hash)
+            arn = registrations.arns.get(action.pending_spec_hash)
             if arn is None:
-                why = failed_registrations.get(action.pending_spec_hash, "not registered")
-                if why == _DEFERRED:
+                if action.pending_spec_hash in registrations.deferred:
                     raise _Deferred("its registration waits for the next pass")
+                why = registrations.failed.get(action.pending_spec_hash, "not registered")
                 raise TerminalError(f"no revision for {action.run}: {why}")
             record = _pin_revision(record, action.attempt, arn)
         # Step 1: the intent is durable before anything is sent to ECS.
@@ -465,8 +458,19 @@ class Executor:
         return saved
 
 
-#: What a registration the budget deferred leaves in `failed_registrations`.
-_DEFERRED = "deferred"
+@dataclass
+class _Registrations:
+    """A pass's registrations by spec hash, for the starts that need their ARNs.
+
+    Each spec hash is written by one worker in the registration phase and
+    only read in the run phase after it.
+    """
+
+    arns: dict[str, str] = field(default_factory=dict)
+    #: why a registration failed
+    failed: dict[str, str] = field(default_factory=dict)
+    #: registrations the pass budget left for the next pass
+    deferred: set[str] = field(default_factory=set)
 
 
 class _Deferred(Exception):
