@@ -46,7 +46,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench.sandbox_world import job_manifest
+from bench.sandbox_world import write_manifests
 from controller.clock import SystemClock
 from controller.model.identity import TAG_RUN, TAG_RUN_ID, started_by
 from controller.model.run import Phase
@@ -232,14 +232,6 @@ def measured_pass(
     )
 
 
-def write_manifests(root: Path, runs: int) -> None:
-    """`runs` JobRuns over SPECS task-definition specs."""
-    manifests = root / "manifests"
-    manifests.mkdir(parents=True)
-    for i in range(runs):
-        spec = i % SPECS
-        text = job_manifest(i, f"fam-{spec}", duration=TASK_SECONDS, image_tag=str(spec))
-        (manifests / f"job-{i:05d}.yaml").write_text(text)
 
 
 def scenario(
@@ -259,7 +251,7 @@ def scenario(
         os.environ.update(sandbox.env)
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            write_manifests(root, runs)
+            write_manifests(root, runs, SPECS, TASK_SECONDS)
             rows = [measured_pass(name, "start", root, runs, sandbox, options)]
             if observe:
                 time.sleep(TASK_SECONDS + 1)  # real time: the tasks end on the sandbox's clock

@@ -114,13 +114,18 @@ def start_world(root: Path, jobs: int, specs: int, duration: int, instances: int
     os.environ.update(sandbox.env())
     sandbox.create_cluster("batch")
     sandbox.add_container_instances("batch", instances, cpu=2048, memory=4096)
+    write_manifests(root, jobs, specs, duration)
+    return sandbox
+
+
+def write_manifests(root: Path, jobs: int, specs: int, duration: float) -> None:
+    """`jobs` JobRuns over `specs` task-definition specs, in ROOT/manifests."""
     manifests = root / "manifests"
     manifests.mkdir(parents=True)
     for i in range(jobs):
         spec = i % specs
         text = job_manifest(i, f"fam-{spec}", duration=duration, image_tag=str(spec))
         (manifests / f"job-{i:05d}.yaml").write_text(text)
-    return sandbox
 
 
 def print_table(rows: list[PassFigures], operations: list[tuple[str, str]]) -> None:

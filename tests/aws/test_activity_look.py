@@ -8,7 +8,6 @@ agent on the fake clock. Costs are counted calls, never timings.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,20 +20,9 @@ from controller.model.run import LedgerView, RunRecord, TaskRecord
 from controller.observe.activity import TaskStage, Watch, look, stage_of, watch_of
 from controller.sandbox import Sandbox
 from tests.plan.builders import OWNER, desired_run, ledger, placed, start
-from tests.sandbox.helpers import environment, register, serving_sandbox
+from tests.sandbox.helpers import environment, register
 
 CLUSTER = "batch"
-
-
-@pytest.fixture(scope="module")
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(scope="module")
-def module_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
-    with serving_sandbox(clock) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

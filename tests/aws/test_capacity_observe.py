@@ -11,7 +11,6 @@ size of an empty group's new instances is read the way it is on AWS.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,21 +24,10 @@ from controller.model.manifest import RunKey
 from controller.observe.capacity import observe_capacity
 from controller.plan.capacity import WaitingTask, plan_capacity
 from controller.sandbox import Sandbox
-from tests.sandbox.helpers import environment, register, serving_sandbox
+from tests.sandbox.helpers import environment, register
 
 CLUSTER = "batch"
 GROUP = "batch-asg"
-
-
-@pytest.fixture(scope="module")
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(scope="module")
-def module_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
-    with serving_sandbox(clock) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture
