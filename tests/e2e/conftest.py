@@ -38,7 +38,9 @@ class World:
     """A sandbox seeded with a cluster, a manifest directory and a ledger path."""
 
     sandbox: Sandbox
-    clock: FakeClock
+    #: the sandbox's fake clock, which the CLI follows (CONTROLLER_TEST_NOW);
+    #: None in real time: the CLI and the sandbox read the system clock
+    clock: FakeClock | None
     root: Path
     owner: str = "e2e"
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -71,13 +73,20 @@ class World:
             *args,
         ]
 
+    def env(self) -> dict[str, str]:
+        """The CLI's environment: the sandbox's, the fake time (if any), `extra_env`."""
+        environment = self.sandbox.subprocess_env()
+        environment.pop("CONTROLLER_TEST_NOW", None)
+        if self.clock is not None:
+            environment["CONTROLLER_TEST_NOW"] = self.clock.now().isoformat()
+        environment.update(self.extra_env)
+        return environment
+
     def cli(
         self, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run `python -m controller` with the global options and the fake time."""
-        environment = self.sandbox.subprocess_env()
-        environment["CONTROLLER_TEST_NOW"] = self.clock.now().isoformat()
-        environment.update(self.extra_env)
+        environment = self.env()
         environment.update(env or {})
         argv = self.argv(*args)
         return subprocess.run(
@@ -94,6 +103,10 @@ class World:
         assert done.returncode == 0, done.stderr
         document: dict[str, Any] = json.loads(done.stdout)
         return document
+
+    def runs(self) -> dict[str, dict[str, Any]]:
+        """The ledger's runs by `name/runId`."""
+        return {f"{r['name']}/{r['runId']}": r for r in self.status()["runs"]}
 
     def run(self, name: str) -> dict[str, Any]:
         """The one run of a manifest in `status -o json`."""

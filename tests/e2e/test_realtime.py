@@ -18,12 +18,8 @@ generous (the machine is shared); no test asserts how long anything took.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +28,7 @@ import pytest
 from controller.clock import SystemClock
 from controller.sandbox import Sandbox
 from tests.e2e.child import Child, Line
-from tests.e2e.conftest import cron_job, job
+from tests.e2e.conftest import World, cron_job, job
 
 pytestmark = pytest.mark.e2e
 
@@ -52,75 +48,18 @@ def module_sandbox() -> Iterator[Sandbox]:
         yield sandbox
 
 
-@dataclass
-class RealTime:
-    """A real-time sandbox with a cluster, a manifest directory and a ledger path."""
-
-    sandbox: Sandbox
-    root: Path
-    owner: str = "rt"
-
-    @property
-    def manifests(self) -> Path:
-        return self.root / "manifests"
-
-    @property
-    def state(self) -> str:
-        return f"sqlite:{self.root / 'state.db'}"
-
-    def write(self, name: str, text: str) -> None:
-        (self.manifests / name).write_text(text)
-
-    def env(self) -> dict[str, str]:
-        environment = self.sandbox.subprocess_env()
-        environment.pop("CONTROLLER_TEST_NOW", None)  # real time, on both sides
-        return environment
-
-    def argv(self, *args: str) -> list[str]:
-        """`python -m controller` with this world's global options, then `args`."""
-        return [
-            sys.executable,
-            "-m",
-            "controller",
-            "--source",
-            str(self.manifests),
-            "--state",
-            self.state,
-            "--owner",
-            self.owner,
-            *args,
-        ]
-
-    def status(self) -> dict[str, Any]:
-        """`status -o json`, parsed."""
-        done = subprocess.run(
-            self.argv("status", "-o", "json"),
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        document: dict[str, Any] = json.loads(done.stdout)
-        return document
-
-    def runs(self) -> dict[str, dict[str, Any]]:
-        """The ledger's runs by `name/runId`."""
-        return {f"{r['name']}/{r['runId']}": r for r in self.status()["runs"]}
-
-
 @pytest.fixture
-def world(module_sandbox: Sandbox, tmp_path: Path) -> RealTime:
+def world(module_sandbox: Sandbox, tmp_path: Path) -> World:
     module_sandbox.reset()
     module_sandbox.create_cluster("batch")
     module_sandbox.add_container_instances("batch", 2, cpu=2048, memory=4096)
     (tmp_path / "manifests").mkdir()
-    return RealTime(sandbox=module_sandbox, root=tmp_path)
+    # No fake clock: the CLI and the sandbox share real time.
+    return World(sandbox=module_sandbox, clock=None, root=tmp_path, owner="rt")
 
 
 @pytest.fixture
-def start(world: RealTime) -> Iterator[Callable[..., Child]]:
+def start(world: World) -> Iterator[Callable[..., Child]]:
     """Start `controller run` (resync 1 h unless told); killed at teardown if still alive."""
     started: list[Child] = []
 
@@ -168,7 +107,7 @@ def records(child: Child, names: list[str], phase: str) -> Line:
 
 
 def test_stopped_tasks_are_recorded_by_the_active_poll(
-    world: RealTime, start: Callable[..., Child]
+    world: World, start: Callable[..., Child]
 ) -> None:
     names = [f"short-{i}" for i in range(3)]
     for name in names:
@@ -212,7 +151,7 @@ def wait_drained(sandbox: Sandbox, url: str) -> int:
 
 
 def test_stopped_tasks_are_recorded_on_their_ecs_events(
-    world: RealTime, start: Callable[..., Child]
+    world: World, start: Callable[..., Child]
 ) -> None:
     url = world.sandbox.create_events_queue("ejc-events", ["batch"])
     names = [f"short-{i}" for i in range(3)]
@@ -239,7 +178,7 @@ def test_stopped_tasks_are_recorded_on_their_ecs_events(
 
 
 def test_an_active_deadline_expiring_mid_run_stops_the_task_at_once(
-    world: RealTime, start: Callable[..., Child]
+    world: World, start: Callable[..., Child]
 ) -> None:
     world.write("slow.yaml", job("slow", duration=600, extra="  activeDeadlineSeconds: 3\n"))
     # No look between passes: only the plan's requeue at the deadline can act.
@@ -263,7 +202,7 @@ def asg_job(name: str) -> str:
     return text.replace("cpu: '256'", "cpu: '1024'").replace("memory: '512'", "memory: '1024'")
 
 
-def asg_world(world: RealTime, *, registration_delay: float) -> RealTime:
+def asg_world(world: World, *, registration_delay: float) -> World:
     """A cluster whose only room is one 2048-cpu instance of an Auto Scaling group, and 6 jobs.
 
     The group's later instances register `registration_delay` seconds after
@@ -310,7 +249,7 @@ def scaled_out(child: Child) -> tuple[Line, list[str]]:
 
 
 def test_a_placement_failure_scales_out_without_waiting_for_the_backoff(
-    world: RealTime, start: Callable[..., Child]
+    world: World, start: Callable[..., Child]
 ) -> None:
     # The new instances never register within the test: what the scale-out
     # pass recorded stays as it was for `status` to show.
@@ -335,7 +274,7 @@ def test_a_placement_failure_scales_out_without_waiting_for_the_backoff(
 
 
 def test_registered_instances_start_every_waiting_task_before_their_backoff(
-    world: RealTime, start: Callable[..., Child]
+    world: World, start: Callable[..., Child]
 ) -> None:
     asg_world(world, registration_delay=2)
     child = start("--active-poll-seconds", "1")
@@ -364,7 +303,7 @@ def test_registered_instances_start_every_waiting_task_before_their_backoff(
 
 
 def test_forbid_starts_the_next_occurrence_once_the_previous_one_stopped(
-    world: RealTime, start: Callable[..., Child]
+    world: World, start: Callable[..., Child]
 ) -> None:
     """An every-minute Forbid CronJob whose 2 s task stops long before the next minute.
 
@@ -397,7 +336,7 @@ def test_forbid_starts_the_next_occurrence_once_the_previous_one_stopped(
 
 
 def test_an_idle_loop_makes_no_call_between_passes(
-    world: RealTime, start: Callable[..., Child]
+    world: World, start: Callable[..., Child]
 ) -> None:
     """Once its run is recorded, the loop looks no more: calls come only from passes.
 
