@@ -232,8 +232,6 @@ def measured_pass(
     )
 
 
-
-
 def scenario(
     name: str,
     runs: int,
