@@ -328,7 +328,8 @@ class Executor:
         maybe the very revision we want) or an unanswered call (a 5xx, a
         timeout) that ECS may have carried out. Either way: wait a jittered
         while, look for an ACTIVE revision with this spec hash, and only
-        register again when there is none.
+        register again when there is none. After a registration, the family
+        is read once more (`_oldest_with_hash`, DESIGN.md §9).
         """
         tags = {TAG_OWNER: self._owner, TAG_SPEC_HASH: action.spec_hash}
         for attempt in range(1, REGISTER_TRIES + 1):
@@ -351,7 +352,41 @@ class Executor:
             )
         )
         self._checkpoint("after-register")
-        return described.arn
+        return self._oldest_with_hash(action, record)
+
+    def _oldest_with_hash(self, action: RegisterTaskDefinition, ours: RevisionRecord) -> str:
+        """After registering, the family's oldest ACTIVE revision with the spec hash.
+
+        The family was read just before (observe); re-reading it right after
+        closes the race with a registrar that read it at the same time (a
+        oneshot beside the loop: neither holds the other's lock): both see
+        both revisions and both keep the older one, and the younger, ours,
+        is deregistered unused. Revisions the ledger knows are not described
+        again, so this costs one ListTaskDefinitions when nobody raced us.
+        """
+        known = self._ledger.view().revisions
+        for arn in self._ecs.list_active_revisions(action.family):  # oldest first
+            if arn == ours.arn:
+                return ours.arn
+            other = known.get(arn)
+            if other is None:
+                other = revision_record(self._ecs.describe_revision(arn))
+                self._ledger.put_revision(other)
+            if action.spec_hash not in (other.spec_hash, other.tagged_hash):
+                continue
+            self._owned_revision(ours.arn)  # ours by its tags, as every deregistration checks
+            status = self._ecs.deregister(ours.arn)
+            self._ledger.put_revision(replace(ours, status=status))
+            self._ledger.append_event(
+                Event(
+                    self._clock.now(),
+                    None,
+                    EventKind.DEREGISTERED,
+                    f"{ours.arn}: registered at the same time as {arn}, which is kept",
+                )
+            )
+            return arn
+        return ours.arn
 
     def _scale_out(self, action: SetDesiredCapacity) -> None:
         if self._autoscaling is None:

@@ -34,12 +34,15 @@ from controller import __version__
 from controller.aws.cloudwatch_logs import LogsGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.session import MAX_POOL_CONNECTIONS, AwsSession, endpoint_urls
+from controller.cli import hands_on
+from controller.cli.oneshot import Oneshot, OneshotOptions, oneshot_target
 from controller.cli.report import (
     OUTPUT_FORMATS,
     Status,
     gather_status,
     render_document,
     report_pass,
+    run_json,
     status_json,
     status_lines,
 )
@@ -50,10 +53,12 @@ from controller.model.manifest import API_VERSION, Kind
 from controller.model.run import LedgerView
 from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
 from controller.runtime.activity import DEFAULT_ACTIVE_POLL_SECONDS
+from controller.runtime.one_run import NothingToStop
 from controller.runtime.wiring import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_PASS_BUDGET_SECONDS,
     PassOptions,
+    PassWiring,
     Settings,
     build_pass,
     load_source_for_status,
@@ -500,6 +505,181 @@ def logs(
     show_logs(
         EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock(hooks)
     )
+
+
+# -- one run by hand: trigger, stop, oneshot ------------------------------------
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _check_run_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _RUN_ID_RE.match(value):
+        raise click.BadParameter("must match [A-Za-z0-9._-]{1,64} (a run id, like spec.runId)")
+    return value
+
+
+def _run_id_option(default: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "--run-id", default=None, callback=_check_run_id, help=f"The run id (default: {default})."
+    )
+
+
+def _one_run_wiring(settings: Settings) -> PassWiring:
+    """A pass's collaborators for commands that act on one run: no lock, no lease (DESIGN §9)."""
+    with _setup_errors():
+        return build_pass(settings, dry_run=False, options=PassOptions(), lock=None)
+
+
+@cli.command()
+@click.argument("cron_job", metavar="CRONJOB")
+@_run_id_option("manual-<UTC time to the second>")
+@_OUTPUT
+@click.pass_obj
+def trigger(settings: Settings, cron_job: str, run_id: str | None, output: str) -> None:
+    """Start one occurrence of CRONJOB now, outside its schedule; print the run and its task."""
+    with _one_run_wiring(settings) as wiring:
+        context = wiring.context
+        triggered = hands_on.trigger(context, hands_on.load_source(context), cron_job, run_id)
+    record = triggered.record
+    for problem in triggered.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if output != "text":
+        click.echo(render_document(run_json(record), output))
+    attempt = record.current_attempt
+    arns = " ".join(attempt.task_arns) if attempt is not None else ""
+    if output == "text":
+        click.echo(f"{record.key} {arns or '-'}")
+    if triggered.existed:
+        click.echo(
+            f"{record.key} was recorded before ({record.phase.value}): nothing started", err=True
+        )
+    elif record.phase.terminal:
+        _fail(f"{record.key} {record.phase.value} ({record.reason.value}): {record.message}", 1)
+    elif not arns:
+        click.echo(
+            f"{record.key} has no task yet: {record.message} (`controller run` follows it)",
+            err=True,
+        )
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--run-id", default=None, help="Which run of NAME (default: its newest unfinished).")
+@click.option(
+    "--reason",
+    default="controller stop",
+    show_default=True,
+    help="Why: recorded with who asked, in the run's message and the StopTask reason.",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0.0),
+    default=hands_on.DEFAULT_STOP_WAIT_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for the tasks to stop; the run ends Cancelled when they have.",
+)
+@click.pass_obj
+def stop(
+    settings: Settings, name: str, run_id: str | None, reason: str, wait_seconds: float
+) -> None:
+    """Cancel a run: StopTask its tasks, then Failed/Cancelled, no retry (1: nothing to stop)."""
+    path = ledger_file(settings.state)
+    if path is not None and not path.exists():
+        raise NothingToStop(f"nothing to stop: no ledger at {path}")
+    with _one_run_wiring(settings) as wiring:
+        key = hands_on.run_to_stop(wiring.ledger.view(), name, run_id)
+        stopped = hands_on.stop(
+            wiring.context,
+            wiring.ledger,
+            key,
+            reason,
+            by=hands_on.requester(),
+            wait_seconds=wait_seconds,
+        )
+    for problem in stopped.problems:
+        click.echo(f"warning: {problem}", err=True)
+    record = stopped.record
+    if stopped.finished:
+        click.echo(
+            f"stopped {record.key}: {record.phase.value} ({record.reason.value}): {record.message}"
+        )
+    else:
+        click.echo(
+            f"stop requested for {record.key}: its tasks are still stopping after"
+            f" {wait_seconds:g}s; the run ends Cancelled once they have (any pass records it)"
+        )
+
+
+@cli.command()
+@click.argument("target", metavar="FILE|NAME")
+@_run_id_option("oneshot-<UTC time to the second>")
+@click.option(
+    "--no-wait", is_flag=True, help="Print the run key and task ARN once started; exit 0."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    metavar="SECONDS",
+    help="Stop the task after this long and exit 124.",
+)
+@click.option("--no-logs", is_flag=True, help="Do not stream the success containers' awslogs.")
+@click.option(
+    "--no-stop-on-interrupt",
+    is_flag=True,
+    help="On SIGINT exit 130 and leave the run going (the loop follows it).",
+)
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0.05),
+    default=DEFAULT_ACTIVE_POLL_SECONDS,
+    show_default=True,
+    help="Look at the task this often while waiting (like run --active-poll-seconds).",
+)
+@_OUTPUT
+@click.pass_obj
+def oneshot(
+    settings: Settings,
+    /,
+    target: str,
+    run_id: str | None,
+    no_wait: bool,
+    timeout: float | None,
+    no_logs: bool,
+    no_stop_on_interrupt: bool,
+    poll_seconds: float,
+    output: str,
+) -> None:
+    """Run FILE (one manifest) or NAME (in --source) now, wait, stream logs; exit with its code.
+
+    Exit status: the container's exit code (0 on success); 1 when the task
+    failed to start, was stopped by the platform or refused; 124 after
+    --timeout; 130 after SIGINT (the task is stopped first in both).
+    """
+    options = OneshotOptions(
+        wait=not no_wait,
+        timeout=timeout,
+        logs=not no_logs,
+        stop_on_interrupt=not no_stop_on_interrupt,
+        poll_seconds=poll_seconds,
+        output=output,
+    )
+    with _one_run_wiring(settings) as wiring:
+        desired, _ = oneshot_target(target, run_id, wiring.context)
+        session = Oneshot(
+            wiring.context,
+            wiring.ledger,
+            desired,
+            options,
+            logs=LogsGateway(wiring.session),
+            out=click.echo,
+            err=lambda line: click.echo(line, err=True),
+            by=f"oneshot ({hands_on.requester()})",
+        )
+        status = session.run()
+    sys.exit(status)
 
 
 def _sync_record(state: str) -> SyncRecord | None:

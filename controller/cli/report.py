@@ -1,7 +1,7 @@
 """What the CLI prints: pass reports and the status table / JSON (DESIGN.md §8).
 
 `status -o json` is a contract other tools parse:
-`{"runs": [{"kind", "name", "runId", "phase", "reason", "message",
+`{"runs": [{"kind", "name", "runId", "origin", "phase", "reason", "message",
 "taskDefinitionArn", "tries", "attempts": [{"number", "taskArns", "exitCodes",
 "stopCode", "startedAt", "stoppedAt"}]}], "cronJobs": [{"name", "schedule",
 "timeZone", "suspend", "concurrencyPolicy", "lastScheduleTime",
@@ -106,6 +106,7 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "kind": record.kind.value,
         "name": record.key.name,
         "runId": record.key.run_id,
+        "origin": record.origin.value,
         "phase": record.phase.value,
         "reason": record.reason.value,
         "message": record.message,

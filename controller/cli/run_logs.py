@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from controller.aws.cloudwatch_logs import LogsGateway
+from controller.aws.cloudwatch_logs import LogLine, LogsGateway
 from controller.aws.ecs import EcsGateway
 from controller.clock import Clock
 from controller.errors import NotFoundError
@@ -74,6 +74,48 @@ def streams_of(ecs: EcsGateway, attempt: AttemptRecord, notes: list[str]) -> lis
     return refs
 
 
+class LogTail:
+    """New lines of an attempt's awslogs streams, each read forward from where it stopped.
+
+    `containers` limits the streams to those containers (oneshot follows the
+    success containers only); None reads every container's. Streams are
+    found once per task, from the attempt's revision (described once per
+    process, as revisions never change).
+    """
+
+    def __init__(
+        self, ecs: EcsGateway, logs: LogsGateway, containers: frozenset[str] | None = None
+    ) -> None:
+        self._ecs = ecs
+        self._logs = logs
+        self._containers = containers
+        self._tokens: dict[StreamRef, str | None] = {}
+        self._known_tasks: set[str] = set()
+        self.notes: list[str] = []
+
+    def streams(self, attempt: AttemptRecord) -> list[StreamRef]:
+        """The streams of the attempt's tasks (found the first time a task is seen)."""
+        new = [arn for arn in attempt.task_arns if arn not in self._known_tasks]
+        if new:
+            for ref in streams_of(self._ecs, attempt, self.notes):
+                wanted = self._containers is None or ref.container in self._containers
+                if ref.task_arn in new and wanted:
+                    self._tokens.setdefault(ref, None)
+            self._known_tasks.update(new)
+        arns = set(attempt.task_arns)
+        return [ref for ref in self._tokens if ref.task_arn in arns]
+
+    def read(self, attempt: AttemptRecord) -> list[tuple[StreamRef, LogLine]]:
+        """Every line logged since the last read, oldest first across the streams (interleaved)."""
+        lines: list[tuple[StreamRef, LogLine]] = []
+        for ref in self.streams(attempt):
+            read, self._tokens[ref] = self._logs.read(ref.group, ref.stream, self._tokens[ref])
+            lines.extend((ref, line) for line in read)
+        # Stable: lines of one stream with one timestamp keep their order.
+        lines.sort(key=lambda item: item[1].at)
+        return lines
+
+
 def show_logs(
     ecs: EcsGateway,
     logs: LogsGateway,
@@ -84,23 +126,18 @@ def show_logs(
 ) -> None:
     """Print the attempt's log lines; with `follow`, keep polling until its tasks stopped."""
     record, attempt = pick_attempt(view, request)
-    refs = streams_of(ecs, attempt, request.notes)
-    for note in request.notes:
+    tail = LogTail(ecs, logs)
+    refs = tail.streams(attempt)
+    for note in (*request.notes, *tail.notes):
         echo(f"# {note}")
     echo(f"# {record.key} attempt {attempt.number}: {len(attempt.task_arns)} task(s)")
-    tokens: dict[StreamRef, str | None] = dict.fromkeys(refs)
     several = len({r.container for r in refs}) > 1 or len(attempt.task_arns) > 1
     while True:
-        new = 0
-        for ref in refs:
-            lines, tokens[ref] = logs.read(ref.group, ref.stream, tokens[ref])
-            for line in lines:
-                label = (
-                    f"[{ref.container}/{ref.task_arn.rsplit('/', 1)[-1][:8]}] " if several else ""
-                )
-                echo(f"{label}{line.message}")
-            new += len(lines)
-        if not request.follow or (new == 0 and _all_stopped(ecs, attempt)):
+        lines = tail.read(attempt)
+        for ref, line in lines:
+            label = f"[{ref.container}/{ref.task_arn.rsplit('/', 1)[-1][:8]}] " if several else ""
+            echo(f"{label}{line.message}")
+        if not request.follow or (not lines and _all_stopped(ecs, attempt)):
             return
         clock.sleep(FOLLOW_INTERVAL_SECONDS)
 

@@ -54,6 +54,39 @@ class Reason(StrEnum):
     ADOPTED = "Adopted"
 
 
+class RunOrigin(StrEnum):
+    """What made the run exist (shown by `status -o json` as "origin").
+
+    The full pass treats a run by where it came from: a `manifest` or
+    `schedule` run is the source's, and ends Orphaned or Cancelled when the
+    source stops asking for it; a `manual` run (`controller trigger`) is an
+    occurrence of its CronJob, followed like any unfinished one; a `oneshot`
+    run (`controller oneshot`) belongs to no manifest, so the pass never
+    orphans or supersedes it and carries it on under its frozen spec.
+    """
+
+    MANIFEST = "manifest"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    ONESHOT = "oneshot"
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """Who asked `controller stop` (or oneshot's --timeout / SIGINT) to cancel a run, and why."""
+
+    by: str
+    reason: str
+    at: datetime
+
+    @property
+    def message(self) -> str:
+        """The run's final message: `cancelled by WHO: WHY`."""
+        return (
+            f"cancelled by {self.by}: {self.reason}" if self.reason else f"cancelled by {self.by}"
+        )
+
+
 class AttemptOutcome(StrEnum):
     """How one attempt ended; None on the record while it is in flight."""
 
@@ -63,7 +96,7 @@ class AttemptOutcome(StrEnum):
     #: the platform failed the task (TaskFailedToStart, Spot, vanished):
     #: retried on its own budget
     INFRASTRUCTURE_FAILURE = "InfrastructureFailure"
-    #: stopped by the controller (deadline, orphan, replace)
+    #: stopped by the controller (deadline, orphan, replace, cancel)
     STOPPED = "Stopped"
     #: RunTask was refused for good (bad task definition, missing cluster)
     REJECTED = "Rejected"
@@ -175,6 +208,11 @@ class RunRecord:
     finished_at: datetime | None = None
     #: optimistic-concurrency version; the ledger bumps it on every save
     version: int = 0
+    #: what made the run exist (old records without one are manifest runs)
+    origin: RunOrigin = RunOrigin.MANIFEST
+    #: set by `controller stop`: the run's tasks are stopped and it ends
+    #: Failed/Cancelled, never retried
+    cancel: CancelRequest | None = None
 
     @property
     def started(self) -> bool:
@@ -206,6 +244,11 @@ class LedgerView:
     #: CronJob name -> last scheduled occurrence already turned into a run
     cron_last_scheduled: Mapping[str, datetime] = field(default_factory=dict)
     revisions: Mapping[str, RevisionRecord] = field(default_factory=dict)
+
+    def restricted_to(self, keys: frozenset[RunKey]) -> LedgerView:
+        """The view with only the runs of `keys` (a scoped pass plans those alone)."""
+        runs = {key: self.runs[key] for key in sorted(keys) if key in self.runs}
+        return replace(self, runs=runs)
 
     def runs_of(self, name: str) -> list[RunRecord]:
         """Every run of one manifest name, oldest first."""

@@ -69,8 +69,15 @@ def observe(
     report: ObserveReport,
     *,
     workers: Workers | None = None,
+    list_running: bool = True,
 ) -> ObservedState:
-    """Read what the plan needs from ECS (independent reads overlap on `workers`)."""
+    """Read what the plan needs from ECS (independent reads overlap on `workers`).
+
+    `list_running` False (a scoped pass, over the runs of `view` only)
+    describes just those runs' open tasks, listing a cluster's tasks only
+    where one of them has an unanswered intent: the owner's other running
+    tasks are no concern of that pass.
+    """
     workers = workers or Workers(1)
     tasks: dict[str, ObservedTask] = {}
     missing: set[str] = set()
@@ -86,7 +93,9 @@ def observe(
         (only after a crash) recently stopped ones to find tagged tasks.
         """
         try:
-            running = ecs.list_tasks(cluster, started_by(owner), "RUNNING")
+            running: list[str] = []
+            if list_running or cluster in intent_clusters:
+                running = ecs.list_tasks(cluster, started_by(owner), "RUNNING")
             stopped: list[str] = []
             if cluster in intent_clusters:
                 stopped = ecs.list_tasks(cluster, started_by(owner), "STOPPED")

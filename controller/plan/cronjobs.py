@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from controller.model.manifest import ConcurrencyPolicy, CronJob, Kind, RunKey
-from controller.model.run import LedgerView, Phase, Reason, RunRecord
+from controller.model.run import LedgerView, Phase, Reason, RunOrigin, RunRecord
 from controller.plan.actions import Action, RecordRun, RecordSchedule, planning_error
 from controller.plan.lifecycle import plan_run
 from controller.plan.records import DesiredRun, RunContext
@@ -145,6 +145,9 @@ def _desired(key: RunKey, cron: CronJob) -> DesiredRun:
         spec=template,
         suspend=False,  # a CronJob's suspend stops new occurrences, not running ones
         digest=template.digest,
+        # Only a new occurrence's first record takes this; a run already in
+        # the ledger (a manual one included) keeps its own origin.
+        origin=RunOrigin.SCHEDULE,
     )
 
 

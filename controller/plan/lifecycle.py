@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.model.durations import plus_seconds
-from controller.model.identity import client_token
+from controller.model.identity import TAG_OWNER, client_token
 from controller.model.manifest import JobSpec, Kind
 from controller.model.observed import ResolvedRef
 from controller.model.run import AttemptOutcome, AttemptRecord, Phase, Reason, RunRecord
@@ -108,6 +108,11 @@ def plan_run(
             return actions
         record = record.with_attempt(updated)
         attempt = updated
+
+    if record.cancel is not None and not _succeeded(attempt):
+        # `controller stop` asked: stop what runs, then end the run, whatever
+        # the manifest or the retry budget would say.
+        return [*actions, *_cancel(record, before, attempt, ctx)]
 
     spec = effective_spec(desired, record)
     if spec is None and record.frozen_spec is None:
@@ -229,6 +234,8 @@ def _stop_attempt(
 
 def _no_resume_reason(desired: DesiredRun | None, record: RunRecord, ctx: RunContext) -> str | None:
     """Why an unanswered intent must not be repeated, or None to repeat it."""
+    if record.cancel is not None:
+        return record.cancel.message
     if desired is None:
         return "the manifest no longer asks for this run"
     spec = effective_spec(desired, record)
@@ -236,6 +243,79 @@ def _no_resume_reason(desired: DesiredRun | None, record: RunRecord, ctx: RunCon
     if deadline is not None and ctx.now >= deadline:
         return "the run is past its activeDeadlineSeconds"
     return None
+
+
+# -- cancel requests (`controller stop`) --------------------------------------
+
+#: Task states in which a stop is already under way: no second StopTask.
+STOPPING_STATES = frozenset({"DEACTIVATING", "STOPPING", "DEPROVISIONING"})
+
+
+def _succeeded(attempt: AttemptRecord | None) -> bool:
+    return attempt is not None and attempt.outcome is AttemptOutcome.SUCCEEDED
+
+
+def _cancel(
+    record: RunRecord, before: RunRecord, attempt: AttemptRecord | None, ctx: RunContext
+) -> list[Action]:
+    """A run with a cancel request: StopTask its live tasks; once none runs, Failed/Cancelled.
+
+    Two steps, so that `Failed/Cancelled` means nothing of the run runs any
+    more: while a task of the current attempt is live, the run stays as it
+    is and its tasks are stopped — only those observed this pass with this
+    owner's tag (the ownership rule), and not again once ECS is stopping
+    them. Once every task stopped (or there was none, or the intent was
+    never answered), the run ends Failed/Cancelled with who and why, and no
+    retry: an attempt the stop ended counts as stopped by the controller,
+    never against backoffLimit. An attempt that had already ended keeps its
+    outcome. (An attempt whose tasks all succeeded before the stop took
+    effect makes the run Succeeded instead: see `plan_run`.)
+    """
+    request = record.cancel
+    assert request is not None
+    message = request.message
+    if attempt is not None and not attempt.finished:
+        if not attempt.submitted:
+            return []  # the intent's cluster is unreadable: nothing is known yet
+        live = [t for t in attempt.tasks if not t.stopped]
+        cluster = str(attempt.request.get("cluster", ""))
+        stoppable = tuple(
+            t.arn for t in live if t.last_status not in STOPPING_STATES and _owned_task(t.arn, ctx)
+        )
+        stopping = _running(record, attempt, ctx)
+        stopping = replace(
+            stopping, message=f"{message}: stopping {len(live)} task(s)", updated_at=ctx.now
+        )
+        if stoppable:
+            return [
+                StopTasks(
+                    run=record.key,
+                    cluster=cluster,
+                    task_arns=stoppable,
+                    stop_reason=f"ecs-job-controller: {message}",
+                    record=stopping,
+                    reason=f"{message}: StopTask",
+                )
+            ]
+        if changed(before, stopping):
+            return [RecordRun(record.key, stopping, stopping.message)]
+        return []  # being stopped (or not ours to stop): wait for ECS
+    ended = record
+    previous = before.current_attempt
+    if attempt is not None and previous is not None and not previous.finished:
+        # The attempt ended by (or while) being stopped for the cancel request.
+        ended = record.with_attempt(
+            replace(attempt, outcome=AttemptOutcome.STOPPED, message=message)
+        )
+    cancelled = finish(ended, Phase.FAILED, Reason.CANCELLED, message, ctx)
+    cancelled = replace(cancelled, updated_at=ctx.now)
+    return [RecordRun(record.key, cancelled, message)]
+
+
+def _owned_task(arn: str, ctx: RunContext) -> bool:
+    """True when this pass observed the task with this owner's tag: only then is it stopped."""
+    seen = ctx.observed.tasks.get(arn)
+    return seen is not None and seen.tags.get(TAG_OWNER) == ctx.owner
 
 
 # -- run phases --------------------------------------------------------------

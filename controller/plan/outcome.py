@@ -63,7 +63,7 @@ def advance_attempt(
     attempt = replace(attempt, tasks=tasks)
     if all(t.stopped for t in tasks):
         expected = int(attempt.request.get("count", 1) or 1)
-        outcome, message = attempt_outcome(tasks, _success_containers(record), expected)
+        outcome, message = attempt_outcome(tasks, success_containers(record), expected)
         stops = [t.stopped_at for t in tasks if t.stopped_at is not None]
         attempt = replace(
             attempt, outcome=outcome, message=message, finished_at=max(stops) if stops else ctx.now
@@ -124,7 +124,8 @@ def short_arn(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def _success_containers(record: RunRecord) -> tuple[str, ...]:
+def success_containers(record: RunRecord) -> tuple[str, ...]:
+    """The containers whose exit codes decide the run (empty: every container reported)."""
     frozen = record.frozen_spec or {}
     explicit = frozen.get("successContainers")
     if explicit:

@@ -16,7 +16,7 @@ from controller.model.capacity import GroupState
 from controller.model.durations import is_never, plus_seconds
 from controller.model.manifest import DesiredSet, JobRun, Kind, RunKey
 from controller.model.observed import Needs, ObservedState
-from controller.model.run import AttemptOutcome, LedgerView, Phase, Reason, RunRecord
+from controller.model.run import AttemptOutcome, LedgerView, Phase, Reason, RunOrigin, RunRecord
 from controller.model.taskdef import spec_hash
 from controller.plan.actions import (
     Action,
@@ -324,7 +324,9 @@ def _plan_known_run(
         return []
     verdict = gone.get(key)
     if verdict is None or orphan_guard:
-        held = _held_run(record)
+        held = held_run(record)
+        if held is None and record.cancel is not None:
+            return plan_run(None, record, ctx)  # cancelling needs no spec
         return plan_run(held, record, ctx) if held is not None else []
     reason, message = verdict
     stop = stop_orphans and reason is Reason.ORPHANED
@@ -576,12 +578,20 @@ def next_wakeup(ledger: LedgerView, actions: Sequence[Action], now: datetime) ->
 
 
 def _gone_runs(desired: DesiredInput, ledger: LedgerView) -> dict[RunKey, tuple[Reason, str]]:
-    """Non-terminal runs the source no longer asks for, with why."""
+    """Non-terminal runs the source no longer asks for, with why.
+
+    A oneshot run (`controller oneshot`) was never the source's to ask for:
+    it is neither orphaned nor superseded, and the pass carries it on under
+    its frozen spec (`held_run`), retries included, should its own process
+    be gone.
+    """
     current_ids: dict[str, str] = {k.name: k.run_id for k in desired.runs}
     invalid = {name for _, name in desired.invalid_names}
     gone: dict[RunKey, tuple[Reason, str]] = {}
     for key, record in ledger.runs.items():
         if record.phase.terminal or key in desired.runs or key.name in invalid:
+            continue
+        if record.origin is RunOrigin.ONESHOT:
             continue
         if record.kind is Kind.CRON_JOB and key.name in desired.cron.decisions:
             continue  # a present CronJob decides about its own runs (Replace)
@@ -620,13 +630,22 @@ def _orphan_guard(
     return None
 
 
-def _held_run(record: RunRecord) -> DesiredRun | None:
-    """A started run whose manifest is invalid or unknowable: continue under its frozen spec."""
+def held_run(record: RunRecord) -> DesiredRun | None:
+    """A started run no manifest speaks for now: continue it under its frozen spec.
+
+    Its manifest is invalid or unknowable, or it is a oneshot run (no
+    manifest ever asked for it). None before its first attempt froze a spec.
+    """
     if record.frozen_spec is None:
         return None
     spec = effective_spec(None, record)
     if spec is None:
         return None
     return DesiredRun(
-        key=record.key, kind=record.kind, spec=spec, suspend=False, digest=record.spec_digest
+        key=record.key,
+        kind=record.kind,
+        spec=spec,
+        suspend=False,
+        digest=record.spec_digest,
+        origin=record.origin,
     )

@@ -20,7 +20,7 @@ from typing import Any
 from controller.model.build import job_spec_from_raw
 from controller.model.manifest import JobSpec, Kind, RunKey
 from controller.model.observed import ObservedState
-from controller.model.run import AttemptOutcome, Phase, Reason, RunRecord, TaskRecord
+from controller.model.run import AttemptOutcome, Phase, Reason, RunOrigin, RunRecord, TaskRecord
 from controller.plan.taskdefs import TaskDefinitionChoice
 
 #: Key under which a frozen spec records the success containers of a
@@ -37,6 +37,8 @@ class DesiredRun:
     spec: JobSpec
     suspend: bool
     digest: str
+    #: what asks for the run (recorded on its first record)
+    origin: RunOrigin = RunOrigin.MANIFEST
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ def new_record(desired: DesiredRun, now: datetime) -> RunRecord:
         created_at=now,
         updated_at=now,
         spec_digest=desired.digest,
+        origin=desired.origin,
     )
 
 

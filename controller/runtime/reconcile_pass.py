@@ -19,6 +19,7 @@ desired runs as done instead of planning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from controller.apply.executor import ApplyResult
@@ -48,6 +49,7 @@ from controller.state.ledger import (
     CronSchedule,
     GuardWarning,
     LedgerReader,
+    LedgerView,
     PassSummary,
     RevisionCache,
 )
@@ -150,9 +152,43 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         cron=scheduled,
     )
     report = ObserveReport()
+    plan, capacity = observe_and_plan(ctx, desired, view, now, report)
+    summary = PassSummary(
+        at=now,
+        revision=snapshot.revision,
+        invalid=loaded.errors,
+        warnings=tuple(GuardWarning(warning, now) for warning in plan.warnings),
+        cron_jobs=tuple(CronSchedule.of(c) for _, c in sorted(loaded.desired.cron_jobs.items())),
+    )
+    applied = ctx.executor.apply(plan, summary)
+    return PassResult(snapshot, loaded, plan, applied, report.errors, capacity)
+
+
+def observe_and_plan(
+    ctx: PassContext,
+    desired: DesiredInput,
+    view: LedgerView,
+    now: datetime,
+    report: ObserveReport,
+    *,
+    scoped: bool = False,
+) -> tuple[Plan, ObservedCapacity | None]:
+    """Observe what `desired` and `view` need, then plan: the middle of every pass.
+
+    `scoped` (a pass over one run, `controller.runtime.one_run`) reads only
+    that run's tasks instead of every running task of the owner, and plans
+    no pruning and no orphan stops; the full pass plans with its options.
+    """
     wanted = needs(desired, view)
     observed = observe(
-        ctx.ecs, wanted, view, ctx.revision_cache, ctx.owner, report, workers=ctx.workers
+        ctx.ecs,
+        wanted,
+        view,
+        ctx.revision_cache,
+        ctx.owner,
+        report,
+        workers=ctx.workers,
+        list_running=not scoped,
     )
     capacity = None
     if wanted.capacity_groups and ctx.autoscaling is not None and ctx.ecs_instances is not None:
@@ -167,19 +203,11 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         now,
         ctx.owner,
         ctx.max_orphan_fraction,
-        prune=ctx.prune,
-        stop_orphans=ctx.stop_orphans,
+        prune=None if scoped else ctx.prune,
+        stop_orphans=not scoped and ctx.stop_orphans,
         capacity=capacity.groups if capacity is not None else None,
     )
-    summary = PassSummary(
-        at=now,
-        revision=snapshot.revision,
-        invalid=loaded.errors,
-        warnings=tuple(GuardWarning(warning, now) for warning in plan.warnings),
-        cron_jobs=tuple(CronSchedule.of(c) for _, c in sorted(loaded.desired.cron_jobs.items())),
-    )
-    applied = ctx.executor.apply(plan, summary)
-    return PassResult(snapshot, loaded, plan, applied, report.errors, capacity)
+    return plan, capacity
 
 
 def refuse_lost_ledger(ctx: PassContext) -> None:

@@ -69,10 +69,12 @@ from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
     AttemptOutcome,
     AttemptRecord,
+    CancelRequest,
     Event,
     Phase,
     Reason,
     RevisionRecord,
+    RunOrigin,
     RunRecord,
     TaskRecord,
 )
@@ -420,6 +422,10 @@ def _encode_run(run: RunRecord) -> dict[str, Any]:
         "notBefore": optional_text(run.not_before),
         "pendingSince": optional_text(run.pending_since),
         "finishedAt": optional_text(run.finished_at),
+        "origin": run.origin.value,
+        "cancel": None
+        if run.cancel is None
+        else {"by": run.cancel.by, "reason": run.cancel.reason, "at": to_text(run.cancel.at)},
     }
 
 
@@ -471,7 +477,16 @@ def _decode_run(item: Mapping[str, ItemValue]) -> RunRecord:
         pending_since=optional_datetime(body["pendingSince"]),
         finished_at=optional_datetime(body["finishedAt"]),
         version=int(item["version"]),
+        # Items written before runs had an origin or a cancel request lack both.
+        origin=RunOrigin(body.get("origin", RunOrigin.MANIFEST.value)),
+        cancel=_decode_cancel(body.get("cancel")),
     )
+
+
+def _decode_cancel(body: Mapping[str, Any] | None) -> CancelRequest | None:
+    if body is None:
+        return None
+    return CancelRequest(by=body["by"], reason=body["reason"], at=from_text(body["at"]))
 
 
 def _decode_attempt(body: Mapping[str, Any]) -> AttemptRecord:

@@ -45,9 +45,9 @@ runs and nothing else to install. Why these choices:
   `missing`), the schema is not migrated, and `query_only` refuses writes.
   A file of an older schema is read as it is: each table a later migration
   step adds is stood in for by an empty TEMP table of the same name (TEMP
-  tables live in the connection, not the file). Only tables are covered: a
-  step that adds a column to an existing table must keep the old columns'
-  reads working. One effect remains outside our control: when no other
+  tables live in the connection, not the file); columns a later step added
+  to an existing table (v3: a run's origin and cancel request) read as the
+  defaults that step gives old rows. One effect remains outside our control: when no other
   connection has the file open, SQLite creates its `-wal` and `-shm`
   companions (empty, mode of the file) and a read-only connection cannot
   remove them; the next writer uses and removes them.
@@ -81,10 +81,12 @@ from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
     AttemptOutcome,
     AttemptRecord,
+    CancelRequest,
     Event,
     Phase,
     Reason,
     RevisionRecord,
+    RunOrigin,
     RunRecord,
     TaskRecord,
 )
@@ -218,11 +220,28 @@ def _schema_v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_v3(db: sqlite3.Connection) -> None:
+    """Add each run's origin and its cancel request (`controller oneshot`, `trigger`, `stop`)."""
+    # Old rows are manifest runs with no cancel request: the defaults say so.
+    for statement in (
+        "ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'manifest'",
+        "ALTER TABLE runs ADD COLUMN cancel_by TEXT",  # NULL: no cancel request
+        "ALTER TABLE runs ADD COLUMN cancel_reason TEXT",
+        "ALTER TABLE runs ADD COLUMN cancel_at TEXT",
+    ):
+        db.execute(statement)
+
+
 #: Schema steps in order: entry i takes a file from version i to i+1. Append
 #: new steps; never edit a released one (files in the field already ran it).
 #: A step runs inside the migration transaction, so it must not commit (no
 #: executescript): all pending steps and the new user_version land together.
-MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _schema_v2)
+MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _schema_v2, _schema_v3)
+
+#: The columns `_schema_v3` added, and what a read-only open of an older file
+#: reads in their place (the defaults the step gives old rows).
+_V3_COLUMNS: Final = ("origin", "cancel_by", "cancel_reason", "cancel_at")
+_V3_STAND_INS: Final = "'manifest', NULL, NULL, NULL"
 
 
 class SchemaVersionError(TerminalError):
@@ -241,7 +260,8 @@ _WAL_RETRY_SECONDS: Final = 0.005
 
 _RUN_COLUMNS: Final = (
     "name, run_id, kind, phase, reason, message, created_at, updated_at, spec_digest,"
-    " frozen_spec, task_definition_arn, not_before, pending_since, finished_at, version"
+    " frozen_spec, task_definition_arn, not_before, pending_since, finished_at, version,"
+    " origin, cancel_by, cancel_reason, cancel_at"
 )
 _ATTEMPT_COLUMNS: Final = (
     "name, run_id, number, client_token, task_definition_arn, request, intent_at,"
@@ -259,11 +279,12 @@ _SELECT_RUNS: Final = f"SELECT {_RUN_COLUMNS} FROM runs"  # noqa: S608
 _SELECT_ATTEMPTS: Final = f"SELECT {_ATTEMPT_COLUMNS} FROM attempts"  # noqa: S608
 _SELECT_TASKS: Final = f"SELECT {_TASK_COLUMNS} FROM tasks"  # noqa: S608
 _ONE_RUN: Final = " WHERE name = ? AND run_id = ?"
-_INSERT_RUN: Final = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 15)})"  # noqa: S608
+_INSERT_RUN: Final = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 19)})"  # noqa: S608
 _UPDATE_RUN: Final = (
     "UPDATE runs SET kind = ?, phase = ?, reason = ?, message = ?, created_at = ?,"
     " updated_at = ?, spec_digest = ?, frozen_spec = ?, task_definition_arn = ?,"
-    " not_before = ?, pending_since = ?, finished_at = ?, version = ?"
+    " not_before = ?, pending_since = ?, finished_at = ?, version = ?,"
+    " origin = ?, cancel_by = ?, cancel_reason = ?, cancel_at = ?"
     " WHERE name = ? AND run_id = ?"
 )
 _INSERT_ATTEMPT: Final = f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
@@ -301,6 +322,8 @@ class SqliteLedger:
         #: The runs the last view() decoded, reused while their version is
         #: unchanged (see view); guarded by _lock like the connection.
         self._decoded: dict[RunKey, RunRecord] = {}
+        #: how runs are read: every column, unless an older file is open read-only
+        self._select_runs: str = _SELECT_RUNS
         with self._errors_mapped():
             self._db = self._connect(busy_timeout)
             try:
@@ -375,6 +398,11 @@ class SqliteLedger:
             if name not in present:
                 # A table added by a later step (or no file at all): read as empty.
                 db.execute("CREATE TEMP TABLE" + statement.removeprefix("CREATE TABLE"))
+        columns = {str(row[1]) for row in db.execute("PRAGMA table_info(runs)")}
+        if not set(_V3_COLUMNS) <= columns:
+            # A file from before schema v3: its runs have no origin nor cancel
+            # request, which is what the step's defaults say.
+            self._select_runs = _SELECT_RUNS.replace(", ".join(_V3_COLUMNS), _V3_STAND_INS)
         db.execute("PRAGMA query_only = ON")
 
     def _check_integrity(self) -> None:
@@ -515,11 +543,12 @@ class SqliteLedger:
         decoded = self._decoded
         stale = {key for key, version in versions.items() if _version(decoded, key) != version}
         if len(stale) > _DECODE_ALL_ABOVE:
-            runs = _load_runs(db, None)  # one pass beats thousands of small queries
+            # one pass beats thousands of small queries
+            runs = _load_runs(db, None, self._select_runs)
         else:
             runs = {key: decoded[key] for key in versions if key not in stale}
             for key in stale:
-                runs.update(_load_runs(db, key))
+                runs.update(_load_runs(db, key, self._select_runs))
         # Runs deleted since (none today) drop out with the old dict.
         self._decoded = runs
         return runs
@@ -527,7 +556,7 @@ class SqliteLedger:
     def get(self, key: RunKey) -> RunRecord | None:
         """Return one run with its attempts and tasks, or None."""
         with self._transaction("BEGIN") as db:
-            return _load_runs(db, key).get(key)
+            return _load_runs(db, key, self._select_runs).get(key)
 
     def save(self, run: RunRecord) -> RunRecord:
         """Store `run` whole if the stored version is `run.version`; return it with version + 1."""
@@ -536,6 +565,7 @@ class SqliteLedger:
         key = (run.key.name, run.key.run_id)
         new_version = run.version + 1
         values = _run_values(run)
+        extras = _run_extras(run)
         attempt_rows = [(*key, *_attempt_values(a)) for a in run.attempts]
         task_rows = [
             (*key, attempt.number, position, *_task_values(task))
@@ -550,9 +580,9 @@ class SqliteLedger:
             if stored != run.version:
                 raise LedgerConflict(_conflict_message(run, stored))
             if row is None:
-                db.execute(_INSERT_RUN, (*key, *values, new_version))
+                db.execute(_INSERT_RUN, (*key, *values, new_version, *extras))
             else:
-                db.execute(_UPDATE_RUN, (*values, new_version, *key))
+                db.execute(_UPDATE_RUN, (*values, new_version, *extras, *key))
             # The record is saved whole: its attempts and tasks replace the old ones.
             db.execute("DELETE FROM tasks WHERE name = ? AND run_id = ?", key)
             db.execute("DELETE FROM attempts WHERE name = ? AND run_id = ?", key)
@@ -716,6 +746,17 @@ def _run_values(run: RunRecord) -> tuple[Any, ...]:
     )
 
 
+def _run_extras(run: RunRecord) -> tuple[Any, ...]:
+    """Encode the `runs` columns after version (origin and cancel request, schema v3)."""
+    cancel = run.cancel
+    return (
+        run.origin.value,
+        None if cancel is None else cancel.by,
+        None if cancel is None else cancel.reason,
+        None if cancel is None else to_text(cancel.at),
+    )
+
+
 def _attempt_values(attempt: AttemptRecord) -> tuple[Any, ...]:
     """Encode the `attempts` columns after (name, run_id)."""
     return (
@@ -795,8 +836,14 @@ def _version(runs: Mapping[RunKey, RunRecord], key: RunKey) -> int | None:
     return None if run is None else run.version
 
 
-def _load_runs(db: sqlite3.Connection, key: RunKey | None) -> dict[RunKey, RunRecord]:
-    """Every run (or the one of `key`) with attempts and tasks; call inside a transaction."""
+def _load_runs(
+    db: sqlite3.Connection, key: RunKey | None, select_runs: str = _SELECT_RUNS
+) -> dict[RunKey, RunRecord]:
+    """Every run (or the one of `key`) with attempts and tasks; call inside a transaction.
+
+    `select_runs` reads the `runs` columns (an older file opened read-only
+    reads stand-ins for the columns it lacks).
+    """
     where, params = ("", ()) if key is None else (_ONE_RUN, (key.name, key.run_id))
 
     # Three flat queries grouped in Python beat a join here: a join would
@@ -813,7 +860,7 @@ def _load_runs(db: sqlite3.Connection, key: RunKey | None) -> dict[RunKey, RunRe
         attempts[(row[0], row[1])].append(_attempt(row, tuple(attempt_tasks)))
 
     runs: dict[RunKey, RunRecord] = {}
-    for row in db.execute(_SELECT_RUNS + where, params):
+    for row in db.execute(select_runs + where, params):
         run = _run(row, tuple(attempts.get((row[0], row[1]), ())))
         runs[run.key] = run
     return runs
@@ -869,4 +916,8 @@ def _run(row: Sequence[Any], attempts: tuple[AttemptRecord, ...]) -> RunRecord:
         pending_since=optional_datetime(row[12]),
         finished_at=optional_datetime(row[13]),
         version=row[14],
+        origin=RunOrigin(row[15]),
+        cancel=None
+        if row[16] is None
+        else CancelRequest(by=row[16], reason=row[17] or "", at=from_text(row[18])),
     )

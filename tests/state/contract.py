@@ -28,10 +28,12 @@ from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
     AttemptOutcome,
     AttemptRecord,
+    CancelRequest,
     Event,
     Phase,
     Reason,
     RevisionRecord,
+    RunOrigin,
     RunRecord,
     TaskRecord,
 )
@@ -142,6 +144,8 @@ def full_run(key: RunKey) -> RunRecord:
         not_before=at(90),
         pending_since=at(95),
         finished_at=None,
+        origin=RunOrigin.MANUAL,
+        cancel=CancelRequest(by="ana@ci-runner-7", reason="wrong «month» 🚀", at=at(101)),
     )
 
 

@@ -26,10 +26,12 @@ from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
     AttemptOutcome,
     AttemptRecord,
+    CancelRequest,
     Event,
     Phase,
     Reason,
     RevisionRecord,
+    RunOrigin,
     RunRecord,
     TaskRecord,
 )
@@ -161,19 +163,55 @@ def test_a_version_1_file_gains_the_pass_summary_and_keeps_its_runs(
 ) -> None:
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:1])
     with SqliteLedger(db_path) as v1:
-        run = v1.save(pending_run(RunKey("once", "1")))
         # Before the migration (as a read-only opener sees it) there is no table.
         assert v1.pass_summary() is None
+    run = replace(pending_run(RunKey("once", "1")), version=1)
+    write_old_run(db_path, run)
     assert user_version(db_path) == 1
     monkeypatch.undo()
 
-    with SqliteLedger(db_path) as v2:
-        assert v2.get(run.key) == run
-        assert v2.pass_summary() is None
+    with SqliteLedger(db_path) as current:
+        assert current.get(run.key) == run
+        assert current.pass_summary() is None
         summary = PassSummary(at=run.created_at, revision="abc")
-        v2.record_pass_summary(summary)
-        assert v2.pass_summary() == summary
+        current.record_pass_summary(summary)
+        assert current.pass_summary() == summary
+    assert user_version(db_path) == len(sqlite_module.MIGRATIONS)
+
+
+def write_old_run(path: Path, run: RunRecord) -> None:
+    """A run row as a controller before schema v3 wrote it (no origin, no cancel request)."""
+    columns = sqlite_module._RUN_COLUMNS.split(", origin")[0]
+    values = (run.key.name, run.key.run_id, *sqlite_module._run_values(run), run.version)
+    with sqlite3.connect(path) as db:
+        db.execute(f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(values))})", values)
+
+
+def test_a_version_2_file_gains_origin_and_cancel_and_its_runs_read_as_manifest_runs(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
+    with SqliteLedger(db_path):
+        pass
+    run = replace(full_run(RunKey("nightly", "1")), origin=RunOrigin.MANIFEST, cancel=None)
+    run = replace(run, attempts=(), version=1)
+    write_old_run(db_path, run)
+    monkeypatch.undo()
+
+    # Read-only (status on a file an older controller wrote): not migrated, still read.
+    with SqliteLedger(db_path, read_only=True) as old:
+        assert old.view().runs == {run.key: run}
     assert user_version(db_path) == 2
+
+    with SqliteLedger(db_path) as current:
+        assert current.get(run.key) == run
+        cancelled = replace(
+            run, origin=RunOrigin.ONESHOT, cancel=CancelRequest("cli", "why", run.created_at)
+        )
+        assert current.get(run.key) == run
+        saved = current.save(cancelled)
+        assert current.get(run.key) == saved
+    assert user_version(db_path) == 3
 
 
 def test_a_newer_schema_is_refused_and_left_alone(db_path: Path) -> None:
