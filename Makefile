@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sync_loop
 	$(BIN)/python -m bench.reaction
 	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.oneshot
 
 schema: $(STAMP)
 	$(BIN)/python scripts/generate_schema.py

@@ -418,3 +418,41 @@ def test_a_task_definition_ref_aws_does_not_know_is_a_terminal_failure(harness: 
 
     again = harness.reconcile()
     assert again.clean, again.applied.failed
+
+
+def test_a_registration_racing_another_keeps_the_older_revision_and_drops_ours(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two registrars that both saw no revision (a oneshot beside the loop) keep one."""
+    harness.source.files["a.yaml"] = job("a", "fam")
+    other = EcsGateway(AwsSession("us-east-1"))
+    register = harness.ecs.register
+
+    def raced(task_definition: Any, tags: Any) -> Any:
+        # The other registrar read the family at the same time and registers first.
+        other.register(task_definition, tags)
+        return register(task_definition, tags)
+
+    monkeypatch.setattr(harness.ecs, "register", raced)
+
+    result = harness.reconcile()
+
+    assert result.applied.ok, result.applied.failed
+    ecs = boto3.client("ecs")
+    active = ecs.list_task_definitions(familyPrefix="fam", status="ACTIVE")["taskDefinitionArns"]
+    inactive = ecs.list_task_definitions(familyPrefix="fam", status="INACTIVE")
+    assert [a.rsplit(":", 1)[1] for a in active] == ["1"]  # the older one, kept
+    assert [a.rsplit(":", 1)[1] for a in inactive["taskDefinitionArns"]] == ["2"]
+    run = harness.ledger.get(RunKey("a", "1"))
+    assert run is not None
+    assert run.task_definition_arn == active[0]
+    assert run.attempts[0].request["taskDefinition"] == active[0]
+
+
+def test_a_registration_nobody_raced_costs_one_more_listing(harness: Harness) -> None:
+    harness.source.files["a.yaml"] = job("a", "fam")
+    harness.reconcile()
+    assert harness.last_calls[("ecs", "RegisterTaskDefinition")] == 1
+    # The new ledger's history check, observe, then the re-read after registering.
+    assert harness.last_calls[("ecs", "ListTaskDefinitions")] == 3
+    assert harness.last_calls[("ecs", "DescribeTaskDefinition")] == 0

@@ -2,7 +2,11 @@
 
 Each command builds its collaborators from the global options and hands
 over to the module that does the work. Exit statuses follow the contract:
-`validate` 0/1, `diff` 0/1/2, `reconcile` 0/1/2, usage errors 2.
+`validate` 0/1, `diff` 0/1/2, `reconcile` 0/1/2, `trigger` 0/1, `stop` 0/1
+(`controller.cli.hands_on`), `oneshot` the container's exit code, 0, 1, 124
+or 130 (`controller.cli.oneshot`), usage errors 2. `trigger`, `stop` and
+`oneshot` act on one run through scoped passes that take no ledger lock
+(`controller.runtime.one_run`).
 
 Errors are handled once, for every command, by the command group
 (`_one_line_errors`): whatever a command does not handle itself ends as one
@@ -636,6 +640,7 @@ def stop(
     type=click.FloatRange(min=0.05),
     default=DEFAULT_ACTIVE_POLL_SECONDS,
     show_default=True,
+    metavar="SECONDS",
     help="Look at the task this often while waiting (like run --active-poll-seconds).",
 )
 @_OUTPUT

@@ -37,7 +37,9 @@ CannotPullContainerError ...`; 124 when --timeout expired (after StopTask);
 130 on SIGINT (after StopTask, unless --no-stop-on-interrupt: then the run
 goes on and the loop follows it). A second SIGINT while stopping exits 130
 at once; the recorded cancel request is still finished by the next pass.
---no-wait prints the run key and task ARN after RunTask and exits 0.
+--no-wait prints the run key and task ARN after RunTask and exits 0. The
+`--run-id` of a run that has ended reports its outcome and starts nothing.
+SIGTERM is left to its default: the process ends, the run goes on.
 """
 
 from __future__ import annotations
@@ -234,7 +236,7 @@ class Oneshot:
             signal.signal(signal.SIGINT, previous)
 
     def _follow(self) -> int:
-        record = self._pass()
+        record = self._pass(first=True)
         if not self._options.wait:
             return self._no_wait(record)
         stopping: int | None = None  # the exit status a stop we asked for ends with
@@ -258,7 +260,7 @@ class Oneshot:
                     else f"--timeout {self._options.timeout:g}s expired"
                 )
                 self._cancel(why)
-                record = self._pass()  # StopTask now, not a poll later
+                record = self._pass(record)  # StopTask now, not a poll later
                 last_pass = self._timer.monotonic()
                 continue
             # While our stop is under way, look again soon: ECS stops within seconds.
@@ -271,7 +273,7 @@ class Oneshot:
             self._wake.clear()
             self._pump_logs(record)
             if stopping is not None or self._due(record, last_pass):
-                record = self._pass()
+                record = self._pass(record)
                 last_pass = self._timer.monotonic()
         self._drain_logs(record)
         return self._finish(record, stopping)
@@ -297,8 +299,15 @@ class Oneshot:
             self._warn(f"looking at {self._key}'s tasks failed (trying again): {exc}")
             return False
 
-    def _pass(self) -> RunRecord | None:
-        result: RunPassResult = drive(self._ctx, self._key, self._desired)
+    def _pass(self, previous: RunRecord | None = None, *, first: bool = False) -> RunRecord | None:
+        """A scoped pass; after the first, a failed one is a warning and the wait goes on."""
+        try:
+            result: RunPassResult = drive(self._ctx, self._key, self._desired)
+        except ControllerError as exc:
+            if first:
+                raise
+            self._warn(f"a pass over {self._key} failed (trying again): {exc}")
+            return previous
         for problem in result.problems:
             self._warn(problem)
         self._requeue_at = result.plan.requeue_at

@@ -10,6 +10,7 @@ FakeClock, against both an in-memory store and the real table item.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,10 +28,10 @@ from controller.aws.session import AwsSession
 from controller.clock import FakeClock
 from controller.errors import TerminalError, UsageError
 from controller.model.manifest import RunKey
-from controller.model.run import Event
+from controller.model.run import Event, RunOrigin
 from controller.sandbox import Sandbox
 from controller.sandbox.patches import PatchStack, patch_atomic_dynamodb_writes
-from controller.state import DynamoDbLedger, open_ledger
+from controller.state import DynamoDbLedger, dynamodb, open_ledger
 from controller.state.dynamodb import MAX_ITEM_BYTES
 from controller.state.leader_lease import (
     LeaderElector,
@@ -631,3 +632,15 @@ def test_the_keeper_reports_leadership_changes(make_store: Callable[[], LeaseSto
     record = keeper.elector.store.read()
     assert record is not None
     assert record.holder == ""
+
+
+def test_a_run_item_written_before_origins_and_cancel_requests_reads_as_a_manifest_run() -> None:
+    """Items an older controller wrote have neither key in their body: the defaults apply."""
+    run = replace(full_run(RunKey("nightly", "1")), version=3)
+    body = dynamodb._encode_run(run)
+    del body["origin"], body["cancel"]
+    item = {"name": "nightly", "run_id": "1", "version": 3, "body": json.dumps(body)}
+
+    decoded = dynamodb._decode_run(item)
+
+    assert decoded == replace(run, origin=RunOrigin.MANIFEST, cancel=None)
