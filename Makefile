@@ -33,17 +33,10 @@ test: lint typecheck layers unit
 demo: $(STAMP)
 	$(BIN)/controller demo
 
+# Every benchmark, its output kept in bench/results/, then the README's tables rewritten from it.
 bench: $(STAMP)
-	$(BIN)/python -m bench.load_manifests
-	$(BIN)/python -m bench.taskdef_reuse
-	$(BIN)/python -m bench.concurrent_runs
-	$(BIN)/python -m bench.prune
-	$(BIN)/python -m bench.capacity
-	$(BIN)/python -m bench.capacity_e2e
-	$(BIN)/python -m bench.sync_loop
-	$(BIN)/python -m bench.reaction
-	$(BIN)/python -m bench.latency
-	$(BIN)/python -m bench.oneshot
+	$(BIN)/python scripts/bench_table.py run
+	$(BIN)/python scripts/bench_table.py readme
 
 schema: $(STAMP)
 	$(BIN)/python scripts/generate_schema.py

@@ -1,25 +1,37 @@
-"""Benchmark: load and validate N manifest files, cold and warm (issue 2).
+"""Benchmark: load and validate 1,000 / 10,000 / 50,000 manifest files (issues 2, 18).
 
-Generates N JobRun files (a mix of EC2 and FARGATE, one to three containers)
-into a temporary directory, then measures with the real directory source and
-loader: a cold load (empty parse cache), a warm load (nothing changed: only
-reading and hashing), and a warm load after 1 % of the files changed. Prints
-files/s, CPU seconds and the process's peak RSS. Nothing is asserted.
+For each size and kind (JobRuns: a mix of EC2 and FARGATE with one to three
+containers; CronJobs) it writes the files into a temporary directory and
+measures, with the real directory source and loader: a cold load (empty
+parse cache), a warm load (nothing changed: reading and hashing), and a
+load after 1 % of the files changed; and, in the same run over the same
+files, the floors: reading + SHA-256, and PyYAML's C loader. The cost per
+manifest shows linearity down a column; "x floor" compares a cold load with
+the C-YAML floor and a warm one with the read + hash floor. Peak RSS is the
+process's high-water mark so far. Nothing is asserted.
 
-    .venv/bin/python bench/load_manifests.py [N]
+    .venv/bin/python -m bench.load_manifests [SIZE ...]
 """
 
 from __future__ import annotations
 
+import hashlib
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from controller.model.loader import ManifestLoader
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource
+
+SIZES = (1_000, 10_000, 50_000)
 
 TEMPLATE = """\
 apiVersion: ecs-job-controller/v1
@@ -72,58 +84,155 @@ def manifest(i: int) -> str:
     )
 
 
-def measure(label: str, source: DirectorySource, loader: ManifestLoader) -> tuple[str, ...]:
-    """Load once; return a table row."""
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    snapshot = source.snapshot()
-    result = loader.load(snapshot.files, snapshot.errors)
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    # Peak RSS of the whole process so far (tracemalloc would slow the
-    # loader down several times and distort the timings).
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    assert not result.errors, result.errors[:3]
-    files = result.files
+def cron_manifest(i: int) -> str:
+    """One generated CronJob `cron-<i>`: daily, at a minute of its own."""
     return (
-        label,
-        str(files),
-        str(len(result.desired)),
-        str(result.cache_hits),
-        f"{wall:.2f}",
-        f"{cpu:.2f}",
-        f"{files / wall:,.0f}",
-        f"{peak / 2**20:.1f}",
+        "apiVersion: ecs-job-controller/v1\n"
+        "kind: CronJob\n"
+        f"metadata: {{name: cron-{i}}}\n"
+        "spec:\n"
+        f'  schedule: "{i % 60} {i % 24} * * *"\n'
+        "  timeZone: Europe/Berlin\n"
+        "  concurrencyPolicy: Forbid\n"
+        "  jobTemplate:\n"
+        "    cluster: batch\n"
+        "    launchType: EC2\n"
+        "    backoffLimit: 1\n"
+        "    taskDefinition:\n"
+        f"      family: cron-fam-{i % 20}\n"
+        "      containerDefinitions:\n"
+        "        - name: app\n"
+        "          image: busybox:1\n"
+        "          cpu: 16\n"
+        "          memory: 32\n"
+        f'          command: ["report", "--part", "{i}"]\n'
     )
+
+
+KINDS: dict[str, Callable[[int], str]] = {"JobRun": manifest, "CronJob": cron_manifest}
+
+
+@dataclass
+class Row:
+    """One measured line of a table."""
+
+    kind: str
+    size: int
+    label: str
+    cpu: float
+    wall: float
+    #: the floor this row is compared with, if any
+    floor: float | None = None
+    rss_mib: float | None = None
+
+    def cells(self) -> list[str]:
+        """The row as table cells."""
+        ratio = f"{self.cpu / self.floor:.2f}" if self.floor else ""
+        rss = f"{self.rss_mib:.0f}" if self.rss_mib is not None else ""
+        per = self.cpu / self.size * 1e6
+        return [
+            self.kind,
+            f"{self.size:,}",
+            self.label,
+            f"{self.cpu:.2f}",
+            f"{self.wall:.2f}",
+            f"{per:,.0f}",
+            ratio,
+            rss,
+        ]
+
+
+HEADER = ["kind", "manifests", "pass", "CPU s", "wall s", "CPU us/manifest", "x floor", "RSS MiB"]
+
+
+def print_rows(rows: list[Row]) -> None:
+    """Print the rows as an aligned table."""
+    table = [HEADER, *(r.cells() for r in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    for line in table:
+        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    """Measure a block's CPU and wall seconds into the yielded list."""
+    figures: list[float] = []
+    cpu, wall = time.process_time(), time.perf_counter()
+    yield figures
+    figures.extend([time.process_time() - cpu, time.perf_counter() - wall])
+
+
+def peak_rss_mib() -> float:
+    """The peak RSS of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_files(root: Path, size: int, write: Callable[[int], str]) -> list[Path]:
+    """`size` manifest files in `root`, one document each."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(size):
+        path = root / f"m-{i:05d}.yaml"
+        path.write_text(write(i))
+        paths.append(path)
+    return paths
+
+
+def floor_rows(kind: str, paths: list[Path]) -> tuple[Row, Row]:
+    """The read + SHA-256 floor and the C-YAML parse floor over these files."""
+    with timed() as read:
+        for path in paths:
+            hashlib.sha256(path.read_bytes()).hexdigest()
+    texts = [path.read_text() for path in paths]
+    with timed() as parse:
+        for text in texts:
+            list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+    size = len(paths)
+    return (
+        Row(kind, size, "floor: read + SHA-256", *read, rss_mib=peak_rss_mib()),
+        Row(kind, size, "floor: C-YAML parse", *parse, rss_mib=peak_rss_mib()),
+    )
+
+
+def edit_one_in_a_hundred(paths: list[Path]) -> None:
+    """Change 1 % of the files (a label: the runs stay the same)."""
+    for path in paths[::100]:
+        path.write_text(path.read_text().replace("metadata: {", "metadata: {labels: {e: y}, "))
+
+
+def measure(kind: str, size: int) -> list[Row]:
+    """Every row of one kind at one size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_files(Path(tmp) / "manifests", size, KINDS[kind])
+        read_floor, parse_floor = floor_rows(kind, paths)
+        source = DirectorySource(Path(tmp) / "manifests")
+        loader = ManifestLoader(validators())
+        rows = [read_floor, parse_floor]
+        for label, floor in (("cold load", parse_floor), ("warm (unchanged)", read_floor)):
+            rows.append(load(kind, size, label, source, loader, floor))
+        edit_one_in_a_hundred(paths)
+        rows.append(load(kind, size, "1 % changed", source, loader, read_floor))
+    return rows
+
+
+def load(
+    kind: str, size: int, label: str, source: DirectorySource, loader: ManifestLoader, floor: Row
+) -> Row:
+    """One load of the whole source, measured."""
+    with timed() as figures:
+        snapshot = source.snapshot()
+        result = loader.load(snapshot.files, snapshot.errors)
+    if result.errors or len(result.desired) != size:
+        raise SystemExit(f"the generated manifests did not load: {result.errors[:3]}")
+    return Row(kind, size, label, *figures, floor=floor.cpu, rss_mib=peak_rss_mib())
 
 
 def main() -> None:
     """Run the benchmark and print the table."""
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "manifests"
-        root.mkdir()
-        for i in range(count):
-            (root / f"job-{i:05d}.yaml").write_text(manifest(i))
-        source = DirectorySource(root)
-        loader = ManifestLoader(validators())
-        rows = [measure("cold", source, loader), measure("warm (unchanged)", source, loader)]
-        for i in range(0, count, 100):
-            (root / f"job-{i:05d}.yaml").write_text(
-                manifest(i).replace("backoffLimit: 2", "backoffLimit: 3")
-            )
-        rows.append(measure("warm (1% changed)", source, loader))
-    header = (
-        "pass",
-        "files",
-        "manifests",
-        "cache hits",
-        "wall s",
-        "CPU s",
-        "files/s",
-        "peak RSS MiB",
-    )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    sizes = [int(a) for a in sys.argv[1:]] or list(SIZES)
+    rows = [row for size in sizes for kind in KINDS for row in measure(kind, size)]
+    print_rows(rows)
+    print("\nx floor: a cold load against the C-YAML floor, the others against read + SHA-256")
 
 
 if __name__ == "__main__":

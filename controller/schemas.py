@@ -16,11 +16,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
-from jsonschema.protocols import Validator
 
 from controller.errors import UsageError
 from controller.model.manifest import Kind
+from controller.model.validate import SchemaValidator
 from controller.packaged import bundled
 
 SCHEMA_FILES = {Kind.JOB_RUN: "jobrun.schema.json", Kind.CRON_JOB: "cronjob.schema.json"}
@@ -39,9 +40,15 @@ def load_schema(kind: Kind) -> dict[str, Any]:
 
 
 @cache
-def validators() -> dict[Kind, Validator]:
-    """A compiled 2020-12 validator per kind."""
-    return {kind: Draft202012Validator(load_schema(kind)) for kind in Kind}
+def validators() -> dict[Kind, SchemaValidator]:
+    """Per kind, the schema compiled for the fast yes/no check and for precise errors."""
+    return {
+        kind: SchemaValidator(
+            precise=Draft202012Validator(load_schema(kind)),
+            fast=jsonschema_rs.validator_for(load_schema(kind)),
+        )
+        for kind in Kind
+    }
 
 
 def write_schemas(directory: Path, kinds: Iterable[Kind] = tuple(Kind)) -> list[Path]:

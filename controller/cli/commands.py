@@ -44,6 +44,7 @@ from controller.cli.report import (
     OUTPUT_FORMATS,
     Status,
     gather_status,
+    omitted_note,
     render_document,
     report_pass,
     run_json,
@@ -427,12 +428,27 @@ def diff_command(settings: Settings, /, output: str, **knobs: Any) -> None:
 cli.add_command(diff_command, name="plan")
 
 
+#: How many runs the text status lists unless --limit says otherwise.
+STATUS_TEXT_LIMIT = 1000
+
+
 @cli.command()
 @click.argument("name", required=False)
 @_OUTPUT
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help=(
+        f"List only the newest N runs (0: all). Default: {STATUS_TEXT_LIMIT} for text,"
+        " all for -o json/yaml."
+    ),
+)
 @click.pass_obj
-def status(settings: Settings, name: str | None, output: str) -> None:
+def status(settings: Settings, name: str | None, output: str, limit: int | None) -> None:
     """Runs, CronJobs, invalid manifests and guards, from the ledger (exit 0)."""
+    if limit is None:
+        limit = STATUS_TEXT_LIMIT if output == "text" else 0
     with _setup_errors():
         # Only a DynamoDB ledger needs AWS (and so a region) for status.
         remote = settings.state.startswith("dynamodb://")
@@ -465,11 +481,14 @@ def status(settings: Settings, name: str | None, output: str) -> None:
         _sync_record(settings.state),
         make_clock(hooks).now(),
         name,
+        limit or None,
     )
     if name is not None and not ledger.missing and not _known(name, view, shown):
         raise NotFoundError(f"no run {name} in the ledger")
     if output != "text":
         click.echo(render_document(status_json(shown), output))
+        if shown.omitted:
+            click.echo(omitted_note(shown), err=True)  # the document keeps its shape
         return
     for line in status_lines(shown):
         click.echo(line)

@@ -7,7 +7,9 @@
 "timeZone", "suspend", "concurrencyPolicy", "lastScheduleTime",
 "nextScheduleTime"}], "invalid": [{"path", "line", "message"}],
 "warnings": [string], "sync": {...} | null}`, times ISO 8601 UTC, null when
-there is none.
+there is none. The text output lists the newest 1,000 runs unless `--limit`
+says otherwise; JSON and YAML list every run unless `--limit` is given (the
+document's shape never changes: how many were left out goes to stderr).
 
 Where `status` takes each part from, so that it needs no source:
 
@@ -152,6 +154,8 @@ class Status:
     now: datetime
     #: the NAME asked for, if any: runs and CronJobs are of it alone
     name: str | None = None
+    #: older runs left out by `--limit`
+    omitted: int = 0
 
 
 def gather_status(
@@ -162,8 +166,11 @@ def gather_status(
     sync: SyncRecord | None,
     now: datetime,
     name: str | None,
+    limit: int | None = None,
 ) -> Status:
     """Put together what `status` shows (see the module docstring for where each part is from).
+
+    `limit` keeps the newest runs of those shown (by creation), None all.
 
     `events` are only read for guards when the ledger holds no pass summary
     yet (written before summaries were recorded); `loaded` is the source,
@@ -174,8 +181,11 @@ def gather_status(
         warnings = guards_from_events(events, now)
     else:
         warnings = tuple(w for w in summary.warnings if now - w.at <= GUARD_WINDOW)
+    runs = shown_runs(view, cron_jobs, name)
+    kept = runs if limit is None else newest(runs, limit)
     return Status(
-        runs=shown_runs(view, cron_jobs, name),
+        runs=kept,
+        omitted=len(runs) - len(kept),
         cron_jobs={n: c for n, c in cron_jobs.items() if name is None or n == name},
         view=view,
         invalid=() if summary is None else summary.invalid,
@@ -184,6 +194,22 @@ def gather_status(
         now=now,
         name=name,
     )
+
+
+def omitted_note(status: Status) -> str:
+    """The line saying how many runs `--limit` left out."""
+    return (
+        f"{status.omitted} older run(s) not shown (the newest {len(status.runs)};"
+        " --limit N shows more, --limit 0 all)"
+    )
+
+
+def newest(runs: Sequence[RunRecord], limit: int) -> list[RunRecord]:
+    """The `limit` most recently created of `runs`, in their order."""
+    if len(runs) <= limit:
+        return list(runs)
+    ranked = sorted(range(len(runs)), key=lambda i: (runs[i].created_at, i), reverse=True)
+    return [runs[i] for i in sorted(ranked[:limit])]
 
 
 def status_cron_jobs(loaded: LoadResult | None, summary: PassSummary | None) -> dict[str, CronJob]:
@@ -227,6 +253,8 @@ def status_lines(status: Status) -> list[str]:
     lines.extend(f"warning: {w.message} (last at {iso(w.at)})" for w in status.warnings)
     # One run asked for by name: its messages whole, however long.
     lines.append(status_table(status.runs, status.now, whole_messages=status.name is not None))
+    if status.omitted:
+        lines.append(omitted_note(status))
     if status.invalid:
         lines.append("")
         lines.append(f"{len(status.invalid)} invalid manifest(s), not loaded by the last pass:")

@@ -17,17 +17,17 @@ edit keeps the previous version instead of looking like a deletion.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-from jsonschema.protocols import Validator
 
 from controller.model.build import build_manifest
 from controller.model.decode import best_effort_identity, decode_text, document_kind, our_documents
 from controller.model.manifest import CronJob, DesiredSet, JobRun, Kind, Manifest, SourceLocation
 from controller.model.problems import ManifestError, ManifestWarning
-from controller.model.validate import validate_document
+from controller.model.validate import SchemaValidator, validate_document
 from controller.model.yamldoc import YamlDocument
 
 
@@ -70,7 +70,7 @@ class LoadResult:
 class ManifestLoader:
     """Loads snapshots, remembering parses and last known good manifests."""
 
-    validators: Mapping[Kind, Validator]
+    validators: Mapping[Kind, SchemaValidator]
     _cache: dict[tuple[str, str], FileResult] = field(default_factory=dict)
     _last_good: dict[str, FileResult] = field(default_factory=dict)
 
@@ -81,6 +81,15 @@ class ManifestLoader:
         extra_warnings: Iterable[ManifestWarning] = (),
     ) -> LoadResult:
         """Load every file of a snapshot; bad documents are reported and skipped."""
+        with _collector_paused():
+            return self._load(files, extra_errors, extra_warnings)
+
+    def _load(
+        self,
+        files: Mapping[str, bytes],
+        extra_errors: Iterable[ManifestError],
+        extra_warnings: Iterable[ManifestWarning],
+    ) -> LoadResult:
         results: dict[str, FileResult] = {}
         hits = 0
         new_cache: dict[tuple[str, str], FileResult] = {}
@@ -125,6 +134,28 @@ class ManifestLoader:
         )
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector out of a load.
+
+    A load allocates hundreds of thousands of objects (YAML nodes, dicts,
+    frozen manifests) and frees them by reference counting: they form no
+    cycles. The cyclic collector, triggered by allocation counts, would
+    still rescan every live object, the parse cache's thousands of
+    manifests included, each time a threshold trips — which made a load's
+    cost grow with the size of the cache (assembling 10,000 cached
+    manifests: 0.34 s with the collector, 0.08 s without). It runs again
+    as usual once the load is over.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _assemble(
     results: Mapping[str, FileResult], last_good: Mapping[str, FileResult]
 ) -> tuple[DesiredSet, list[ManifestError], frozenset[tuple[str, str]]]:
@@ -153,8 +184,11 @@ def _assemble(
         invalid.add(ident)
     # Names are unique per source across kinds too (DESIGN.md §3): runs are
     # keyed NAME/RUN_ID, so a JobRun and a CronJob may not share a name.
-    for name in sorted({n for _, n in chosen}):
-        clashing = [m for (k, n), m in chosen.items() if n == name]
+    # Indexed by name once: a scan per name made every pass quadratic.
+    kinds_of: dict[str, list[Manifest]] = {}
+    for (_, name), manifest in chosen.items():
+        kinds_of.setdefault(name, []).append(manifest)
+    for name, clashing in sorted(kinds_of.items()):
         if len(clashing) < 2:
             continue
         places = ", ".join(str(m.source) for m in clashing)
@@ -188,7 +222,7 @@ def _assemble(
     return DesiredSet(job_runs, cron_jobs), errors, frozenset(invalid)
 
 
-def parse_file(path: str, data: bytes, validators: Mapping[Kind, Validator]) -> FileResult:
+def parse_file(path: str, data: bytes, validators: Mapping[Kind, SchemaValidator]) -> FileResult:
     """Parse one file's bytes into manifests and errors."""
     text = decode_text(path, data)
     if isinstance(text, ManifestError):
@@ -227,7 +261,7 @@ def parse_file(path: str, data: bytes, validators: Mapping[Kind, Validator]) -> 
 
 
 def _parse_document(
-    path: str, doc: YamlDocument, validators: Mapping[Kind, Validator]
+    path: str, doc: YamlDocument, validators: Mapping[Kind, SchemaValidator]
 ) -> tuple[Manifest | None, list[ManifestError]]:
     """Validate one document of our apiVersion and build its model."""
     kind = document_kind(path, doc)

@@ -14,7 +14,10 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
+
+from controller.model.taskdef import spec_hash
 
 API_VERSION = "ecs-job-controller/v1"
 
@@ -144,10 +147,17 @@ class JobSpec:
         family = self.task_definition.get("family")
         return str(family) if family is not None else None
 
-    @property
+    # Cached: a loaded manifest lives across passes in the loader's parse
+    # cache, and hashing every spec on every pass was most of a warm pass.
+    @cached_property
     def digest(self) -> str:
         """A stable hash of the spec as written, used to report drift."""
         return spec_digest(self.raw)
+
+    @cached_property
+    def task_definition_hash(self) -> str | None:
+        """The spec hash of the inline taskDefinition (`taskdef.spec_hash`); None without one."""
+        return None if self.task_definition is None else spec_hash(self.task_definition)
 
 
 def spec_digest(raw: JsonObject) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from controller.model.manifest import Kind, RunKey
@@ -252,9 +253,21 @@ class LedgerView:
 
     def runs_of(self, name: str) -> list[RunRecord]:
         """Every run of one manifest name, oldest first."""
-        return sorted(
-            (r for r in self.runs.values() if r.key.name == name), key=lambda r: r.created_at
-        )
+        return list(self._by_name.get(name, ()))
+
+    @cached_property
+    def _by_name(self) -> dict[str, list[RunRecord]]:
+        """The runs grouped by name, oldest first: built once per view.
+
+        A pass asks for the runs of every CronJob; scanning every run for
+        each made a pass quadratic (10,000 CronJobs x their history).
+        """
+        grouped: dict[str, list[RunRecord]] = {}
+        for record in self.runs.values():
+            grouped.setdefault(record.key.name, []).append(record)
+        for records in grouped.values():
+            records.sort(key=lambda r: r.created_at)
+        return grouped
 
 
 class EventKind(StrEnum):

@@ -92,26 +92,49 @@ def _expanded_size(root: yaml.Node) -> int | None:
     return size(root)
 
 
-def _duplicate_key(node: yaml.Node) -> yaml.Node | None:
-    """The first repeated mapping key in the document (YAML says keys are unique)."""
-    seen_nodes: set[int] = set()
-    stack = [node]
+@dataclass(frozen=True)
+class _Shape:
+    """What one walk over a document's node graph found."""
+
+    #: distinct nodes: the expanded size when nothing is shared
+    nodes: int
+    #: some node is reached twice (an alias): the expanded size needs its own count
+    shared: bool
+    #: the first repeated mapping key (YAML says keys are unique), if any
+    duplicate: yaml.Node | None
+
+
+def _shape(root: yaml.Node) -> _Shape:
+    """One walk over the distinct nodes: their number, whether any is shared, a repeated key.
+
+    A document without aliases (nearly all) needs no second walk: its
+    expanded size is its node count. Types are compared with `is`, which
+    is measurably cheaper than isinstance over ~100 nodes per manifest.
+    """
+    seen: set[int] = set()
+    shared = False
+    stack = [root]
+    mapping, sequence = yaml.MappingNode, yaml.SequenceNode
     while stack:
         current = stack.pop()
-        if id(current) in seen_nodes:
+        ident = id(current)
+        if ident in seen:
+            shared = True
             continue
-        seen_nodes.add(id(current))
-        if isinstance(current, yaml.MappingNode):
+        seen.add(ident)
+        kind = type(current)
+        if kind is mapping:
             keys: set[str] = set()
             for key, value in current.value:
-                if isinstance(key, yaml.ScalarNode):
+                if type(key) is yaml.ScalarNode:
                     if key.value in keys and key.value != "<<":
-                        return key
+                        return _Shape(len(seen), shared, key)
                     keys.add(key.value)
-                stack.extend((key, value))
-        elif isinstance(current, yaml.SequenceNode):
+                stack.append(key)
+                stack.append(value)
+        elif kind is sequence:
             stack.extend(current.value)
-    return None
+    return _Shape(len(seen), shared, None)
 
 
 def parse_yaml_documents(path: str, text: str) -> Iterator[YamlDocument | ManifestError]:
@@ -137,7 +160,8 @@ def parse_yaml_documents(path: str, text: str) -> Iterator[YamlDocument | Manife
                 yield ManifestError(path, 1, f"YAML error: {exc}")
                 return
             line = node.start_mark.line + 1
-            size = _expanded_size(node)
+            shape = _shape(node)
+            size = _expanded_size(node) if shape.shared else shape.nodes
             if size is None:
                 yield ManifestError(path, line, "recursive YAML alias: refused")
                 continue
@@ -149,7 +173,7 @@ def parse_yaml_documents(path: str, text: str) -> Iterator[YamlDocument | Manife
                     "(alias bomb?): refused",
                 )
                 continue
-            duplicate = _duplicate_key(node)
+            duplicate = shape.duplicate
             if duplicate is not None:
                 yield ManifestError(
                     path,

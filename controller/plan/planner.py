@@ -17,7 +17,6 @@ from controller.model.durations import is_never, plus_seconds
 from controller.model.manifest import DesiredSet, JobRun, Kind, RunKey
 from controller.model.observed import Needs, ObservedState
 from controller.model.run import AttemptOutcome, LedgerView, Phase, Reason, RunOrigin, RunRecord
-from controller.model.taskdef import spec_hash
 from controller.plan.actions import (
     Action,
     Plan,
@@ -106,8 +105,10 @@ def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
             continue
         if run.spec.family is not None and run.spec.task_definition is not None:
             try:
-                digest = spec_hash(run.spec.task_definition)
+                digest = run.spec.task_definition_hash
             except Exception:  # noqa: S112 -- make_plan names the run in Plan.errors
+                continue
+            if digest is None:
                 continue
             families.add(run.spec.family)
             hashes.setdefault(run.spec.family, set()).add(digest)
@@ -287,7 +288,9 @@ def _revision_for(
     family = str(td.get("family"))
     if family not in observed.families:
         return None  # not listed this pass (unreadable): wait, do not register blindly
-    digest = spec_hash(td)
+    digest = run.spec.task_definition_hash
+    if digest is None:
+        return None
     known = choices.get(digest)
     if known is not None:
         return digest, known
@@ -527,8 +530,8 @@ def _prune_input(
     referenced = set()
     protected = set(desired.protected_families)
     for run in desired.runs.values():
-        if run.spec.task_definition is not None:
-            hashes.add(spec_hash(run.spec.task_definition))
+        if (digest := run.spec.task_definition_hash) is not None:
+            hashes.add(digest)
         ref = run.spec.task_definition_ref
         if ref is not None:
             if ref.startswith("arn:"):

@@ -83,6 +83,7 @@ import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -251,6 +252,14 @@ def decide(
     cap = max(max_listed_missed, 0)
     now = _utc(now, "now")
     window_start = _utc(last_scheduled if last_scheduled is not None else created, "watermark")
+    # The common case, almost every pass of almost every CronJob: the first
+    # occurrence after the watermark is still ahead. It is remembered per
+    # (schedule, watermark), so such a pass costs a lookup, not a cron walk.
+    upcoming = _first_after(schedule, window_start)
+    if upcoming is None or upcoming > now:
+        return ScheduleDecision.idle(
+            window_start, upcoming, f"nothing due; next at {_show(upcoming)}"
+        )
     # Newest first and bounded: the latest, up to max_listed_missed more to
     # list, and one more to know whether a summary is needed.
     recent = list(
@@ -379,20 +388,11 @@ class _Schedule:
 
     @classmethod
     def of(cls, cron: CronJob) -> _Schedule:
-        expression = cron_expression(cron.schedule)
         try:
-            zone = ZoneInfo(cron.time_zone)
-            CronSim(expression, datetime(2026, 1, 1))  # validates the expression
-        except (ZoneInfoNotFoundError, ValueError, CronSimError) as exc:
+            return _compiled(cron.schedule, cron.time_zone)
+        except ValueError as exc:
             # The loader rejects these; reaching here is a caller's bug.
-            raise ValueError(f"CronJob {cron.name}: bad schedule or time zone: {exc}") from exc
-        fields = expression.split()
-        if len(fields) != 5:
-            # cronsim also takes a seconds field; run ids have minute precision,
-            # so two occurrences in one minute would share a run.
-            raise ValueError(f"CronJob {cron.name}: schedule needs five fields: {cron.schedule!r}")
-        # cronsim and Debian cron decide by this same first character.
-        return cls(expression, zone, wall_clock=not fields[1].startswith("*"))
+            raise ValueError(f"CronJob {cron.name}: {exc}") from exc
 
     def instants(self, reading: datetime) -> list[datetime]:
         """The UTC instants that the naive local `reading` stands for, ascending."""
@@ -440,6 +440,36 @@ class _Schedule:
         if first is None or second is None:  # a ZoneInfo always answers
             raise AssertionError(f"{self.zone} has no offset at {reading}")
         return first, second
+
+
+@lru_cache(maxsize=4096)
+def _compiled(schedule: str, time_zone: str) -> _Schedule:
+    """A schedule compiled and checked once (pure: the same text, the same result)."""
+    expression = cron_expression(schedule)
+    try:
+        zone = ZoneInfo(time_zone)
+        CronSim(expression, datetime(2026, 1, 1))  # validates the expression
+    except (ZoneInfoNotFoundError, ValueError, CronSimError) as exc:
+        raise ValueError(f"bad schedule or time zone: {exc}") from exc
+    fields = expression.split()
+    if len(fields) != 5:
+        # cronsim also takes a seconds field; run ids have minute precision,
+        # so two occurrences in one minute would share a run.
+        raise ValueError(f"schedule needs five fields: {schedule!r}")
+    # cronsim and Debian cron decide by this same first character.
+    return _Schedule(expression, zone, wall_clock=not fields[1].startswith("*"))
+
+
+#: Enough for every CronJob of a very large source to hit between two of its
+#: occurrences (an entry is ~200 bytes); a pure function's memo, so the
+#: planner stays a function of its inputs.
+_FIRST_AFTER_ENTRIES = 1 << 17
+
+
+@lru_cache(maxsize=_FIRST_AFTER_ENTRIES)
+def _first_after(schedule: _Schedule, instant: datetime) -> datetime | None:
+    """The first occurrence strictly after `instant`, or None when there is none."""
+    return next(_walk(schedule, instant, forward=True), None)
 
 
 def _walk(schedule: _Schedule, origin: datetime, *, forward: bool) -> Iterator[datetime]:

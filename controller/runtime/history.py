@@ -56,8 +56,13 @@ class OwnerHistory:
 
 
 def ledger_is_new(view: LedgerView) -> bool:
-    """True when the ledger remembers no run and no revision (new, or lost)."""
-    return not view.runs and not view.revisions
+    """True when the ledger remembers no run, no revision and no CronJob schedule (new, or lost).
+
+    A ledger that recorded a CronJob's watermark was written by a pass, so
+    it is not lost: without this, a source of CronJobs not yet due re-ran
+    the guard's AWS listings on every pass.
+    """
+    return not view.runs and not view.revisions and not view.cron_last_scheduled
 
 
 def owner_history(

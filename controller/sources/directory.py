@@ -56,64 +56,95 @@ def read_tree(
     errors: list[ManifestError] = []
     warnings: list[ManifestWarning] = []
     visited = {ident for ident in [_identity(root)] if ident is not None}
-    real_dirs = [root]  # a stack: depth-first, each directory's entries in name order
-    linked_dirs: deque[Path] = deque()  # followed once no real directory is left
+    # Directories as (path, shown prefix): the shown names are built by string
+    # joins, not pathlib arithmetic, which cost more than reading the files.
+    base = str(Path(display_root))
+    top = "" if base == "." else base + os.sep
+    real_dirs = [(root, top)]  # a stack: depth-first, each directory's entries in name order
+    linked_dirs: deque[tuple[Path, str]] = deque()  # followed once no real directory is left
 
-    def shown(path: Path) -> str:
-        return str(Path(display_root) / path.relative_to(root))
-
-    def scan(directory: Path) -> None:
+    def scan(directory: Path, prefix: str) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
             # Never a silent gap: the loader then knows the read is incomplete.
-            errors.append(ManifestError(shown(directory), 1, f"cannot read: {exc.strerror}"))
+            shown = prefix.rstrip(os.sep) or base
+            errors.append(ManifestError(shown, 1, f"cannot read: {exc.strerror}"))
             return
-        subdirs: list[Path] = []
+        subdirs: list[tuple[Path, str]] = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            path = directory / entry.name
+            shown = prefix + entry.name
             if entry.is_dir(follow_symlinks=True):
+                below = (Path(entry.path), shown + os.sep)
                 if entry.is_symlink():
-                    linked_dirs.append(path)
+                    linked_dirs.append(below)
                 elif (ident := _identity(entry)) is None or ident not in visited:
                     if ident is not None:
                         visited.add(ident)
-                    subdirs.append(path)
+                    subdirs.append(below)
                 continue
             if not entry.name.endswith(MANIFEST_SUFFIXES):
                 continue
-            problem = _refusal(path, real_root)
-            if problem is not None:
-                errors.append(ManifestError(shown(path), 1, problem))
-                continue
-            try:
-                files[shown(path)] = path.read_bytes()
-            except OSError as exc:
-                errors.append(ManifestError(shown(path), 1, f"cannot read: {exc.strerror}"))
+            data = _read_entry(entry, real_root)
+            if isinstance(data, str):
+                errors.append(ManifestError(shown, 1, data))
+            else:
+                files[shown] = data
         real_dirs.extend(reversed(subdirs))
 
     while real_dirs or linked_dirs:
         if real_dirs:
-            scan(real_dirs.pop())
+            scan(*real_dirs.pop())
             continue
-        link = linked_dirs.popleft()
+        link, prefix = linked_dirs.popleft()
+        shown = prefix.rstrip(os.sep)
         target = link.resolve()
         ident = _identity(link)
         if not _is_within(target, real_root):
-            errors.append(ManifestError(shown(link), 1, "symlink leaves the source root: skipped"))
+            errors.append(ManifestError(shown, 1, "symlink leaves the source root: skipped"))
         elif ident is None or ident not in visited:
             if ident is not None:
                 visited.add(ident)
-            real_dirs.append(link)
+            real_dirs.append((link, prefix))
         elif _is_within(link.parent.resolve(), target):
-            warnings.append(ManifestWarning(shown(link), 0, "symlink loop, not followed"))
+            warnings.append(ManifestWarning(shown, 0, "symlink loop, not followed"))
         else:
             place = str(Path(display_root) / target.relative_to(real_root))
             message = f"symlink to a directory already read ({place}), not followed"
-            warnings.append(ManifestWarning(shown(link), 0, message))
+            warnings.append(ManifestWarning(shown, 0, message))
     return files, errors, warnings
+
+
+def _read_entry(entry: os.DirEntry[str], real_root: Path) -> bytes | str:
+    """A listed file's bytes, or why it must not be read.
+
+    Only a symlink needs resolving: a plain file in a directory the walk
+    reached from the root (a linked directory is checked before it is
+    followed) is inside the root by construction, and resolving every file
+    was most of the cost of a pass over an unchanged checkout.
+    """
+    if entry.is_symlink():
+        problem = _refusal(Path(entry.path), real_root)
+        if problem is not None:
+            return problem
+    if not entry.is_file(follow_symlinks=True):
+        return "not a regular file: skipped"  # a FIFO would block the pass forever
+    return _read_limited(entry.path)
+
+
+def _read_limited(path: str) -> bytes | str:
+    """The file's bytes, or why not: unreadable, or larger than MAX_FILE_BYTES."""
+    try:
+        # A str path, not pathlib: building Path objects cost more than the reads.
+        with open(path, "rb") as handle:  # noqa: PTH123
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                return f"file is larger than {MAX_FILE_BYTES} bytes ({size}): skipped"
+            return handle.read()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
 
 
 def _refusal(path: Path, real_root: Path) -> str | None:

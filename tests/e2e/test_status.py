@@ -209,22 +209,49 @@ def test_attempts_count_only_attempts_that_ran_a_task(scaling_world: World) -> N
     world = scaling_world
     world.write("first.yaml", whole_instance_job("first"))
     world.write("second.yaml", whole_instance_job("second"))
-    world.reconcile()  # first takes the one instance; second cannot be placed
+    world.reconcile()  # one takes the one instance, the other cannot be placed
+    # The two RunTasks go out concurrently: either may win the instance.
+    placed, waiting = sorted(
+        ("first", "second"), key=lambda n: not world.run(n)["attempts"][-1]["taskArns"]
+    )
     for _ in range(12):  # scale out, wait for the instance, retry
         world.clock.advance(20)
         world.reconcile()
-        if world.run("second")["attempts"][-1]["taskArns"]:
+        if world.run(waiting)["attempts"][-1]["taskArns"]:
             break
-    second = world.run("second")
+    second = world.run(waiting)
     assert second["attempts"][-1]["taskArns"], second
     tries = len(second["attempts"]) - 1
     assert tries >= 1
 
     rows = {line.split()[0]: line for line in world.cli("status").stdout.splitlines()}
     column = rows["NAME"].index("ATTEMPTS")
-    assert rows["first"][column:].split()[0] == "1"
+    assert rows[placed][column:].split()[0] == "1"
     plural = "try" if tries == 1 else "tries"
-    assert rows["second"][column:].startswith(f"1 (+{tries} {plural})")
+    assert rows[waiting][column:].startswith(f"1 (+{tries} {plural})")
     # The JSON keeps every attempt (their numbers are in the task tags) and counts the tries.
     assert second["tries"] == tries
-    assert world.run("first")["tries"] == 0
+    assert world.run(placed)["tries"] == 0
+
+
+# -- --limit ------------------------------------------------------------------
+
+
+def test_limit_lists_the_newest_runs_and_says_how_many_are_left_out(world: World) -> None:
+    for name in ("a", "b", "c"):
+        world.write(f"{name}.yaml", job(name))
+        assert world.reconcile().returncode == 0
+        world.clock.advance(60)  # each run created a minute after the last
+
+    text = world.cli("status", "--limit", "2")
+    listed = [line.split()[0] for line in text.stdout.splitlines()[1:] if line.strip()]
+    assert listed[:2] == ["b", "c"]
+    assert "1 older run(s) not shown" in text.stdout
+
+    document = world.cli("status", "-o", "json", "--limit", "1")
+    assert [r["name"] for r in json.loads(document.stdout)["runs"]] == ["c"]
+    assert "2 older run(s) not shown" in document.stderr
+    # Without --limit, JSON lists every run and says nothing.
+    everything = world.cli("status", "-o", "json")
+    assert len(json.loads(everything.stdout)["runs"]) == 3
+    assert "not shown" not in everything.stderr

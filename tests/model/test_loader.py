@@ -676,3 +676,29 @@ def test_an_odd_kind_or_api_version_in_other_yaml_never_raises() -> None:
     assert result.errors == ()
     (warning,) = result.warnings
     assert len(warning.message) < 150
+
+
+def test_yaml_is_parsed_by_libyaml() -> None:
+    """The C parser is what the load's cost was measured against (issue 18)."""
+    import yaml
+
+    from controller.model import yamldoc
+
+    assert yaml.__with_libyaml__
+    assert yamldoc._Loader is yaml.CSafeLoader
+
+
+def test_a_shared_anchor_is_counted_expanded_and_a_document_without_one_in_one_walk() -> None:
+    from controller.model.yamldoc import MAX_EXPANDED_NODES, parse_yaml_documents
+
+    # 40 aliases of a 3,000-node list expand past the bound though the text is small.
+    items = ", ".join("x" for _ in range(3000))
+    bomb = f"a: &big [{items}]\n" + "".join(f"k{i}: *big\n" for i in range(40))
+    [refused] = list(parse_yaml_documents("bomb.yaml", bomb))
+    assert f"more than {MAX_EXPANDED_NODES} nodes" in str(refused)
+    # The same list once, without aliases, is an ordinary document.
+    [plain] = list(parse_yaml_documents("plain.yaml", f"a: [{items}]\n"))
+    assert not isinstance(plain, Exception)
+    assert len(plain.value["a"]) == 3000
+    [duplicate] = list(parse_yaml_documents("dup.yaml", "a: 1\nb: &x {c: 1}\nd: *x\na: 2\n"))
+    assert "duplicate key 'a'" in str(duplicate)
