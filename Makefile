@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sync_loop
 	$(BIN)/python -m bench.reaction
 	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.failover
 
 # The container image (needs a container runtime; the tests do not).
 IMAGE ?= ecs-job-controller:latest
