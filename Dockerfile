@@ -21,7 +21,8 @@ COPY --from=build /wheels /wheels
 RUN python -m pip install --no-cache-dir --no-index --find-links /wheels ecs-job-controller \
     && rm -rf /wheels \
     && python -m pip uninstall --yes pip setuptools wheel \
-    && useradd --system --uid 10001 --user-group --create-home --home-dir /home/controller controller
+    && groupadd --system --gid 10001 controller \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/controller controller
 USER 10001:10001
 # The default SQLite ledger (sqlite:.controller/state.db) is relative to here.
 WORKDIR /home/controller
