@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck layers unit demo bench schema clean
+.PHONY: venv test lint cfn-lint typecheck layers unit demo bench schema image clean
 
 venv: $(STAMP)
 
@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-lint: $(STAMP)
+lint: $(STAMP) cfn-lint
 	$(BIN)/ruff check controller tests bench scripts
 	$(BIN)/ruff format --check controller tests bench scripts
+
+# The CloudFormation stack, against CloudFormation's resource schemas.
+cfn-lint: $(STAMP)
+	$(BIN)/cfn-lint deploy/cloudformation.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,6 +41,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_table.py run
 	$(BIN)/python scripts/bench_table.py readme
+
+# The container image (needs a container runtime; the tests do not).
+IMAGE ?= ecs-job-controller:latest
+DOCKER ?= docker
+image:
+	$(DOCKER) build --tag $(IMAGE) .
 
 schema: $(STAMP)
 	$(BIN)/python scripts/generate_schema.py

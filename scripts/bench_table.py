@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ BENCHES = (
     "reaction",
     "latency",
     "oneshot",
+    "failover",
 )
 
 
@@ -95,7 +97,8 @@ def _summary(name: str) -> str:
     source = (ROOT / "bench" / f"{name}.py").read_text()
     doc = source.split('"""', 2)[1] if source.startswith('"""') else ""
     first = doc.strip().splitlines()[0] if doc.strip() else ""
-    return first.removeprefix("Benchmark: ").rstrip(".")
+    # "Benchmark: X." or "Benchmark (issue N): X." -> "X"
+    return re.sub(r"^Benchmark( \([^)]*\))?: ", "", first).rstrip(".")
 
 
 def section() -> str:

@@ -21,6 +21,16 @@ were served at once, so a test proves overlap by counting, not by timing.
 The real `controller` CLI talks to it as a subprocess with `subprocess_env()`
 (boto3 reads `AWS_ENDPOINT_URL`); tests can also use `client(service)`.
 
+With `enforce_iam=True` every request must be signed by an IAM user's key
+and is authorized against that user's policies, as moto's access control
+does it (`INITIAL_NO_AUTH_ACTION_COUNT` 0): the sandbox makes an
+administrator (`Allow *`) for its own clients and `env()`, and
+`create_iam_user` makes a user with one inline policy, whose keys a test
+gives the CLI. moto checks the action of every call, and the resource only
+for S3 (bucket and key ARNs) and SQS (the queue ARN); every other service
+is checked against resource "*", and conditions are not evaluated
+(deploy/README.md says what that means for the policy).
+
 moto keeps its state in module-level backends, so one Sandbox runs in a
 process at a time; `stop()` (or `reset()`) wipes moto's state and restores
 every patched attribute, so sandboxes can follow one another in one process.
@@ -35,19 +45,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, ClassVar
 
 import boto3
 from botocore.config import Config
+from moto import settings as moto_settings
 from moto.autoscaling.models import autoscaling_backends
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.utils import get_service_model
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models import ec2_backends
 from moto.ecs.models import ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.events.models import events_backends
+from moto.iam.models import iam_backends
 from moto.logs.models import logs_backends
 from moto.moto_api import state_manager
 from moto.moto_api._internal.models import moto_api_backend
@@ -112,6 +126,29 @@ _AWS_OVERRIDES = (
 )
 
 
+#: The administrator the sandbox makes for itself when it enforces IAM.
+ADMIN_USER = "sandbox-admin"
+_ADMIN_POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
+
+
+@dataclass(frozen=True)
+class IamKeys:
+    """An IAM user's access key, as the CLI's environment takes it."""
+
+    user: str
+    access_key_id: str
+    secret_access_key: str
+
+    def env(self) -> dict[str, str]:
+        """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for a subprocess."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+
+
 class _QuietHandler(MotoRequestHandler):
     """moto's request handler without a log line per request."""
 
@@ -162,6 +199,7 @@ class Sandbox:
         throttle: str | None = None,
         pause: Callable[[float], None] = time.sleep,
         call_times: bool = False,
+        enforce_iam: bool = False,
     ) -> None:
         """Configure a sandbox; `start()` (or `with`) serves it.
 
@@ -169,7 +207,8 @@ class Sandbox:
         `SANDBOX_THROTTLE` (`latency.py`, `throttle.py`); None reads the
         variable from the environment, "" turns the knob off. `pause` is how
         a call's latency is spent (real time by default; a test may pass a
-        wait on an event instead).
+        wait on an event instead). `enforce_iam`: authorize every request
+        with moto's IAM access control (see the module docstring).
         """
         self.clock = clock
         self._latency_spec = _knob(latency, LATENCY_VARIABLE)
@@ -206,6 +245,10 @@ class Sandbox:
         self._fleet: Fleet | None = None
         self._events: EcsEventEmitter | None = None
         self._clients: dict[str, Any] = {}
+        self.enforce_iam = enforce_iam
+        #: the sandbox's own administrator, while IAM is enforced
+        self._admin: IamKeys | None = None
+        self._saved_auth: tuple[float, int] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -302,9 +345,55 @@ class Sandbox:
         patch_list_tasks(stack, EC2ContainerServiceResponse)
         patch_desired_capacity_bounds(stack, autoscaling)
         patch_atomic_dynamodb_writes(stack, DynamoDBBackend)
+        if self.enforce_iam:
+            self._enforce_iam()
+
+    def _enforce_iam(self) -> None:
+        # moto's state was just wiped (IAM with it): a new administrator, and
+        # from the next request on, every one is authenticated and authorized.
+        self._clients.clear()
+        self._admin = self._new_user(ADMIN_USER, _ADMIN_POLICY)
+        if self._saved_auth is None:
+            self._saved_auth = (
+                moto_settings.INITIAL_NO_AUTH_ACTION_COUNT,
+                ActionAuthenticatorMixin.request_count,
+            )
+        moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+        ActionAuthenticatorMixin.request_count = 0
+
+    def _restore_auth(self) -> None:
+        if self._saved_auth is not None:
+            count, requests = self._saved_auth
+            moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = count
+            ActionAuthenticatorMixin.request_count = requests
+            self._saved_auth = None
+        self._admin = None
+
+    def _iam(self) -> Any:
+        return iam_backends[ACCOUNT_ID]["aws"]
+
+    def _new_user(self, name: str, policy: str) -> IamKeys:
+        iam = self._iam()
+        iam.create_user(region_name=self.region, user_name=name)
+        iam.put_user_policy(name, "policy", policy)
+        key = iam.create_access_key(name)
+        return IamKeys(name, key.access_key_id, key.secret_access_key)
+
+    def create_iam_user(self, name: str, policy: Mapping[str, Any]) -> IamKeys:
+        """An IAM user whose only permissions are `policy` (inline); its access key."""
+        if not self.enforce_iam:
+            raise RuntimeError("this sandbox does not enforce IAM (Sandbox(enforce_iam=True))")
+        with self._lock:
+            return self._new_user(name, json.dumps(policy))
+
+    def set_user_policy(self, name: str, policy: Mapping[str, Any]) -> None:
+        """Replace a user's inline policy (effective from the next request)."""
+        with self._lock:
+            self._iam().put_user_policy(name, "policy", json.dumps(policy))
 
     def _teardown(self) -> None:
         with self._lock:
+            self._restore_auth()
             self._patches.uninstall_all()
             moto_api_backend.reset()
             self._agent = self._fleet = None
@@ -337,10 +426,11 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         """Return the environment variables that point boto3 (and so the CLI) here."""
+        access_key, secret = self._credentials()
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             # No surprises from the developer's ~/.aws, nor a slow IMDS probe.
@@ -348,6 +438,12 @@ class Sandbox:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+
+    def _credentials(self) -> tuple[str, str]:
+        # moto's fake credentials, or the administrator's key under IAM.
+        if self._admin is not None:
+            return self._admin.access_key_id, self._admin.secret_access_key
+        return "testing", "testing"
 
     def subprocess_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Return `base` (default: os.environ) without other AWS settings, plus `env()`."""
@@ -374,12 +470,13 @@ class Sandbox:
     def _make_client(self, service: str, *, internal: bool) -> Any:
         key = f"{service}/{internal}"
         if key not in self._clients:
+            access_key, secret = self._credentials()
             self._clients[key] = boto3.session.Session().client(
                 service,  # type: ignore[call-overload]
                 endpoint_url=self.endpoint_url,
                 region_name=self.region,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret,
                 config=Config(user_agent_extra=INTERNAL_MARKER if internal else None),
             )
         return self._clients[key]

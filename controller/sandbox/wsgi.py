@@ -23,7 +23,13 @@ A WSGI middleware around moto's application that, per request:
   agent and fleet catch up with the clock before moto reads any state, and
   note Auto Scaling launches right after;
 * turns moto's `POST /moto-api/reset` into a sandbox reset, which keeps the
-  patches in place.
+  patches in place;
+* gives moto's IAM refusals (when the sandbox enforces IAM) the shape AWS
+  gives them: moto answers every service with its XML `AccessDenied` and
+  status 403, which botocore cannot parse for a JSON service (ECS,
+  DynamoDB, Logs, SQS) and reports as error code "403" with the XML as
+  its message; AWS answers those with `AccessDeniedException` in JSON,
+  status 400, and that is what the controller must meet.
 
 Requests the sandbox makes itself (setup helpers) carry `INTERNAL_MARKER` in
 their User-Agent and are neither counted, delayed, throttled nor faulted.
@@ -31,7 +37,9 @@ their User-Agent and are neither counted, delayed, throttled nor faulted.
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import threading
 import urllib.parse
 import warnings
@@ -316,7 +324,12 @@ class SandboxMiddleware:
             if fault is not None:
                 # Executed: moto did the work; its answer is what gets lost.
                 return _answer_with(fault, call, environ, start_response)
-        start_response(captured[0], captured[1], captured[2])
+        status_line, headers, exc_info = captured
+        if status_line.startswith("403") and _JSON_PROTOCOLS & _protocols(call, environ):
+            denied = _access_denied(call, environ, b"".join(body_parts))
+            if denied is not None:
+                return denied(start_response)
+        start_response(status_line, headers, exc_info)
         return body_parts
 
     def _unserialised(
@@ -346,6 +359,35 @@ class SandboxMiddleware:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+
+#: Protocols whose errors are JSON: moto's XML refusal must be re-serialized for them.
+_JSON_PROTOCOLS = frozenset({"json", "rest-json"})
+_DENIED_MESSAGE = re.compile(rb"<Code>AccessDenied</Code><Message>(.*?)</Message>", re.DOTALL)
+
+
+def _protocols(call: Call, environ: dict[str, Any]) -> set[str]:
+    try:
+        model = get_service_model(call.service)
+    except Exception:  # not a service botocore knows (moto's own API): leave it alone
+        return set()
+    return {determine_request_protocol(model, environ.get("CONTENT_TYPE", ""))}
+
+
+def _access_denied(
+    call: Call, environ: dict[str, Any], body: bytes
+) -> Callable[[StartResponse], list[bytes]] | None:
+    """The JSON AccessDeniedException AWS answers for moto's XML AccessDenied (None: not one)."""
+    found = _DENIED_MESSAGE.search(body)
+    if found is None:
+        return None
+    message = html.unescape(found.group(1).decode("utf-8", "replace"))
+    fault = _Fault("AccessDeniedException", message, 400, remaining=0)
+
+    def answer(start_response: StartResponse) -> list[bytes]:
+        return _answer_with(fault, call, environ, start_response)
+
+    return answer
 
 
 #: Calls that may block waiting for something to happen: never under the lock.
