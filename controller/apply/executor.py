@@ -358,6 +358,8 @@ class Executor:
             raise TerminalError("no Auto Scaling gateway configured")
         self._autoscaling.set_desired_capacity(action.group, action.target)
         now = self._clock.now()
+        # Where the group's scale-in cooldown starts (DESIGN.md §6, scale-in).
+        self._ledger.record_scale_out(action.group, now)
         self._ledger.append_event(Event(now, None, EventKind.SCALE_OUT, action.reason))
         if action.capped:
             self._ledger.append_event(Event(now, None, EventKind.CAPACITY_CAPPED, action.reason))
