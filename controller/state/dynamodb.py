@@ -42,11 +42,11 @@ leader election (`controller.state.leader_lease`). Why these choices:
   hex so two replicas appending in the same microsecond never collide.
   Between replicas the order is as good as their clocks.
 * **`view()` reads four partitions** (runs, CronJobs, revisions, and
-  scale-in's idle clocks with the groups' last scale-outs in one), each page strongly consistent, and
-  decodes only runs whose version changed since the previous view. It is not
-  a point-in-time snapshot across items (DynamoDB has none for a Query); the
-  planner tolerates that because every run write is conditional on the
-  version it read.
+  scale-in's idle clocks with the groups' last scale-outs in one), each page
+  strongly consistent, and decodes only runs whose version changed since the
+  previous view. It is not a point-in-time snapshot across items (DynamoDB
+  has none for a Query); the planner tolerates that because every run write
+  is conditional on the version it read.
 * **The table is created on first use** if missing (PAY_PER_REQUEST, with
   the index), which needs `dynamodb:CreateTable` once; a table created ahead
   of time must have the same keys and index (see README.md). A `read_only`
