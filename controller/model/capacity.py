@@ -75,10 +75,15 @@ class GroupState:
     #: scale-in candidate with no instance above MinSize): `instances` is
     #: then empty without meaning that none is registered
     instances_read: bool = True
+    #: InService and Pending members as Auto Scaling lists them (None: count
+    #: `instances` and `launching`, which together are exactly those)
+    live_members: int | None = None
 
     @property
     def live(self) -> int:
         """Members that hold a slot of the desired capacity (registered or launching)."""
+        if self.live_members is not None:
+            return self.live_members
         return len(self.instances) + self.launching
 
 
@@ -107,7 +112,7 @@ class GroupReport:
     min_size: int
     max_size: int
     desired: int
-    #: container instances of the group registered in ECS
+    #: the group's live members (InService or Pending)
     instances: int
     #: EC2 instance ids idle now (draining ones included)
     idle: tuple[str, ...] = ()

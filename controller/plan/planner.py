@@ -134,6 +134,40 @@ def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
     )
 
 
+def scale_in_needs(desired: DesiredSet, ledger: LedgerView) -> dict[str, frozenset[str]]:
+    """Groups scale-in may look at, with their clusters: what manifests, runs and clocks name.
+
+    Every Auto Scaling group an EC2 run could scale out (a JobRun's or a
+    CronJob template's `capacity.autoScalingGroup`, or an unfinished run's
+    frozen spec), plus the groups holding an idle clock in the ledger. Its
+    clusters are the ones those name: where its container instances are
+    looked for. Whether a group opted in is only known once it is described.
+    """
+    found: dict[str, set[str]] = {}
+    for manifest in desired.manifests():
+        spec = manifest.spec if isinstance(manifest, JobRun) else manifest.job_template
+        group = spec.capacity.auto_scaling_group
+        launch_type = spec.run_task.get("launchType")
+        if (
+            group
+            and not spec.run_task.get("capacityProviderStrategy")
+            and launch_type
+            in (
+                None,
+                "EC2",
+            )
+        ):
+            found.setdefault(group, set()).add(spec.cluster)
+    for record in ledger.runs.values():
+        frozen = record.frozen_spec or {}
+        group = (frozen.get("capacity") or {}).get("autoScalingGroup")
+        if not record.phase.terminal and group and frozen.get("cluster"):
+            found.setdefault(str(group), set()).add(str(frozen["cluster"]))
+    for idle in ledger.idle_instances.values():
+        found.setdefault(idle.group, set()).add(idle.cluster)
+    return {group: frozenset(clusters) for group, clusters in found.items()}
+
+
 def waiting_for_capacity(record: RunRecord) -> tuple[str, str] | None:
     """(Auto Scaling group, cluster) when the run waits for EC2 capacity a group can add.
 

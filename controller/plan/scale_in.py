@@ -269,6 +269,11 @@ class _GroupPlan:
             return
         if not state.instances_read:
             self.message = f"no instance above MinSize {state.min_size}: nothing to release"
+            # Unwatched, a clock would claim idleness nobody saw: it starts afresh later.
+            self.actions.extend(
+                ForgetIdle(state.name, i, f"at MinSize {state.min_size}: not watched")
+                for i in sorted(self.marks)
+            )
             return
         by_id = {i.instance_id: i for i in state.instances}
         for instance_id in sorted(set(self.marks) - set(by_id)):
@@ -468,7 +473,7 @@ class _GroupPlan:
             min_size=state.min_size,
             max_size=state.max_size,
             desired=state.desired,
-            instances=len(state.instances),
+            instances=state.live,
             idle=tuple(self.idle),
             draining=tuple(self.draining),
             next_release=self.next_release,

@@ -18,7 +18,7 @@ desired runs as done instead of planning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from controller.apply.executor import ApplyResult
@@ -28,7 +28,7 @@ from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.loader import LoadResult, ManifestLoader
-from controller.observe.capacity import ObservedCapacity, observe_capacity
+from controller.observe.capacity import ObservedCapacity, ScaleInCandidates, observe_capacity
 from controller.observe.ecs import ObserveReport, observe
 from controller.plan.actions import Plan
 from controller.plan.adopt import adopt_history
@@ -40,8 +40,10 @@ from controller.plan.planner import (
     make_plan,
     needs,
     protected_families,
+    scale_in_needs,
 )
 from controller.plan.prune import PruneSettings
+from controller.plan.scale_in import ScaleInSettings
 from controller.runtime.history import ledger_is_new, must_adopt
 from controller.sources.snapshot import Snapshot, Source
 from controller.state.ledger import (
@@ -83,6 +85,8 @@ class PassContext:
     #: capacity planning needs both; without them runs just wait for room
     autoscaling: AutoScalingGateway | None = None
     ecs_instances: EcsInstanceGateway | None = None
+    #: --no-scale-in, --max-scale-in-per-pass (a group still has to opt in by its tag)
+    scale_in: ScaleInSettings = field(default_factory=ScaleInSettings)
     #: --adopt-history: a new ledger beside this owner's AWS history records
     #: the desired runs as done instead of refusing
     adopt_history: bool = False
@@ -155,9 +159,29 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         ctx.ecs, wanted, view, ctx.revision_cache, ctx.owner, report, workers=ctx.workers
     )
     capacity = None
-    if wanted.capacity_groups and ctx.autoscaling is not None and ctx.ecs_instances is not None:
+    candidates = ScaleInCandidates(
+        clusters=scale_in_needs(loaded.desired, view) if ctx.scale_in.enabled else {},
+        owner=ctx.owner,
+        enabled=ctx.scale_in.enabled,
+        marked=frozenset(
+            i.group for i in view.idle_instances.values() if i.draining_since is not None
+        ),
+    )
+    if not ctx.scale_in.enabled:
+        # --no-scale-in: only the groups whose drains must be undone.
+        clusters = scale_in_needs(loaded.desired, view)
+        candidates = replace(
+            candidates, clusters={g: c for g, c in clusters.items() if g in candidates.marked}
+        )
+    if (
+        (wanted.capacity_groups or candidates.clusters)
+        and ctx.autoscaling is not None
+        and ctx.ecs_instances is not None
+    ):
         try:
-            capacity = observe_capacity(ctx.ecs_instances, ctx.autoscaling, wanted.capacity_groups)
+            capacity = observe_capacity(
+                ctx.ecs_instances, ctx.autoscaling, wanted.capacity_groups, candidates
+            )
         except ControllerError as exc:
             report.errors.append(f"capacity: {exc}")
     plan = make_plan(
@@ -170,6 +194,7 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         prune=ctx.prune,
         stop_orphans=ctx.stop_orphans,
         capacity=capacity.groups if capacity is not None else None,
+        scale_in=ctx.scale_in,
     )
     summary = PassSummary(
         at=now,
@@ -177,6 +202,7 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         invalid=loaded.errors,
         warnings=tuple(GuardWarning(warning, now) for warning in plan.warnings),
         cron_jobs=tuple(CronSchedule.of(c) for _, c in sorted(loaded.desired.cron_jobs.items())),
+        capacity_groups=plan.capacity_groups,
     )
     applied = ctx.executor.apply(plan, summary)
     return PassResult(snapshot, loaded, plan, applied, report.errors, capacity)

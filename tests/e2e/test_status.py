@@ -37,7 +37,7 @@ def test_json_keeps_runs_and_adds_cron_jobs_invalid_warnings_and_sync(world: Wor
 
     document = world.status()
 
-    assert list(document) == ["runs", "cronJobs", "invalid", "warnings", "sync"]
+    assert list(document) == ["runs", "cronJobs", "invalid", "warnings", "sync", "capacityGroups"]
     [run] = document["runs"]
     assert {"kind", "name", "runId", "phase", "reason", "message", "taskDefinitionArn"} <= set(run)
     assert run["name"] == "a"

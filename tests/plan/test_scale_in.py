@@ -350,6 +350,13 @@ def test_at_min_size_the_instances_were_not_even_read() -> None:
     assert result.reports[0].message == "no instance above MinSize 1: nothing to release"
 
 
+def test_at_min_size_an_idle_clock_stops_as_nobody_watches_it() -> None:
+    # Else, once the group grows again, an instance busy meanwhile would
+    # look idle since long ago.
+    result = plan(group(min_size=1, desired=1, read=False), idle("i-1", IDLE_LONG))
+    assert summary(result.actions) == [("ForgetIdle", "i-1")]
+
+
 # -- what holds a group ----------------------------------------------------------------
 
 
