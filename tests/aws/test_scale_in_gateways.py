@@ -147,7 +147,7 @@ def test_draining_and_back(
     make_group(sandbox, clock, 2, tags={})
     arn = ecs_instances.list_container_instances(CLUSTER)[0]
     assert ecs_instances.set_state(CLUSTER, arn, "DRAINING") == []
-    [state] = [s for s in ecs_instances.describe_container_instances(CLUSTER, [arn])]
+    [state] = ecs_instances.describe_container_instances(CLUSTER, [arn])
     assert state.status == "DRAINING"
     assert ecs_instances.set_state(CLUSTER, arn, "ACTIVE") == []
     missing = ecs_instances.set_state(CLUSTER, arn.rsplit("/", 1)[0] + "/gone", "ACTIVE")
