@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from controller.apply.executor import Executor
 from controller.aws.autoscaling import AutoScalingGateway
+from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.errors import AwsTerminalError
 from controller.aws.session import AwsSession
 from controller.clock import FakeClock
+from controller.model.capacity import IdleInstance
 from controller.model.identity import TAG_SCALE_IN
+from controller.model.run import EventKind
 from controller.observe.capacity import ScaleInCandidates, observe_capacity
+from controller.plan.actions import DrainInstance, Plan, ReactivateInstance, TerminateInstance
 from controller.sandbox import Sandbox
+from controller.state.sqlite import SqliteLedger
 from tests.sandbox.helpers import environment, register
 
 CLUSTER = "batch"
@@ -165,3 +173,105 @@ def test_terminate_decrements_and_refuses_below_min_size(
     with pytest.raises(AwsTerminalError) as refused:
         autoscaling.terminate_instance(second)
     assert refused.value.code == "ValidationError"
+
+
+# --- the executor's scale-in actions ---------------------------------------------------
+
+
+def _executor(session: AwsSession, ledger: SqliteLedger, clock: FakeClock) -> Executor:
+    return Executor(
+        EcsGateway(session),
+        ledger,
+        OWNER,
+        clock,
+        autoscaling=AutoScalingGateway(session),
+        ecs_instances=EcsInstanceGateway(session),
+    )
+
+
+def test_a_release_drains_then_terminates_with_an_event_each(
+    sandbox: Sandbox,
+    clock: FakeClock,
+    session: AwsSession,
+    autoscaling: AutoScalingGateway,
+    ecs_instances: EcsInstanceGateway,
+    tmp_path: Path,
+) -> None:
+    make_group(sandbox, clock, 2, tags={TAG_SCALE_IN: OWNER})
+    state = observe_capacity(ecs_instances, autoscaling, {}, candidates()).groups[GROUP]
+    victim = state.instances[0]
+    mark = IdleInstance(victim.instance_id, GROUP, CLUSTER, clock.now())
+    ledger = SqliteLedger(tmp_path / "state.db")
+    executor = _executor(session, ledger, clock)
+
+    drain = DrainInstance(
+        GROUP,
+        victim.instance_id,
+        CLUSTER,
+        victim.arn,
+        replace(mark, draining_since=clock.now()),
+        "idle",
+    )
+    assert executor.apply(Plan(actions=(drain,))).ok
+    assert ledger.view().idle_instances[victim.instance_id].draining_since == clock.now()
+    drained = observe_capacity(ecs_instances, autoscaling, {}, candidates()).groups[GROUP]
+    assert [i.instance_id for i in drained.instances if i.draining] == [victim.instance_id]
+
+    terminate = TerminateInstance(GROUP, victim.instance_id, CLUSTER, victim.arn, "still empty")
+    result = executor.apply(Plan(actions=(terminate,)))
+    assert result.ok
+    assert result.scale_ins == Counter({GROUP: 1})
+    assert ledger.view().idle_instances == {}
+    assert autoscaling.describe_groups([GROUP])[GROUP].desired == 1
+    reasons = [e.reason for e in ledger.events()]
+    assert reasons == [EventKind.DRAINING, EventKind.SCALE_IN]
+    ledger.close()
+
+
+def test_a_drain_whose_call_fails_keeps_its_decision_for_the_next_pass(
+    sandbox: Sandbox,
+    clock: FakeClock,
+    session: AwsSession,
+    autoscaling: AutoScalingGateway,
+    ecs_instances: EcsInstanceGateway,
+    tmp_path: Path,
+) -> None:
+    make_group(sandbox, clock, 2, tags={TAG_SCALE_IN: OWNER})
+    victim = (
+        observe_capacity(ecs_instances, autoscaling, {}, candidates()).groups[GROUP].instances[0]
+    )
+    record = IdleInstance(victim.instance_id, GROUP, CLUSTER, clock.now(), clock.now())
+    ledger = SqliteLedger(tmp_path / "state.db")
+    sandbox.inject_fault("ecs", "UpdateContainerInstancesState", "AccessDeniedException")
+    drain = DrainInstance(GROUP, victim.instance_id, CLUSTER, victim.arn, record, "idle")
+    result = _executor(session, ledger, clock).apply(Plan(actions=(drain,)))
+    assert not result.ok
+    # The decision is on record before the call: the planner sends it again.
+    assert ledger.view().idle_instances[victim.instance_id] == record
+    ledger.close()
+
+
+def test_reactivating_sets_active_and_records_why(
+    sandbox: Sandbox,
+    clock: FakeClock,
+    session: AwsSession,
+    autoscaling: AutoScalingGateway,
+    ecs_instances: EcsInstanceGateway,
+    tmp_path: Path,
+) -> None:
+    make_group(sandbox, clock, 2, tags={TAG_SCALE_IN: OWNER})
+    victim = (
+        observe_capacity(ecs_instances, autoscaling, {}, candidates()).groups[GROUP].instances[0]
+    )
+    ecs_instances.set_state(CLUSTER, victim.arn, "DRAINING")
+    ledger = SqliteLedger(tmp_path / "state.db")
+    ledger.put_idle_instance(IdleInstance(victim.instance_id, GROUP, CLUSTER, clock.now()))
+    why = "1 running task(s) placed on it while it drained"
+    back = ReactivateInstance(GROUP, victim.instance_id, CLUSTER, victim.arn, why)
+    assert _executor(session, ledger, clock).apply(Plan(actions=(back,))).ok
+    state = observe_capacity(ecs_instances, autoscaling, {}, candidates()).groups[GROUP]
+    assert all(i.active for i in state.instances)
+    assert ledger.view().idle_instances == {}
+    [event] = ledger.events()
+    assert (event.reason, why in event.message) == (EventKind.REACTIVATED, True)
+    ledger.close()
