@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.prune
 	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.capacity_e2e
+	$(BIN)/python -m bench.capacity_e2e --scale-in
 	$(BIN)/python -m bench.sync_loop
 	$(BIN)/python -m bench.reaction
 	$(BIN)/python -m bench.latency

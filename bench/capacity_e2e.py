@@ -22,7 +22,8 @@ their idle period (above MinSize), and once the group is at MinSize,
 against the same pass with `--no-scale-in`.
 
     .venv/bin/python -m bench.capacity_e2e [N ...]             (part 1)
-    .venv/bin/python -m bench.capacity_e2e --scale-in [N ...]  (part 2; default 100 1000)
+    .venv/bin/python -m bench.capacity_e2e --scale-in [--max-scale-in-per-pass K] [N ...]
+                                                               (part 2; default 100 1000)
 """
 
 from __future__ import annotations
@@ -175,12 +176,12 @@ def _idle_pass_calls(controller: Controller, clock: FakeClock) -> dict[str, dict
     """
     del clock
     figures: dict[str, dict[str, int]] = {}
-    for label, settings in (("off", ScaleInSettings(enabled=False)), ("on", ScaleInSettings())):
+    wanted = controller.context.scale_in
+    for label, settings in (("off", ScaleInSettings(enabled=False)), ("on", wanted)):
         controller.context.scale_in = settings
         passed, _ = controller.measure(label)
         figures[label] = {op: passed.calls.get((svc, op), 0) for svc, op in CAPACITY_OPERATIONS}
         figures[label]["all"] = sum(passed.calls.values())
-    controller.context.scale_in = ScaleInSettings()
     return figures
 
 
@@ -195,18 +196,22 @@ class BurstFigures:
     min_size_after: float
     instance_seconds: float
     passes: int
+    #: the group's size when the scenario ended (it stays so from then on)
+    final_live: int = 0
     #: calls of an idle pass while instances wait out their idle period, and at MinSize
     idle_calls: dict[str, dict[str, int]] = field(default_factory=dict)
     min_size_calls: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def burst(count: int, *, scale_in: bool, horizon: float | None = None) -> BurstFigures:
+def burst(
+    count: int, *, scale_in: bool, horizon: float | None = None, per_pass: int = 1
+) -> BurstFigures:
     """Run one burst; with scale-in until MinSize, without until `horizon` (analytically)."""
     with tempfile.TemporaryDirectory() as tmp:
         sandbox, clock = _burst_world(Path(tmp), count, opted_in=scale_in)
         try:
             controller = Controller(Path(tmp), clock)
-            controller.context.scale_in = ScaleInSettings(enabled=scale_in)
+            controller.context.scale_in = ScaleInSettings(enabled=scale_in, max_per_pass=per_pass)
             start = clock.now()
             paid = 0.0
             peak = passes = 0
@@ -222,6 +227,7 @@ def burst(count: int, *, scale_in: bool, horizon: float | None = None) -> BurstF
                 finished = bool(runs) and all(r.phase.value == "Succeeded" for r in runs)
                 if finished and done_after is None:
                     done_after = elapsed
+                figures.final_live = live
                 if not scale_in and finished:
                     # Nothing changes any more: the group stays as it is.
                     paid += live * max(0.0, (horizon or elapsed) - elapsed)
@@ -252,33 +258,37 @@ def _table(rows: list[list[str]]) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
 
 
-def scale_in_main(counts: list[int]) -> None:
+def scale_in_main(counts: list[int], per_pass: int) -> None:
     """Part 2: instance-seconds with and without scale-in, and the calls it adds."""
     header = [
         "tasks",
+        "per pass",
         "peak",
         "runs done s",
         "MinSize s",
         "inst-s with",
         "inst-s without",
         "saved",
+        "then inst with/without",
         "passes",
     ]
     rows = [header]
     calls: list[tuple[int, BurstFigures]] = []
     for count in counts:
-        with_ = burst(count, scale_in=True)
+        with_ = burst(count, scale_in=True, per_pass=per_pass)
         without = burst(count, scale_in=False, horizon=with_.min_size_after)
         saved = 1 - with_.instance_seconds / without.instance_seconds
         rows.append(
             [
                 str(count),
+                str(per_pass),
                 str(with_.peak),
                 f"{with_.done_after:.0f}",
                 f"{with_.min_size_after:.0f}",
                 f"{with_.instance_seconds:,.0f}",
                 f"{without.instance_seconds:,.0f}",
                 f"{saved:.0%}",
+                f"{with_.final_live} / {without.final_live}",
                 str(with_.passes),
             ]
         )
@@ -306,7 +316,8 @@ def scale_in_main(counts: list[int]) -> None:
     _table(rows)
     print(
         "instance-seconds: the group's InService/Pending members integrated over simulated"
-        " time from the burst until the scale-in variant is back at MinSize."
+        " time from the burst until the scale-in variant is back at MinSize; 'then': the"
+        " instances each variant keeps paying for from that moment on."
     )
 
 
@@ -314,7 +325,11 @@ def main() -> None:
     """Run each N and print the table."""
     args = sys.argv[1:]
     if args and args[0] == "--scale-in":
-        scale_in_main([int(a) for a in args[1:]] or [100, 1000])
+        rest = args[1:]
+        per_pass = 1
+        if rest[:1] == ["--max-scale-in-per-pass"]:
+            per_pass, rest = int(rest[1]), rest[2:]
+        scale_in_main([int(a) for a in rest] or [100, 1000], per_pass)
         return
     counts = [int(a) for a in args] or [10, 100, 1000]
     header = ["tasks", "SetDesiredCapacity", "passes", "instances", "lower bound", "ratio", "CPU s"]
