@@ -63,4 +63,4 @@ def test_every_benchmark_module_is_listed() -> None:
         for p in (SCRIPT.parents[1] / "bench").glob("*.py")
         if "def main" in p.read_text() and p.stem != "measured"
     }
-    assert modules == set(table.BENCHES)
+    assert modules == {name.split()[0] for name in table.BENCHES}

@@ -9,9 +9,10 @@ Failed/TaskDefinitionError because AWS refused its task definition (a
 as Failed; the pass exits 1 and lists the action as failed.
 
 Concurrency (`--max-concurrency`, `controller.workers`): the plan is applied
-in four phases, one after the other — registrations, scale-outs, the runs'
-actions, pruning — and within a phase independent work runs concurrently:
-each registration, each scale-out, each deletion on its own, and each
+in five phases, one after the other — registrations, scale-outs, the runs'
+actions, scale-in, pruning — and within a phase independent work runs
+concurrently: each registration, each scale-out, each deletion on its own,
+each Auto Scaling group's scale-in actions as one group, and each
 manifest's actions (a run's RecordRun/StartAttempt/StopTasks, a CronJob's
 schedule watermark and its occurrences) as one group, in plan order, on one
 worker. So a start still follows the registration whose ARN it needs, and
@@ -25,6 +26,13 @@ starts; the groups not started are `DEFERRED` (nothing of theirs was done)
 and the loop runs the next pass at once. A group already started finishes.
 Under heavy throttling a pass thus degrades into several short passes,
 never into one that blocks the loop for minutes.
+
+Scale-in follows the runs so that a drain never delays a start, and its
+own order mirrors the start protocol's: a drain's decision is recorded in
+the ledger before UpdateContainerInstancesState, so a crash in between is
+finished by the next pass instead of leaving a draining instance nobody
+remembers; a termination's idle record is forgotten only after AWS accepted
+it.
 
 The start protocol's order is enforced here: the intent is committed to
 the ledger before RunTask, and RunTask's answer is committed right after. A
@@ -46,6 +54,7 @@ from typing import assert_never
 
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway, RunTaskOutcome, RunTaskResult, revision_record
+from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.errors import AwsTransientError
 from controller.clock import Clock, SystemClock, Timer
 from controller.errors import ControllerError, TerminalError
@@ -64,7 +73,11 @@ from controller.plan.actions import (
     Action,
     DeleteTaskDefinitions,
     DeregisterTaskDefinition,
+    DrainInstance,
+    ForgetIdle,
+    MarkIdle,
     Plan,
+    ReactivateInstance,
     RecordRun,
     RecordSchedule,
     RegisterTaskDefinition,
@@ -72,6 +85,7 @@ from controller.plan.actions import (
     SetDesiredCapacity,
     StartAttempt,
     StopTasks,
+    TerminateInstance,
     describe,
 )
 from controller.plan.records import with_run_task_result, with_stopped_tasks
@@ -125,6 +139,8 @@ class ApplyResult:
     counts: Counter[str] = field(default_factory=Counter)
     #: runs whose RunTask ECS could not place this pass (the loop plans their room at once)
     unplaced: list[RunKey] = field(default_factory=list)
+    #: instances released (terminated) this pass, by Auto Scaling group
+    scale_ins: Counter[str] = field(default_factory=Counter)
 
     def add(
         self, action: Action | None, outcome: Outcome, message: str = "", subject: str = ""
@@ -165,6 +181,7 @@ class ApplyResult:
         self.outcomes.extend(other.outcomes)
         self.counts.update(other.counts)
         self.unplaced.extend(other.unplaced)
+        self.scale_ins.update(other.scale_ins)
 
     @property
     def conflicts(self) -> list[str]:
@@ -189,6 +206,7 @@ class Executor:
         checkpoint: Checkpoint = no_checkpoint,
         autoscaling: AutoScalingGateway | None = None,
         *,
+        ecs_instances: EcsInstanceGateway | None = None,
         workers: Workers | None = None,
         budget_seconds: float | None = None,
         timer: Timer | None = None,
@@ -202,6 +220,7 @@ class Executor:
         self._clock = clock
         self._checkpoint = checkpoint
         self._autoscaling = autoscaling
+        self._ecs_instances = ecs_instances
         # Jitter only spreads retries apart; it needs no cryptographic quality.
         self._jitter = random.Random()  # noqa: S311
 
@@ -313,6 +332,17 @@ class Executor:
                 self._deregister(action)
             case DeleteTaskDefinitions():
                 self._delete(action)
+            case MarkIdle():
+                self._ledger.put_idle_instance(action.instance)
+            case ForgetIdle():
+                self._ledger.forget_idle_instance(action.instance_id)
+            case DrainInstance():
+                self._drain(action)
+            case ReactivateInstance():
+                self._reactivate(action)
+            case TerminateInstance():
+                self._terminate(action)
+                result.scale_ins[action.group] += 1
             case _:
                 # A new action type must be applied here, not fall through as "done".
                 assert_never(action)
@@ -393,9 +423,66 @@ class Executor:
             raise TerminalError("no Auto Scaling gateway configured")
         self._autoscaling.set_desired_capacity(action.group, action.target)
         now = self._clock.now()
+        # Where the group's scale-in cooldown starts (DESIGN.md §6, scale-in).
+        self._ledger.record_scale_out(action.group, now)
         self._ledger.append_event(Event(now, None, EventKind.SCALE_OUT, action.reason))
         if action.capped:
             self._ledger.append_event(Event(now, None, EventKind.CAPACITY_CAPPED, action.reason))
+
+    def _instances(self) -> EcsInstanceGateway:
+        if self._ecs_instances is None:
+            raise TerminalError("no ECS container-instance gateway configured")
+        return self._ecs_instances
+
+    def _drain(self, action: DrainInstance) -> None:
+        # The decision first: a crash before the ECS call is repeated by the
+        # next pass, never forgotten with the instance left DRAINING.
+        self._ledger.put_idle_instance(action.record)
+        failures = self._instances().set_state(
+            action.cluster, action.container_instance_arn, "DRAINING"
+        )
+        if failures:
+            raise TerminalError("UpdateContainerInstancesState: " + "; ".join(map(str, failures)))
+        self._ledger.append_event(
+            Event(
+                self._clock.now(),
+                None,
+                EventKind.DRAINING,
+                f"{action.instance_id} of {action.group} set DRAINING: {action.reason}",
+            )
+        )
+
+    def _reactivate(self, action: ReactivateInstance) -> None:
+        failures = self._instances().set_state(
+            action.cluster, action.container_instance_arn, "ACTIVE"
+        )
+        if failures and not all(f.reason == "MISSING" for f in failures):
+            raise TerminalError("UpdateContainerInstancesState: " + "; ".join(map(str, failures)))
+        # Gone (MISSING) or ACTIVE again: either way its idle clock ends.
+        self._ledger.forget_idle_instance(action.instance_id)
+        self._ledger.append_event(
+            Event(
+                self._clock.now(),
+                None,
+                EventKind.REACTIVATED,
+                f"{action.instance_id} of {action.group} set ACTIVE again: {action.reason}",
+            )
+        )
+
+    def _terminate(self, action: TerminateInstance) -> None:
+        if self._autoscaling is None:
+            raise TerminalError("no Auto Scaling gateway configured")
+        self._autoscaling.terminate_instance(action.instance_id)
+        self._ledger.forget_idle_instance(action.instance_id)
+        self._ledger.append_event(
+            Event(
+                self._clock.now(),
+                None,
+                EventKind.SCALE_IN,
+                f"{action.instance_id} of {action.group} terminated, desired capacity"
+                f" decremented: {action.reason}",
+            )
+        )
 
     def _owned_revision(self, arn: str) -> RevisionRecord:
         """The live revision, refusing anything without this owner's tag (ownership rule)."""
@@ -513,6 +600,7 @@ class _Deferred(Exception):
 
 
 _PRUNES = (DeregisterTaskDefinition, DeleteTaskDefinitions)
+_SCALE_INS = (MarkIdle, ForgetIdle, DrainInstance, TerminateInstance, ReactivateInstance)
 
 
 def _phases(actions: Sequence[Action]) -> list[list[list[Action]]]:
@@ -520,6 +608,7 @@ def _phases(actions: Sequence[Action]) -> list[list[list[Action]]]:
     registrations: list[list[Action]] = []
     scale_outs: list[list[Action]] = []
     prunes: list[list[Action]] = []
+    by_group: dict[str, list[Action]] = {}
     by_manifest: dict[str, list[Action]] = {}
     for action in actions:
         if isinstance(action, RegisterTaskDefinition):
@@ -528,9 +617,19 @@ def _phases(actions: Sequence[Action]) -> list[list[list[Action]]]:
             scale_outs.append([action])
         elif isinstance(action, _PRUNES):
             prunes.append([action])
+        elif isinstance(action, MarkIdle):
+            by_group.setdefault(action.instance.group, []).append(action)
+        elif isinstance(action, _SCALE_INS):
+            by_group.setdefault(action.group, []).append(action)
         else:
             by_manifest.setdefault(_manifest_of(action), []).append(action)
-    phases = [registrations, scale_outs, list(by_manifest.values()), prunes]
+    phases = [
+        registrations,
+        scale_outs,
+        list(by_manifest.values()),
+        list(by_group.values()),
+        prunes,
+    ]
     return [phase for phase in phases if phase]
 
 

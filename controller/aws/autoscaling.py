@@ -6,9 +6,13 @@ lifecycle state, and how large one new instance will be. The last comes from
 the group's registered container instances when there are any; for an empty
 group it is the instance type of its launch template (or mixed-instances
 override, or launch configuration), sized by EC2 DescribeInstanceTypes.
-The one write is SetDesiredCapacity, with HonorCooldown false: the
+The writes are SetDesiredCapacity, with HonorCooldown false (the
 controller asks for what waiting tasks need now, and a cooldown meant for
-alarm-driven policies must not delay it.
+alarm-driven policies must not delay it), and, for scale-in,
+TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity
+true (the group must not launch a replacement). The group's tags and each
+member's ProtectedFromScaleIn come with DescribeAutoScalingGroups at no
+extra call.
 
 Instance-type sizes and launch configurations never change, so they are
 cached for the process lifetime; so are launch-template versions named by
@@ -18,7 +22,7 @@ number. "$Latest" and "$Default" are asked every time (they move).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from controller.aws.errors import AwsTerminalError, AwsTransientError, call
@@ -49,6 +53,8 @@ class GroupInstance:
     lifecycle_state: str
     health_status: str
     instance_type: str | None = None
+    #: ProtectedFromScaleIn: scale-in never terminates it
+    protected: bool = False
 
     @property
     def live(self) -> bool:
@@ -78,6 +84,8 @@ class GroupDescription:
     launch_configuration: str | None = None
     #: the mixed-instances policy's first override instance type, if any
     override_instance_type: str | None = None
+    #: the group's tags, key -> value
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def _template_ref(raw: Mapping[str, Any] | None) -> LaunchTemplateRef | None:
@@ -105,6 +113,7 @@ def group_description(raw: Mapping[str, Any]) -> GroupDescription:
             lifecycle_state=str(i.get("LifecycleState", "")),
             health_status=str(i.get("HealthStatus", "")),
             instance_type=i.get("InstanceType"),
+            protected=bool(i.get("ProtectedFromScaleIn", False)),
         )
         for i in raw.get("Instances") or []
     )
@@ -117,6 +126,7 @@ def group_description(raw: Mapping[str, Any]) -> GroupDescription:
         launch_template=template,
         launch_configuration=raw.get("LaunchConfigurationName"),
         override_instance_type=override_type,
+        tags={str(t["Key"]): str(t.get("Value", "")) for t in raw.get("Tags") or [] if "Key" in t},
     )
 
 
@@ -166,6 +176,25 @@ class AutoScalingGateway:
             )
         except AwsTerminalError as exc:
             # A scaling activity in progress is a reason to wait, not to give up.
+            if exc.code in _BUSY_CODES:
+                raise AwsTransientError(exc.code, exc.aws_message, exc.operation) from exc
+            raise
+
+    def terminate_instance(self, instance_id: str) -> None:
+        """TerminateInstanceInAutoScalingGroup, decrementing desired capacity (no replacement).
+
+        AWS refuses it below MinSize and for an instance of no group
+        (TerminalError); a scaling activity in progress is transient.
+        Scale-in protection does not stop this call: the caller checks it.
+        """
+        try:
+            call(
+                "TerminateInstanceInAutoScalingGroup",
+                lambda: self._autoscaling.terminate_instance_in_auto_scaling_group(
+                    InstanceId=instance_id, ShouldDecrementDesiredCapacity=True
+                ),
+            )
+        except AwsTerminalError as exc:
             if exc.code in _BUSY_CODES:
                 raise AwsTransientError(exc.code, exc.aws_message, exc.operation) from exc
             raise

@@ -1,9 +1,12 @@
-"""ECS container instances: how much room each one has left (DESIGN.md §6).
+"""ECS container instances: how much room each one has left, and draining them (DESIGN.md §6).
 
 The capacity planner packs waiting tasks into the free CPU and memory of a
-group's container instances before it asks for new ones; this gateway reads
-them. It is separate from `controller.aws.ecs` because only the capacity
-path needs it, and only in passes where something waits for room.
+group's container instances before it asks for new ones; scale-in reads
+their task counts to find idle ones, and sets an idle one DRAINING (so ECS
+places nothing new there) before its EC2 instance is terminated, or ACTIVE
+again when a task landed on it meanwhile. It is separate from
+`controller.aws.ecs` because only the capacity path needs it, and only in
+passes where something waits for room or a group opted in to scale-in.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from controller.aws.errors import call
 from controller.aws.session import AwsSession
@@ -38,6 +41,9 @@ class ContainerInstanceState:
     remaining_memory: int
     #: when it registered with ECS (new room for runs that failed to be placed before)
     registered_at: datetime | None = None
+    #: ECS's runningTasksCount and pendingTasksCount (scale-in's "idle")
+    running_tasks: int = 0
+    pending_tasks: int = 0
 
     @property
     def usable(self) -> bool:
@@ -73,7 +79,21 @@ def container_instance_state(raw: Mapping[str, Any]) -> ContainerInstanceState:
         remaining_cpu=_resource(remaining, "CPU"),
         remaining_memory=_resource(remaining, "MEMORY"),
         registered_at=_time(raw.get("registeredAt")),
+        running_tasks=int(raw.get("runningTasksCount") or 0),
+        pending_tasks=int(raw.get("pendingTasksCount") or 0),
     )
+
+
+@dataclass(frozen=True)
+class StateChangeFailure:
+    """A container instance UpdateContainerInstancesState could not change, and why."""
+
+    arn: str
+    reason: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.arn}: {self.reason}" + (f" ({self.detail})" if self.detail else "")
 
 
 class EcsInstanceGateway:
@@ -109,3 +129,24 @@ class EcsInstanceGateway:
             ),
         )
         return [container_instance_state(raw) for raw in answer.get("containerInstances") or []]
+
+    def set_state(
+        self, cluster: str, arn: str, status: Literal["ACTIVE", "DRAINING"]
+    ) -> list[StateChangeFailure]:
+        """UpdateContainerInstancesState for one instance; what ECS could not change (MISSING...).
+
+        DRAINING: ECS places no new task on the instance (a RunTask task
+        already there keeps running). ACTIVE: it takes tasks again.
+        """
+        answer = call(
+            "UpdateContainerInstancesState",
+            lambda: self._ecs.update_container_instances_state(
+                cluster=cluster, containerInstances=[arn], status=status
+            ),
+        )
+        return [
+            StateChangeFailure(
+                str(f.get("arn", arn)), str(f.get("reason", "")), str(f.get("detail", ""))
+            )
+            for f in answer.get("failures") or []
+        ]

@@ -57,6 +57,7 @@ from controller.model.loader import ManifestLoader
 from controller.model.manifest import API_VERSION, Kind
 from controller.model.run import LedgerView
 from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
+from controller.plan.scale_in import DEFAULT_MAX_PER_PASS
 from controller.runtime.activity import DEFAULT_ACTIVE_POLL_SECONDS
 from controller.runtime.one_run import NothingToStop
 from controller.runtime.wiring import (
@@ -268,6 +269,22 @@ def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option("--no-prune", is_flag=True, help="Do not deregister stale revisions."),
         click.option(
             "--delete-inactive", is_flag=True, help="Also delete this owner's INACTIVE revisions."
+        ),
+        click.option(
+            "--no-scale-in",
+            is_flag=True,
+            help=(
+                "Release no idle instance of any Auto Scaling group (instances this controller"
+                " was draining are set ACTIVE again)."
+            ),
+        ),
+        click.option(
+            "--max-scale-in-per-pass",
+            type=click.IntRange(1),
+            default=DEFAULT_MAX_PER_PASS,
+            show_default=True,
+            metavar="N",
+            help="Instances per Auto Scaling group one pass may drain (and terminate).",
         ),
         click.option(
             "--lock-timeout",

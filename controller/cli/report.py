@@ -6,10 +6,16 @@
 "stopCode", "startedAt", "stoppedAt"}]}], "cronJobs": [{"name", "schedule",
 "timeZone", "suspend", "concurrencyPolicy", "lastScheduleTime",
 "nextScheduleTime"}], "invalid": [{"path", "line", "message"}],
-"warnings": [string], "sync": {...} | null}`, times ISO 8601 UTC, null when
-there is none. The text output lists the newest 1,000 runs unless `--limit`
-says otherwise; JSON and YAML list every run unless `--limit` is given (the
-document's shape never changes: how many were left out goes to stderr).
+"warnings": [string], "sync": {...} | null, "capacityGroups": [{"name",
+"minSize", "maxSize", "desired", "instances", "idle": [instance id],
+"draining": [instance id], "nextRelease": {"instanceId", "at"} | null,
+"message"}]}`, times ISO 8601 UTC, null when there is none.
+`capacityGroups` (added with scale-in, and present only when some group is
+opted in; the other keys are unchanged) lists the Auto Scaling groups opted
+in to scale-in as the last pass saw them.
+The text output lists the newest 1,000 runs unless `--limit` says
+otherwise; JSON and YAML list every run unless `--limit` is given (how many
+were left out goes to stderr, so the document keeps its shape).
 
 Where `status` takes each part from, so that it needs no source:
 
@@ -23,7 +29,9 @@ Where `status` takes each part from, so that it needs no source:
   version the last pass recorded, as the controller keeps the last known good
   one — and otherwise (an `s3://` source, which status does not call AWS
   for, or a directory that is not there) the ones the last pass recorded;
-* sync: `<ledger>.sync.json`, written by `controller run` (SQLite only).
+* sync: `<ledger>.sync.json`, written by `controller run` (SQLite only);
+* capacityGroups: the summary the last pass recorded (status makes no AWS
+  call, so "idle" and "next release" are as of that pass).
 
 `attempts` lists every attempt, as numbered in the task tags and in
 `controller logs --attempt`. `tries` counts those whose RunTask placed no task
@@ -50,7 +58,13 @@ from controller.model.run import AttemptRecord, Event, EventKind, LedgerView, Re
 from controller.plan.actions import as_json, describe, details
 from controller.plan.schedule import history, next_occurrence, parse_occurrence_run_id
 from controller.runtime.reconcile_pass import PassResult
-from controller.state.ledger import GUARD_WINDOW, GuardWarning, PassSummary
+from controller.state.ledger import (
+    GUARD_WINDOW,
+    GroupReport,
+    GuardWarning,
+    PassSummary,
+    group_report_document,
+)
 from controller.state.sync import SyncRecord
 
 #: The `-o` choices of the commands that print a document (`diff`, `reconcile`, `status`).
@@ -156,6 +170,8 @@ class Status:
     name: str | None = None
     #: older runs left out by `--limit`
     omitted: int = 0
+    #: the scale-in groups the last pass saw
+    capacity_groups: Sequence[GroupReport] = ()
 
 
 def gather_status(
@@ -193,6 +209,7 @@ def gather_status(
         sync=sync,
         now=now,
         name=name,
+        capacity_groups=() if summary is None or name is not None else summary.capacity_groups,
     )
 
 
@@ -233,7 +250,7 @@ def status_json(status: Status) -> dict[str, Any]:
     if status.sync is not None:
         # The same document as `<ledger>.sync.json` itself.
         sync = {**asdict(status.sync), "at": status.sync.at.astimezone(UTC).isoformat()}
-    return {
+    document: dict[str, Any] = {
         "runs": [run_json(r) for r in status.runs],
         "cronJobs": [
             cron_json(c, status.view, status.now)
@@ -243,6 +260,11 @@ def status_json(status: Status) -> dict[str, Any]:
         "warnings": [w.message for w in status.warnings],
         "sync": sync,
     }
+    if status.capacity_groups:
+        # Only with a group opted in to scale-in: otherwise the document is
+        # exactly DESIGN.md §8's, key for key.
+        document["capacityGroups"] = [group_report_document(g) for g in status.capacity_groups]
+    return document
 
 
 def status_lines(status: Status) -> list[str]:
@@ -251,6 +273,7 @@ def status_lines(status: Status) -> list[str]:
     if status.sync is not None:
         lines.append(status.sync.summary())
     lines.extend(f"warning: {w.message} (last at {iso(w.at)})" for w in status.warnings)
+    lines.extend(group_line(g) for g in status.capacity_groups)
     # One run asked for by name: its messages whole, however long.
     lines.append(status_table(status.runs, status.now, whole_messages=status.name is not None))
     if status.omitted:
@@ -260,6 +283,20 @@ def status_lines(status: Status) -> list[str]:
         lines.append(f"{len(status.invalid)} invalid manifest(s), not loaded by the last pass:")
         lines.extend(f"  {error}" for error in status.invalid)
     return lines
+
+
+def group_line(report: GroupReport) -> str:
+    """One line per scale-in group: its size, idle instances and the next release."""
+    idle = f"{len(report.idle)} idle"
+    if report.draining:
+        idle += f" ({len(report.draining)} draining)"
+    text = (
+        f"Auto Scaling group {report.name}: {report.instances} instance(s), {idle},"
+        f" desired {report.desired} (min {report.min_size}, max {report.max_size})"
+    )
+    if report.next_release is not None:
+        text += f"; next release {report.next_release} at {iso(report.next_release_at)}"
+    return f"{text}: {report.message}" if report.message else text
 
 
 def shown_runs(

@@ -15,6 +15,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from controller.model.capacity import IdleInstance
 from controller.model.manifest import Kind, RunKey
 
 
@@ -245,6 +246,11 @@ class LedgerView:
     #: CronJob name -> last scheduled occurrence already turned into a run
     cron_last_scheduled: Mapping[str, datetime] = field(default_factory=dict)
     revisions: Mapping[str, RevisionRecord] = field(default_factory=dict)
+    #: EC2 instance id -> the idle clock (and drain decision) scale-in keeps
+    idle_instances: Mapping[str, IdleInstance] = field(default_factory=dict)
+    #: Auto Scaling group -> when this controller last scaled it out (the
+    #: scale-in cooldown starts there)
+    scale_outs: Mapping[str, datetime] = field(default_factory=dict)
 
     def restricted_to(self, keys: frozenset[RunKey]) -> LedgerView:
         """The view with only the runs of `keys` (a scoped pass plans those alone)."""
@@ -279,6 +285,12 @@ class EventKind(StrEnum):
     DEREGISTERED = "Deregistered"
     DELETED = "Deleted"
     SCALE_OUT = "ScaleOut"
+    #: an idle instance set DRAINING (the first half of a release)
+    DRAINING = "Draining"
+    #: an idle, drained instance terminated with a decrement (a release)
+    SCALE_IN = "ScaleIn"
+    #: a draining instance set ACTIVE again, and why
+    REACTIVATED = "Reactivated"
     CAPACITY_CAPPED = "CapacityCapped"
     MISSED_SCHEDULES = "MissedSchedules"
 

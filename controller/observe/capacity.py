@@ -1,12 +1,22 @@
-"""Reads what the capacity planner needs: groups, their container instances, new-instance size.
+"""Reads what the capacity planners need: groups, their container instances, new-instance size.
 
-`controller.plan.capacity` is pure; this is its observe step (DESIGN.md §6,
-§7). It runs only in passes where some task waits for room, so a steady
-pass costs no Auto Scaling or EC2 call at all. Per pass it makes one
-DescribeAutoScalingGroups per 100 groups, one ListContainerInstances per
-cluster (paginated) plus one DescribeContainerInstances per 100 instances,
-and — only for a group with no registered instance — the launch-template
-(or configuration) read and one DescribeInstanceTypes for all such groups.
+`controller.plan.capacity` and `controller.plan.scale_in` are pure; this is
+their observe step (DESIGN.md §6, §7). It runs in passes where some task
+waits for room, or where a manifest names an Auto Scaling group that
+scale-in may look at; a steady pass with neither costs no Auto Scaling or
+EC2 call at all. Per pass it makes one DescribeAutoScalingGroups per 100
+groups (tags and scale-in protection come with it), one
+ListContainerInstances per cluster (paginated) plus one
+DescribeContainerInstances per 100 instances — at most once per cluster,
+whichever planner needs it — and, only for a group with no registered
+instance that tasks wait on, the launch-template (or configuration) read and
+one DescribeInstanceTypes for all such groups.
+
+Scale-in keeps this cheap: a group it may look at has its container
+instances read only if it carries `ecs-job-controller/scale-in` = owner and
+has more live members than its MinSize (or has an instance this controller
+decided to drain, which must be finished or undone); otherwise the one
+DescribeAutoScalingGroups is all it costs.
 
 How members and container instances meet: by EC2 instance id. A member that
 is InService or Pending in Auto Scaling and registered in one of the
@@ -24,9 +34,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
-from controller.aws.autoscaling import AutoScalingGateway, GroupDescription
+from controller.aws.autoscaling import AutoScalingGateway, GroupDescription, GroupInstance
 from controller.aws.ecs_instances import ContainerInstanceState, EcsInstanceGateway
 from controller.model.capacity import GroupState, InstanceCapacity
+from controller.model.identity import TAG_SCALE_IN
+
+
+@dataclass(frozen=True)
+class ScaleInCandidates:
+    """The groups scale-in may look at this pass, and who may scale them in."""
+
+    #: group -> the clusters its runs name (or its idle clocks were seen in)
+    clusters: Mapping[str, Set[str]] = field(default_factory=dict)
+    owner: str = ""
+    #: False under --no-scale-in: only groups holding idle clocks are read
+    enabled: bool = True
+    #: groups with an instance this controller decided to drain (ledger):
+    #: read whatever their size, so the drain is finished or undone
+    marked: Set[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -43,11 +68,34 @@ class ObservedCapacity:
 def observe_capacity(
     ecs_instances: EcsInstanceGateway,
     autoscaling: AutoScalingGateway,
-    clusters_by_group: Mapping[str, Set[str]],
+    waiting_groups: Mapping[str, Set[str]],
+    scale_in: ScaleInCandidates | None = None,
 ) -> ObservedCapacity:
-    """The state of each named group that exists, and the instance count of their clusters."""
-    groups = autoscaling.describe_groups(clusters_by_group)
-    clusters = sorted({c for name in groups for c in clusters_by_group[name]})
+    """The state of each group that exists and is needed, and the instance count of its clusters.
+
+    `waiting_groups`: groups tasks wait on (group -> clusters); `scale_in`:
+    the groups scale-in may look at. A scale-in group that does not qualify
+    for a read (see the module docstring) is left out, or, when opted in but
+    at MinSize, kept with `instances_read` False.
+    """
+    candidates = scale_in or ScaleInCandidates()
+    clusters_by_group: dict[str, set[str]] = {g: set(c) for g, c in waiting_groups.items()}
+    for name, clusters_of in candidates.clusters.items():
+        clusters_by_group.setdefault(name, set()).update(clusters_of)
+    described = autoscaling.describe_groups(clusters_by_group)
+    groups: dict[str, GroupDescription] = {}
+    unread: set[str] = set()
+    for name, group in described.items():
+        if name in waiting_groups:
+            groups[name] = group
+            continue
+        opted = candidates.enabled and group.tags.get(TAG_SCALE_IN) == candidates.owner
+        if name in candidates.marked or (opted and _live(group) > group.min_size):
+            groups[name] = group
+        elif opted:
+            groups[name] = group
+            unread.add(name)
+    clusters = sorted({c for name in groups if name not in unread for c in clusters_by_group[name]})
     registered: dict[str, dict[str, ContainerInstanceState]] = {}
     counts: dict[str, int] = {}
     for cluster in clusters:
@@ -67,16 +115,17 @@ def observe_capacity(
         found: list[InstanceCapacity] = []
         launching = 0
         for member in group.instances:
-            if not member.live:
+            if not member.live or name in unread:
                 continue
             registration = _registration(member.instance_id, clusters_by_group[name], registered)
             if registration is None:
                 launching += 1
             else:
-                found.append(_capacity(member.instance_id, registration))
+                found.append(_capacity(member, *registration))
         partial[name] = (group, tuple(found), launching)
 
-    sizes = _instance_sizes(autoscaling, partial)
+    # Sizing new instances is for groups tasks wait on; scale-in never needs it.
+    sizes = _instance_sizes(autoscaling, {n: p for n, p in partial.items() if n in waiting_groups})
     states = {
         name: GroupState(
             name=name,
@@ -86,27 +135,36 @@ def observe_capacity(
             instances=instances,
             launching=launching,
             instance_size=sizes.get(name),
+            tags=dict(group.tags),
+            instances_read=name not in unread,
+            live_members=_live(group),
         )
         for name, (group, instances, launching) in partial.items()
     }
     return ObservedCapacity(states, counts)
 
 
+def _live(group: GroupDescription) -> int:
+    return sum(1 for member in group.instances if member.live)
+
+
 def _registration(
     instance_id: str,
     clusters: Set[str],
     registered: Mapping[str, Mapping[str, ContainerInstanceState]],
-) -> ContainerInstanceState | None:
+) -> tuple[str, ContainerInstanceState] | None:
     for cluster in sorted(clusters):
         state = registered.get(cluster, {}).get(instance_id)
         if state is not None:
-            return state
+            return cluster, state
     return None
 
 
-def _capacity(instance_id: str, state: ContainerInstanceState) -> InstanceCapacity:
+def _capacity(
+    member: GroupInstance, cluster: str, state: ContainerInstanceState
+) -> InstanceCapacity:
     return InstanceCapacity(
-        instance_id=instance_id,
+        instance_id=member.instance_id,
         remaining_cpu=state.remaining_cpu,
         remaining_memory=state.remaining_memory,
         registered_cpu=state.registered_cpu,
@@ -114,6 +172,12 @@ def _capacity(instance_id: str, state: ContainerInstanceState) -> InstanceCapaci
         active=state.status == "ACTIVE",
         connected=state.agent_connected,
         registered_at=state.registered_at,
+        arn=state.arn,
+        cluster=cluster,
+        draining=state.status == "DRAINING",
+        running_tasks=state.running_tasks,
+        pending_tasks=state.pending_tasks,
+        protected=member.protected,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controller.model.capacity import GroupReport, IdleInstance
 from controller.model.manifest import RunKey
 from controller.model.run import RunRecord
 from controller.model.taskdef_diff import FieldChange
@@ -124,6 +125,61 @@ class SetDesiredCapacity:
     reason: str
 
 
+@dataclass(frozen=True)
+class MarkIdle:
+    """Start an instance's idle clock in the ledger (no AWS write): it was seen empty."""
+
+    instance: IdleInstance
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForgetIdle:
+    """Stop an instance's idle clock (busy again, or no longer in the group); no AWS write."""
+
+    group: str
+    instance_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DrainInstance:
+    """Release, first half: record the decision, then set the container instance DRAINING."""
+
+    group: str
+    instance_id: str
+    cluster: str
+    container_instance_arn: str
+    #: the idle record with `draining_since` set: saved before the ECS call
+    record: IdleInstance
+    reason: str
+
+
+@dataclass(frozen=True)
+class TerminateInstance:
+    """Release, second half: TerminateInstanceInAutoScalingGroup, desired capacity decremented."""
+
+    group: str
+    instance_id: str
+    cluster: str
+    container_instance_arn: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReactivateInstance:
+    """Set a container instance this controller drained ACTIVE again; `reason` says why."""
+
+    group: str
+    instance_id: str
+    cluster: str
+    container_instance_arn: str
+    reason: str
+
+
+#: The scale-in actions, applied in a phase of their own after the runs' actions.
+ScaleInAction = MarkIdle | ForgetIdle | DrainInstance | TerminateInstance | ReactivateInstance
+
 Action = (
     RegisterTaskDefinition
     | SetDesiredCapacity
@@ -134,6 +190,11 @@ Action = (
     | RecordSchedule
     | DeregisterTaskDefinition
     | DeleteTaskDefinitions
+    | MarkIdle
+    | ForgetIdle
+    | DrainInstance
+    | TerminateInstance
+    | ReactivateInstance
 )
 
 
@@ -151,6 +212,8 @@ class Plan:
     #: the earliest time something becomes due without any outside change (a
     #: backoff expiring, a deadline, a capacity retry): the loop wakes then
     requeue_at: datetime | None = None
+    #: what scale-in saw of each group that opted in (for `status`)
+    capacity_groups: tuple[GroupReport, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -186,6 +249,16 @@ def describe(action: Action) -> str:
         case DeleteTaskDefinitions(arns=arns, family=family, reason=reason):
             revisions = ", ".join(a.rsplit(":", 1)[-1] for a in arns)
             return f"DeleteTaskDefinitions {family} revisions {revisions}: {reason}"
+        case MarkIdle(instance=instance, reason=reason):
+            return f"Record {instance.instance_id} of {instance.group} idle: {reason}"
+        case ForgetIdle(group=group, instance_id=instance_id, reason=reason):
+            return f"Record {instance_id} of {group} not idle: {reason}"
+        case DrainInstance(group=group, instance_id=instance_id, reason=reason):
+            return f"UpdateContainerInstancesState {instance_id} of {group} DRAINING: {reason}"
+        case TerminateInstance(group=group, instance_id=instance_id, reason=reason):
+            return f"TerminateInstanceInAutoScalingGroup {instance_id} of {group}: {reason}"
+        case ReactivateInstance(group=group, instance_id=instance_id, reason=reason):
+            return f"UpdateContainerInstancesState {instance_id} of {group} ACTIVE: {reason}"
 
 
 def details(action: Action) -> list[str]:
@@ -224,4 +297,18 @@ def as_json(action: Action) -> dict[str, Any]:
             )
         case DeleteTaskDefinitions(arns=arns):
             base.update(taskDefinitionArns=list(arns))
+        case MarkIdle(instance=instance):
+            base.update(
+                autoScalingGroup=instance.group,
+                instanceId=instance.instance_id,
+                idleSince=instance.idle_since.isoformat(),
+            )
+        case ForgetIdle(group=group, instance_id=instance_id):
+            base.update(autoScalingGroup=group, instanceId=instance_id)
+        case (
+            DrainInstance(group=group, instance_id=instance_id, container_instance_arn=arn)
+            | TerminateInstance(group=group, instance_id=instance_id, container_instance_arn=arn)
+            | ReactivateInstance(group=group, instance_id=instance_id, container_instance_arn=arn)
+        ):
+            base.update(autoScalingGroup=group, instanceId=instance_id, containerInstanceArn=arn)
     return base

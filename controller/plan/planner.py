@@ -38,6 +38,8 @@ from controller.plan.cronjobs import (
 from controller.plan.lifecycle import plan_run
 from controller.plan.prune import PruneInput, PruneSettings, prune_revisions
 from controller.plan.records import DesiredRun, RunContext, effective_spec
+from controller.plan.scale_in import PassContext as ScaleInContext
+from controller.plan.scale_in import ScaleInPlan, ScaleInSettings, plan_scale_in
 from controller.plan.schedule import ScheduleDecision
 from controller.plan.taskdefs import TaskDefinitionChoice, choose_revision
 
@@ -133,6 +135,40 @@ def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:
     )
 
 
+def scale_in_needs(desired: DesiredSet, ledger: LedgerView) -> dict[str, frozenset[str]]:
+    """Groups scale-in may look at, with their clusters: what manifests, runs and clocks name.
+
+    Every Auto Scaling group an EC2 run could scale out (a JobRun's or a
+    CronJob template's `capacity.autoScalingGroup`, or an unfinished run's
+    frozen spec), plus the groups holding an idle clock in the ledger. Its
+    clusters are the ones those name: where its container instances are
+    looked for. Whether a group opted in is only known once it is described.
+    """
+    found: dict[str, set[str]] = {}
+    for manifest in desired.manifests():
+        spec = manifest.spec if isinstance(manifest, JobRun) else manifest.job_template
+        group = spec.capacity.auto_scaling_group
+        launch_type = spec.run_task.get("launchType")
+        if (
+            group
+            and not spec.run_task.get("capacityProviderStrategy")
+            and launch_type
+            in (
+                None,
+                "EC2",
+            )
+        ):
+            found.setdefault(group, set()).add(spec.cluster)
+    for record in ledger.runs.values():
+        frozen = record.frozen_spec or {}
+        group = (frozen.get("capacity") or {}).get("autoScalingGroup")
+        if not record.phase.terminal and group and frozen.get("cluster"):
+            found.setdefault(str(group), set()).add(str(frozen["cluster"]))
+    for idle in ledger.idle_instances.values():
+        found.setdefault(idle.group, set()).add(idle.cluster)
+    return {group: frozenset(clusters) for group, clusters in found.items()}
+
+
 def waiting_for_capacity(record: RunRecord) -> tuple[str, str] | None:
     """(Auto Scaling group, cluster) when the run waits for EC2 capacity a group can add.
 
@@ -165,8 +201,12 @@ def make_plan(
     prune: PruneSettings | None = None,
     stop_orphans: bool = False,
     capacity: Mapping[str, GroupState] | None = None,
+    scale_in: ScaleInSettings | None = None,
 ) -> Plan:
-    """Everything to do this pass: registrations, runs, then pruning.
+    """Everything to do this pass: registrations, scale-outs, runs, scale-in, then pruning.
+
+    `scale_in` None plans no scale-in at all (nor undoes any); the settings
+    with `enabled` False (`--no-scale-in`) undo what an earlier pass began.
 
     Total: a run (or CronJob) the planner fails on is left as it is, named in
     `Plan.errors`, and every other run is still planned.
@@ -241,11 +281,21 @@ def make_plan(
         except Exception as exc:  # one CronJob never stops the others
             errors.append(planning_error(f"CronJob {name}", exc))
     scale_actions: list[Action] = []
+    scaled_in = ScaleInPlan()
+    if capacity is not None and scale_in is not None:
+        try:
+            scaled_in = plan_scale_in(
+                capacity, ledger, now, owner, scale_in, _scale_in_context(ledger, run_actions)
+            )
+        except Exception as exc:  # runs still start; only scale-in waits
+            errors.append(planning_error("scale-in", exc))
+        capacity = _with_reactivated(capacity, scaled_in.reactivated)
     if capacity is not None:
         try:
             run_actions, scale_actions = _capacity_actions(ledger, run_actions, capacity, now)
         except Exception as exc:  # runs still start; only the scale-out waits
             errors.append(planning_error("capacity", exc))
+    warnings.extend(scaled_in.warnings)
     prune_actions: list[Action] = []
     if prune is not None:
         healthy = _source_guard(desired)
@@ -265,13 +315,59 @@ def make_plan(
         elif any(r.owner == owner for r in ledger.revisions.values()):
             warnings.append(f"{healthy}: no revision pruned this pass")
     return Plan(
-        actions=(*registers.values(), *scale_actions, *run_actions, *prune_actions),
+        actions=(
+            *registers.values(),
+            *scale_actions,
+            *run_actions,
+            *scaled_in.actions,
+            *prune_actions,
+        ),
         warnings=tuple(warnings),
         errors=tuple(errors),
         requeue_at=_earliest(
-            next_wakeup(ledger, run_actions, now), next_occurrence_due(desired.cron)
+            next_wakeup(ledger, run_actions, now),
+            next_occurrence_due(desired.cron),
+            scaled_in.wake_at,
         ),
+        capacity_groups=scaled_in.reports,
     )
+
+
+def _scale_in_context(ledger: LedgerView, run_actions: Sequence[Action]) -> ScaleInContext:
+    """What scale-in must respect: groups runs wait on, clusters RunTask goes to this pass."""
+    waiting = set()
+    # Before and after this pass's run actions: a run retrying its RunTask
+    # now still waits for room until ECS says otherwise.
+    for records in (ledger.runs, latest_records(ledger, run_actions)):
+        for record in records.values():
+            where = waiting_for_capacity(record)
+            if where is not None:
+                waiting.add(where[0])
+    starting = set()
+    for action in run_actions:
+        if isinstance(action, (StartAttempt, ResumeAttempt)):
+            attempt = next(a for a in action.record.attempts if a.number == action.attempt)
+            cluster = attempt.request.get("cluster")
+            if cluster:
+                starting.add(str(cluster))
+    return ScaleInContext(waiting=frozenset(waiting), starting_in=frozenset(starting))
+
+
+def _with_reactivated(
+    capacity: Mapping[str, GroupState], reactivated: Mapping[str, frozenset[str]]
+) -> Mapping[str, GroupState]:
+    """The groups with the instances scale-in sets ACTIVE again this pass counted as ACTIVE."""
+    if not reactivated:
+        return capacity
+    updated = dict(capacity)
+    for name, ids in reactivated.items():
+        state = updated[name]
+        instances = tuple(
+            replace(i, active=True, draining=False) if i.instance_id in ids else i
+            for i in state.instances
+        )
+        updated[name] = replace(state, instances=instances)
+    return updated
 
 
 def _revision_for(

@@ -16,10 +16,14 @@ exactly these names:
 * `controller_runs{phase}` (every phase present, from the ledger after each pass)
 * `controller_taskdef_registrations_total`
 * `controller_scale_outs_total`
+* `controller_scale_ins_total{group}` (instances terminated by scale-in)
 * `controller_missed_schedules_total`
 
 Counters start at 0 and appear in the first scrape, before any event, so a
-dashboard's `rate()` and an alert's `absent()` work from the start.
+dashboard's `rate()` and an alert's `absent()` work from the start. A
+labelled counter can only start at 0 for labels it knows: each Auto Scaling
+group's `controller_scale_ins_total` appears (at 0) with the first pass that
+sees the group opted in to scale-in.
 """
 
 from __future__ import annotations
@@ -111,6 +115,12 @@ class Metrics:
             "SetDesiredCapacity requests made to scale out.",
             registry=registry,
         )
+        self.scale_ins = PromCounter(
+            "controller_scale_ins_total",
+            "Idle instances released (TerminateInstanceInAutoScalingGroup), by Auto Scaling group.",
+            ["group"],
+            registry=registry,
+        )
         self.missed = PromCounter(
             "controller_missed_schedules_total",
             "CronJob occurrences recorded as Missed.",
@@ -125,12 +135,28 @@ class Metrics:
 
     # -- recording ---------------------------------------------------------------
 
-    def pass_finished(self, *, ok: bool, seconds: float, action_counts: Mapping[str, int]) -> None:
-        """Count a finished pass (any result: finishing one is the loop's progress)."""
+    def pass_finished(
+        self,
+        *,
+        ok: bool,
+        seconds: float,
+        action_counts: Mapping[str, int],
+        scale_ins: Mapping[str, int] | None = None,
+        scale_in_groups: Iterable[str] = (),
+    ) -> None:
+        """Count a finished pass (any result: finishing one is the loop's progress).
+
+        `scale_ins`: instances released this pass by group; `scale_in_groups`:
+        the groups the pass saw opted in (their counters appear at 0).
+        """
         self.reconciles.labels(result="success" if ok else "error").inc()
         self.duration.observe(max(0.0, seconds))
         self.registrations.inc(action_counts.get("RegisterTaskDefinition", 0))
         self.scale_outs.inc(action_counts.get("SetDesiredCapacity", 0))
+        for group in scale_in_groups:
+            self.scale_ins.labels(group=group)
+        for group, count in (scale_ins or {}).items():
+            self.scale_ins.labels(group=group).inc(count)
         self.missed.inc(action_counts.get("MissedSchedules", 0))
         with self._lock:
             self._last_progress = self._clock.now()

@@ -18,7 +18,7 @@ desired runs as done instead of planning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -29,7 +29,8 @@ from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.clock import Clock
 from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.loader import LoadResult, ManifestLoader
-from controller.observe.capacity import ObservedCapacity, observe_capacity
+from controller.model.manifest import DesiredSet
+from controller.observe.capacity import ObservedCapacity, ScaleInCandidates, observe_capacity
 from controller.observe.ecs import ObserveReport, observe
 from controller.plan.actions import Plan
 from controller.plan.adopt import adopt_history
@@ -41,8 +42,10 @@ from controller.plan.planner import (
     make_plan,
     needs,
     protected_families,
+    scale_in_needs,
 )
 from controller.plan.prune import PruneSettings
+from controller.plan.scale_in import ScaleInSettings
 from controller.runtime.history import ledger_is_new, must_adopt
 from controller.sources.snapshot import Snapshot, Source
 from controller.state.ledger import (
@@ -85,6 +88,8 @@ class PassContext:
     #: capacity planning needs both; without them runs just wait for room
     autoscaling: AutoScalingGateway | None = None
     ecs_instances: EcsInstanceGateway | None = None
+    #: --no-scale-in, --max-scale-in-per-pass (a group still has to opt in by its tag)
+    scale_in: ScaleInSettings = field(default_factory=ScaleInSettings)
     #: --adopt-history: a new ledger beside this owner's AWS history records
     #: the desired runs as done instead of refusing
     adopt_history: bool = False
@@ -152,13 +157,14 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         cron=scheduled,
     )
     report = ObserveReport()
-    plan, capacity = observe_and_plan(ctx, desired, view, now, report)
+    plan, capacity = observe_and_plan(ctx, desired, view, now, report, loaded.desired)
     summary = PassSummary(
         at=now,
         revision=snapshot.revision,
         invalid=loaded.errors,
         warnings=tuple(GuardWarning(warning, now) for warning in plan.warnings),
         cron_jobs=tuple(CronSchedule.of(c) for _, c in sorted(loaded.desired.cron_jobs.items())),
+        capacity_groups=plan.capacity_groups,
     )
     applied = ctx.executor.apply(plan, summary)
     return PassResult(snapshot, loaded, plan, applied, report.errors, capacity)
@@ -170,6 +176,7 @@ def observe_and_plan(
     view: LedgerView,
     now: datetime,
     report: ObserveReport,
+    manifests: DesiredSet | None = None,
     *,
     scoped: bool = False,
 ) -> tuple[Plan, ObservedCapacity | None]:
@@ -177,7 +184,9 @@ def observe_and_plan(
 
     `scoped` (a pass over one run, `controller.runtime.one_run`) reads only
     that run's tasks instead of every running task of the owner, and plans
-    no pruning and no orphan stops; the full pass plans with its options.
+    no pruning, no orphan stops and no scale-in (exclusive work, DESIGN.md
+    §9); the full pass plans with its options. `manifests` (the full pass's
+    loaded set) tells scale-in which groups the source's runs use.
     """
     wanted = needs(desired, view)
     observed = observe(
@@ -191,9 +200,30 @@ def observe_and_plan(
         list_running=not scoped,
     )
     capacity = None
-    if wanted.capacity_groups and ctx.autoscaling is not None and ctx.ecs_instances is not None:
+    scale_in = None if scoped or manifests is None else ctx.scale_in
+    groups = scale_in_needs(manifests, view) if scale_in and manifests is not None else {}
+    candidates = ScaleInCandidates(
+        clusters=groups if scale_in is not None and scale_in.enabled else {},
+        owner=ctx.owner,
+        enabled=scale_in is not None and scale_in.enabled,
+        marked=frozenset(
+            i.group for i in view.idle_instances.values() if i.draining_since is not None
+        ),
+    )
+    if scale_in is not None and not scale_in.enabled:
+        # --no-scale-in: only the groups whose drains must be undone.
+        candidates = replace(
+            candidates, clusters={g: c for g, c in groups.items() if g in candidates.marked}
+        )
+    if (
+        (wanted.capacity_groups or candidates.clusters)
+        and ctx.autoscaling is not None
+        and ctx.ecs_instances is not None
+    ):
         try:
-            capacity = observe_capacity(ctx.ecs_instances, ctx.autoscaling, wanted.capacity_groups)
+            capacity = observe_capacity(
+                ctx.ecs_instances, ctx.autoscaling, wanted.capacity_groups, candidates
+            )
         except ControllerError as exc:
             report.errors.append(f"capacity: {exc}")
     plan = make_plan(
@@ -206,6 +236,7 @@ def observe_and_plan(
         prune=None if scoped else ctx.prune,
         stop_orphans=not scoped and ctx.stop_orphans,
         capacity=capacity.groups if capacity is not None else None,
+        scale_in=scale_in,
     )
     return plan, capacity
 

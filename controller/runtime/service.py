@@ -275,7 +275,11 @@ class SyncService:
         result = report.result
         counts: Counter[str] = result.applied.counts if result is not None else Counter()
         self.metrics.pass_finished(
-            ok=report.ok, seconds=report.duration_seconds, action_counts=counts
+            ok=report.ok,
+            seconds=report.duration_seconds,
+            action_counts=counts,
+            scale_ins=result.applied.scale_ins if result is not None else None,
+            scale_in_groups=[g.name for g in result.plan.capacity_groups] if result else (),
         )
         calls = self.wiring.session.call_counts()
         if self._events_session is not None:

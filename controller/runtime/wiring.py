@@ -47,6 +47,7 @@ from controller.errors import ControllerError, UsageError
 from controller.model.loader import LoadResult, ManifestLoader
 from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
 from controller.plan.prune import PruneSettings
+from controller.plan.scale_in import DEFAULT_MAX_PER_PASS, ScaleInSettings
 from controller.runtime.reconcile_pass import PassContext, PassResult, reconcile_once
 from controller.schemas import validators
 from controller.sources.directory import DirectorySource
@@ -263,6 +264,9 @@ class PassOptions:
     pass_budget_seconds: float | None = DEFAULT_PASS_BUDGET_SECONDS
     #: `CATEGORY=BURST:PER_SECOND` overrides of the ECS pacing buckets
     aws_rates: tuple[str, ...] = ()
+    #: --no-scale-in: no idle instance is released (drains begun are undone)
+    no_scale_in: bool = False
+    max_scale_in_per_pass: int = DEFAULT_MAX_PER_PASS
 
     def rates(self) -> dict[str, Rate]:
         """The pacing overrides, parsed (UsageError names a bad one)."""
@@ -353,6 +357,7 @@ def _build_pass(
         closers.append(keeper.stop)  # stopped before the ledger closes: releasing needs it
     ecs = EcsGateway(session)
     autoscaling = AutoScalingGateway(session)
+    ecs_instances = EcsInstanceGateway(session)
     clock = make_clock(hooks)
     executor: Executor | DryRunExecutor
     cache: RevisionCache
@@ -368,6 +373,7 @@ def _build_pass(
             clock,
             make_checkpoint(hooks),
             autoscaling=autoscaling,
+            ecs_instances=ecs_instances,
             workers=workers,
             budget_seconds=options.pass_budget_seconds,
         )
@@ -390,7 +396,10 @@ def _build_pass(
         ),
         stop_orphans=options.stop_orphans,
         autoscaling=autoscaling,
-        ecs_instances=EcsInstanceGateway(session),
+        ecs_instances=ecs_instances,
+        scale_in=ScaleInSettings(
+            enabled=not options.no_scale_in, max_per_pass=options.max_scale_in_per_pass
+        ),
         adopt_history=options.adopt_history,
         ledger_name=settings.state if path is None else str(path),
         workers=workers,

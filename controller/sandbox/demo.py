@@ -155,17 +155,20 @@ def _passes(
     session = AwsSession()
     ecs = EcsGateway(session)
     autoscaling = AutoScalingGateway(session)
+    ecs_instances = EcsInstanceGateway(session)
     ctx = PassContext(
         source=DirectorySource(examples),
         loader=ManifestLoader(validators()),
         ecs=ecs,
         ledger=ledger,
         revision_cache=ledger,
-        executor=Executor(ecs, ledger, "demo", clock, autoscaling=autoscaling),
+        executor=Executor(
+            ecs, ledger, "demo", clock, autoscaling=autoscaling, ecs_instances=ecs_instances
+        ),
         clock=clock,
         owner="demo",
         autoscaling=autoscaling,
-        ecs_instances=EcsInstanceGateway(session),
+        ecs_instances=ecs_instances,
     )
     started = clock.now()
     passes = 0

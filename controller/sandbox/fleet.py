@@ -44,6 +44,18 @@ class WatchedGroup:
 
 
 @dataclass(frozen=True)
+class RetiredInstance:
+    """An EC2 instance that left its group, and what it still ran then (a test's evidence)."""
+
+    instance_id: str
+    group: str | None
+    at: datetime
+    #: tasks still running on it when it was terminated: each one stopped
+    #: with TerminationNotice (scale-in must never leave this above 0)
+    running_tasks: int
+
+
+@dataclass(frozen=True)
 class Registration:
     """Where an EC2 instance is registered with ECS."""
 
@@ -68,6 +80,8 @@ class Fleet:
         self._agent = agent
         self._groups: dict[str, WatchedGroup] = {}
         self._registered: dict[str, Registration] = {}  # EC2 instance id -> registration
+        #: every instance retired so far, oldest first
+        self.retired: list[RetiredInstance] = []
 
     def register(
         self,
@@ -137,7 +151,9 @@ class Fleet:
 
     def _retire(self, instance_id: str, registration: Registration, now: datetime) -> None:
         # The instance was terminated: its tasks stop, its registration ends.
-        for task in self._agent.tasks_on(registration.container_instance_arn):
+        running = self._agent.tasks_on(registration.container_instance_arn)
+        self.retired.append(RetiredInstance(instance_id, registration.group, now, len(running)))
+        for task in running:
             reason = f"Host EC2 (instance {instance_id}) terminated. (simulated by the sandbox)"
             self._agent.stop_infrastructure(task, "TerminationNotice", reason, now)
         instances = self._ecs.container_instances.get(registration.cluster, {})

@@ -77,13 +77,14 @@ from controller.clock import Clock, SystemClock
 from controller.runtime.ecs_events import event_pattern
 from controller.sandbox.agent import SimulatedAgent
 from controller.sandbox.ecs_events import EcsEventEmitter
-from controller.sandbox.fleet import Fleet, WatchedGroup
+from controller.sandbox.fleet import Fleet, RetiredInstance, WatchedGroup
 from controller.sandbox.latency import LATENCY_VARIABLE, InFlight, Latency
 from controller.sandbox.patches import (
     ACCOUNT_ID,
     ClientTokens,
     PatchStack,
     patch_atomic_dynamodb_writes,
+    patch_container_instance_state,
     patch_describe_tasks,
     patch_desired_capacity_bounds,
     patch_list_tasks,
@@ -91,6 +92,7 @@ from controller.sandbox.patches import (
     patch_run_task_response,
     patch_task_lifecycle,
     patch_task_resources,
+    patch_terminate_instance,
 )
 from controller.sandbox.throttle import THROTTLE_VARIABLE, Throttle
 from controller.sandbox.wsgi import (
@@ -344,6 +346,8 @@ class Sandbox:
         patch_describe_tasks(stack, EC2ContainerServiceResponse)
         patch_list_tasks(stack, EC2ContainerServiceResponse)
         patch_desired_capacity_bounds(stack, autoscaling)
+        patch_terminate_instance(stack, autoscaling)
+        patch_container_instance_state(stack, ecs, self._events, self.clock)
         patch_atomic_dynamodb_writes(stack, DynamoDBBackend)
         if self.enforce_iam:
             self._enforce_iam()
@@ -629,12 +633,16 @@ class Sandbox:
         instance_memory: int = 4096,
         instance_type: str = "m5.large",
         registration_delay_seconds: float = 30,
+        tags: Mapping[str, str] | None = None,
+        protect_new_instances: bool = False,
     ) -> None:
         """Create a launch template and an Auto Scaling group whose instances join `cluster`.
 
         Every instance the group launches (now, and after SetDesiredCapacity)
         registers as a container instance with `instance_cpu`/`instance_memory`
         once `registration_delay_seconds` have passed on the sandbox clock.
+        `tags` go on the group (e.g. the scale-in opt-in tag);
+        `protect_new_instances` sets NewInstancesProtectedFromScaleIn.
         """
         # What a real ECS-optimized AMI reads to join the cluster.
         user_data = f"#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config\n"
@@ -664,6 +672,17 @@ class Sandbox:
             DesiredCapacity=desired,
             LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
             AvailabilityZones=[f"{self.region}a"],
+            NewInstancesProtectedFromScaleIn=protect_new_instances,
+            Tags=[
+                {
+                    "Key": key,
+                    "Value": value,
+                    "ResourceId": name,
+                    "ResourceType": "auto-scaling-group",
+                    "PropagateAtLaunch": False,
+                }
+                for key, value in sorted((tags or {}).items())
+            ],
         )
 
     def create_network(self, subnet_id: str, security_group_id: str) -> None:
@@ -713,6 +732,12 @@ class Sandbox:
         events.put_rule(Name=name, EventPattern=json.dumps(event_pattern(cluster_arns)))
         events.put_targets(Rule=name, Targets=[{"Id": "controller", "Arn": arn}])
         return url
+
+    @property
+    def retired_instances(self) -> list[RetiredInstance]:
+        """Every EC2 instance that left a group and ECS so far, with the tasks it still ran."""
+        with self._lock:
+            return list(self._fleet.retired) if self._fleet is not None else []
 
     @property
     def events_emitted(self) -> int:

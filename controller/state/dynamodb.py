@@ -19,6 +19,9 @@ leader election (`controller.state.leader_lease`). Why these choices:
   | `LEASE`    | lease name (`leader`)        | holder, acquired_at, renewed_at,       |
   |            |                              | duration_ms, transitions               |
   | `SUMMARY`  | `last` (the last pass)       | at, revision, body (PassSummary JSON)  |
+  | `CAPACITY` | `idle#<EC2 instance id>`     | group, cluster, idle_since,            |
+  |            |                              | draining_since?                        |
+  | `CAPACITY` | `scaleout#<group>`           | at (this controller's last scale-out)  |
 
   A global secondary index `events_by_run` (hash `run_key`, range `sk`) holds
   only the events of runs, for `status NAME`; it is the one read that is
@@ -38,11 +41,12 @@ leader election (`controller.state.leader_lease`). Why these choices:
   process's clock, made strictly increasing per ledger object, plus random
   hex so two replicas appending in the same microsecond never collide.
   Between replicas the order is as good as their clocks.
-* **`view()` reads three partitions**, each page strongly consistent, and
-  decodes only runs whose version changed since the previous view. It is not
-  a point-in-time snapshot across items (DynamoDB has none for a Query); the
-  planner tolerates that because every run write is conditional on the
-  version it read.
+* **`view()` reads four partitions** (runs, CronJobs, revisions, and
+  scale-in's idle clocks with the groups' last scale-outs in one), each page
+  strongly consistent, and decodes only runs whose version changed since the
+  previous view. It is not a point-in-time snapshot across items (DynamoDB
+  has none for a Query); the planner tolerates that because every run write
+  is conditional on the version it read.
 * **The table is created on first use** if missing (PAY_PER_REQUEST, with
   the index), which needs `dynamodb:CreateTable` once; a table created ahead
   of time must have the same keys and index (see README.md). A `read_only`
@@ -65,6 +69,7 @@ from typing import Any, Final
 from controller.aws.dynamodb import Condition, DynamoDbGateway, Item, ItemValue, SecondaryIndex
 from controller.aws.session import AwsSession
 from controller.errors import TerminalError
+from controller.model.capacity import IdleInstance
 from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
     AttemptOutcome,
@@ -97,6 +102,9 @@ _REVISION: Final = "REVISION"
 _EVENT: Final = "EVENT"
 _LEASE: Final = "LEASE"
 _SUMMARY: Final = "SUMMARY"
+_CAPACITY: Final = "CAPACITY"
+_IDLE_PREFIX: Final = "idle#"
+_SCALE_OUT_PREFIX: Final = "scaleout#"
 #: The one pass-summary item: each pass replaces it.
 _PASS_KEY: Final = {"pk": _SUMMARY, "sk": "last"}
 EVENTS_BY_RUN: Final = SecondaryIndex("events_by_run", "run_key", "sk")
@@ -152,10 +160,21 @@ class DynamoDbLedger:
         self._decoded = runs  # records are immutable: sharing them is safe
         cron = {str(i["sk"]): from_text(str(i["last_scheduled"])) for i in self._partition(_CRON)}
         revisions = {str(i["sk"]): _decode_revision(i) for i in self._partition(_REVISION)}
+        idle: dict[str, IdleInstance] = {}
+        scale_outs: dict[str, datetime] = {}
+        for item in self._partition(_CAPACITY):
+            sk = str(item["sk"])
+            if sk.startswith(_IDLE_PREFIX):
+                instance = _decode_idle(sk.removeprefix(_IDLE_PREFIX), item)
+                idle[instance.instance_id] = instance
+            elif sk.startswith(_SCALE_OUT_PREFIX):
+                scale_outs[sk.removeprefix(_SCALE_OUT_PREFIX)] = from_text(str(item["at"]))
         return LedgerView(
             runs={run.key: run for run in runs.values()},
             cron_last_scheduled=cron,
             revisions=revisions,
+            idle_instances=idle,
+            scale_outs=scale_outs,
         )
 
     def get(self, key: RunKey) -> RunRecord | None:
@@ -261,6 +280,31 @@ class DynamoDbLedger:
         """Drop a revision that was deleted; forgetting an unknown one does nothing."""
         self._check_writable()
         self._gateway.delete_item(self.table, {"pk": _REVISION, "sk": arn})
+
+    def put_idle_instance(self, instance: IdleInstance) -> None:
+        """Remember (or replace) an instance's idle clock and drain decision."""
+        self._check_writable()
+        item: Item = {
+            "pk": _CAPACITY,
+            "sk": _IDLE_PREFIX + instance.instance_id,
+            "group": instance.group,
+            "cluster": instance.cluster,
+            "idle_since": to_text(instance.idle_since),
+        }
+        if instance.draining_since is not None:
+            item["draining_since"] = to_text(instance.draining_since)
+        self._gateway.put_item(self.table, item)
+
+    def forget_idle_instance(self, instance_id: str) -> None:
+        """Drop an instance's idle clock; an unknown id does nothing."""
+        self._check_writable()
+        self._gateway.delete_item(self.table, {"pk": _CAPACITY, "sk": _IDLE_PREFIX + instance_id})
+
+    def record_scale_out(self, group: str, at: datetime) -> None:
+        """Remember when this controller last scaled `group` out."""
+        self._check_writable()
+        item: Item = {"pk": _CAPACITY, "sk": _SCALE_OUT_PREFIX + group, "at": to_text(at)}
+        self._gateway.put_item(self.table, item)
 
     def close(self) -> None:
         """Stop using the table (there is no connection to close); closing twice is harmless."""
@@ -516,6 +560,17 @@ def _decode_task(body: Mapping[str, Any]) -> TaskRecord:
         started_at=optional_datetime(body["startedAt"]),
         stopped_at=optional_datetime(body["stoppedAt"]),
         missing=body["missing"],
+    )
+
+
+def _decode_idle(instance_id: str, item: Mapping[str, ItemValue]) -> IdleInstance:
+    draining = item.get("draining_since")
+    return IdleInstance(
+        instance_id=instance_id,
+        group=str(item["group"]),
+        cluster=str(item["cluster"]),
+        idle_since=from_text(str(item["idle_since"])),
+        draining_since=None if draining is None else from_text(str(draining)),
     )
 
 

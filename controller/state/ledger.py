@@ -9,6 +9,11 @@ Runs are saved whole with optimistic concurrency: `save` succeeds only if the
 stored version equals the record's, so two controllers can never both record
 the intent of the same attempt — the exactly-once start protocol rests on it.
 
+Scale-in keeps two small things here as well: each idle instance's first-
+seen-idle time and drain decision (`IdleInstance`), so that a restart
+neither resets nor skips an idle clock, and each group's last scale-out
+time, where its cooldown starts.
+
 Besides the runs, the ledger keeps one `PassSummary`: what the last pass saw
 that no run holds (the manifests it could not load, the guards that held
 deletions back, the CronJobs' schedules). Each pass replaces it whole, so
@@ -24,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from controller.errors import ControllerError
+from controller.model.capacity import GroupReport, IdleInstance
 from controller.model.manifest import (
     ConcurrencyPolicy,
     CronJob,
@@ -34,12 +40,14 @@ from controller.model.manifest import (
 )
 from controller.model.problems import ManifestError
 from controller.model.run import Event, LedgerView, RevisionRecord, RunRecord
-from controller.state.encoding import from_text, to_text
+from controller.state.encoding import from_text, optional_datetime, optional_text, to_text
 
 __all__ = [
     "GUARD_WINDOW",
     "CronSchedule",
+    "GroupReport",
     "GuardWarning",
+    "IdleInstance",
     "Ledger",
     "LedgerConflict",
     "LedgerReader",
@@ -48,6 +56,8 @@ __all__ = [
     "PassSummary",
     "RevisionCache",
     "RevisionMemory",
+    "group_report_document",
+    "group_report_of",
 ]
 
 
@@ -128,6 +138,8 @@ class PassSummary:
     warnings: tuple[GuardWarning, ...] = ()
     #: the CronJobs it loaded, by name
     cron_jobs: tuple[CronSchedule, ...] = ()
+    #: the scale-in groups it observed, by name
+    capacity_groups: tuple[GroupReport, ...] = ()
 
     def carrying_over(self, previous: PassSummary | None) -> PassSummary:
         """Return the summary with the guards raised since the last healthy pass.
@@ -165,6 +177,7 @@ class PassSummary:
                 }
                 for c in self.cron_jobs
             ],
+            "capacityGroups": [group_report_document(g) for g in self.capacity_groups],
         }
 
     @classmethod
@@ -191,7 +204,44 @@ class PassSummary:
                 )
                 for c in document["cronJobs"]
             ),
+            # Summaries written before scale-in existed have no groups.
+            capacity_groups=tuple(group_report_of(g) for g in document.get("capacityGroups") or ()),
         )
+
+
+def group_report_document(report: GroupReport) -> dict[str, Any]:
+    """A scale-in group's report as JSON-ready values (the pass summary's and `status`'s)."""
+    release = None
+    if report.next_release is not None:
+        release = {"instanceId": report.next_release, "at": optional_text(report.next_release_at)}
+    return {
+        "name": report.name,
+        "minSize": report.min_size,
+        "maxSize": report.max_size,
+        "desired": report.desired,
+        "instances": report.instances,
+        "idle": list(report.idle),
+        "draining": list(report.draining),
+        "nextRelease": release,
+        "message": report.message,
+    }
+
+
+def group_report_of(document: Mapping[str, Any]) -> GroupReport:
+    """Decode what `group_report_document` wrote."""
+    release = document.get("nextRelease")
+    return GroupReport(
+        name=document["name"],
+        min_size=document["minSize"],
+        max_size=document["maxSize"],
+        desired=document["desired"],
+        instances=document["instances"],
+        idle=tuple(document["idle"]),
+        draining=tuple(document["draining"]),
+        next_release=release["instanceId"] if release else None,
+        next_release_at=optional_datetime(release["at"]) if release else None,
+        message=document["message"],
+    )
 
 
 class RevisionCache(Protocol):
@@ -261,6 +311,18 @@ class Ledger(Protocol):
 
     def forget_revision(self, arn: str) -> None:
         """Drop a revision that was deleted (ECS may reuse its number)."""
+        ...
+
+    def put_idle_instance(self, instance: IdleInstance) -> None:
+        """Remember (or replace) an instance's idle clock and drain decision, by instance id."""
+        ...
+
+    def forget_idle_instance(self, instance_id: str) -> None:
+        """Drop an instance's idle clock (busy again, released, or gone); unknown ids do nothing."""
+        ...
+
+    def record_scale_out(self, group: str, at: datetime) -> None:
+        """Remember when this controller last scaled `group` out (the scale-in cooldown)."""
         ...
 
     def close(self) -> None:

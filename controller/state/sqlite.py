@@ -77,6 +77,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from controller.errors import ControllerError, TerminalError, TransientError
+from controller.model.capacity import IdleInstance
 from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
     AttemptOutcome,
@@ -232,11 +233,45 @@ def _schema_v3(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _schema_v4(db: sqlite3.Connection) -> None:
+    """Add scale-in's memory: idle clocks, last scale-outs, and the groups the last pass saw."""
+    db.execute(
+        """
+        CREATE TABLE idle_instances (
+            instance_id    TEXT PRIMARY KEY,   -- the EC2 instance id
+            grp            TEXT NOT NULL,      -- its Auto Scaling group
+            cluster        TEXT NOT NULL,
+            idle_since     TEXT NOT NULL,
+            draining_since TEXT                -- set once the controller decided to release it
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE scale_outs (
+            grp TEXT PRIMARY KEY,
+            at  TEXT NOT NULL                  -- this controller's last SetDesiredCapacity
+        )
+        """
+    )
+    # Beside pass_summary rather than a new column of it: a read-only open
+    # of an older file stands in an empty TEMP table for a missing table,
+    # which it cannot do for a missing column.
+    db.execute(
+        """
+        CREATE TABLE pass_capacity (
+            id     INTEGER PRIMARY KEY CHECK (id = 1),  -- one row, written with pass_summary
+            reports TEXT NOT NULL                       -- JSON array of the group reports
+        )
+        """
+    )
+
+
 #: Schema steps in order: entry i takes a file from version i to i+1. Append
 #: new steps; never edit a released one (files in the field already ran it).
 #: A step runs inside the migration transaction, so it must not commit (no
 #: executescript): all pending steps and the new user_version land together.
-MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _schema_v2, _schema_v3)
+MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _schema_v2, _schema_v3, _schema_v4)
 
 #: The columns `_schema_v3` added, and what a read-only open of an older file
 #: reads in their place (the defaults the step gives old rows).
@@ -525,7 +560,29 @@ class SqliteLedger:
                     " FROM revisions"
                 )
             }
-        return LedgerView(runs=runs, cron_last_scheduled=cron, revisions=revisions)
+            idle = {
+                row[0]: IdleInstance(
+                    instance_id=row[0],
+                    group=row[1],
+                    cluster=row[2],
+                    idle_since=from_text(row[3]),
+                    draining_since=optional_datetime(row[4]),
+                )
+                for row in db.execute(
+                    "SELECT instance_id, grp, cluster, idle_since, draining_since"
+                    " FROM idle_instances"
+                )
+            }
+            scale_outs = {
+                grp: from_text(at) for grp, at in db.execute("SELECT grp, at FROM scale_outs")
+            }
+        return LedgerView(
+            runs=runs,
+            cron_last_scheduled=cron,
+            revisions=revisions,
+            idle_instances=idle,
+            scale_outs=scale_outs,
+        )
 
     def _current_runs(self, db: sqlite3.Connection) -> dict[RunKey, RunRecord]:
         """Return every run, decoding only those saved since the last view.
@@ -652,8 +709,38 @@ class SqliteLedger:
         with self._transaction("BEGIN IMMEDIATE") as db:
             db.execute("DELETE FROM revisions WHERE arn = ?", (arn,))
 
+    def put_idle_instance(self, instance: IdleInstance) -> None:
+        """Remember (or replace) an instance's idle clock and drain decision."""
+        row = (
+            instance.instance_id,
+            instance.group,
+            instance.cluster,
+            to_text(instance.idle_since),
+            optional_text(instance.draining_since),
+        )
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO idle_instances"
+                " (instance_id, grp, cluster, idle_since, draining_since) VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+    def forget_idle_instance(self, instance_id: str) -> None:
+        """Drop an instance's idle clock; an unknown id does nothing."""
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute("DELETE FROM idle_instances WHERE instance_id = ?", (instance_id,))
+
+    def record_scale_out(self, group: str, at: datetime) -> None:
+        """Remember when this controller last scaled `group` out."""
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT INTO scale_outs (grp, at) VALUES (?, ?)"
+                " ON CONFLICT (grp) DO UPDATE SET at = excluded.at",
+                (group, to_text(at)),
+            )
+
     def record_pass_summary(self, summary: PassSummary) -> None:
-        """Replace the last pass's summary (one row)."""
+        """Replace the last pass's summary (one row, and its scale-in groups' row)."""
         document = summary.as_document()
         row = (
             document["at"],
@@ -668,6 +755,10 @@ class SqliteLedger:
                 " (id, at, revision, invalid, warnings, cron_jobs) VALUES (1, ?, ?, ?, ?, ?)",
                 row,
             )
+            db.execute(
+                "INSERT OR REPLACE INTO pass_capacity (id, reports) VALUES (1, ?)",
+                (to_json(document["capacityGroups"]),),
+            )
 
     def pass_summary(self) -> PassSummary | None:
         """Return the last pass's summary; None before the first pass or in an older file."""
@@ -676,6 +767,7 @@ class SqliteLedger:
                 row = db.execute(
                     "SELECT at, revision, invalid, warnings, cron_jobs FROM pass_summary"
                 ).fetchone()
+                groups = db.execute("SELECT reports FROM pass_capacity").fetchone()
         except sqlite3.OperationalError as error:
             # A file not migrated yet (opened read-only, by `status`) has no table.
             if "no such table" in str(error):
@@ -690,6 +782,7 @@ class SqliteLedger:
                 "invalid": _from_json(row[2]),
                 "warnings": _from_json(row[3]),
                 "cronJobs": _from_json(row[4]),
+                "capacityGroups": _from_json(groups[0]) if groups else [],
             }
         )
 

@@ -80,6 +80,23 @@ def test_passes_calls_and_runs_are_counted() -> None:
     assert found[("controller_missed_schedules_total", ())] == 1
 
 
+def test_scale_ins_are_counted_by_group_from_zero() -> None:
+    metrics = Metrics(FakeClock(), 60)
+    key = ("controller_scale_ins_total", (("group", "batch-asg"),))
+    assert key not in samples(metrics)  # no group known yet
+    metrics.pass_finished(
+        ok=True, seconds=0.1, action_counts={}, scale_in_groups=["batch-asg", "etl-asg"]
+    )
+    assert samples(metrics)[key] == 0
+    metrics.pass_finished(
+        ok=True, seconds=0.1, action_counts={}, scale_ins={"batch-asg": 1}, scale_in_groups=[]
+    )
+    metrics.pass_finished(ok=True, seconds=0.1, action_counts={}, scale_ins={"batch-asg": 2})
+    found = samples(metrics)
+    assert found[key] == 3
+    assert found[("controller_scale_ins_total", (("group", "etl-asg"),))] == 0
+
+
 def test_readyz_after_the_first_pass_and_healthz_within_three_resync_periods() -> None:
     clock = FakeClock()
     metrics = Metrics(clock, resync_seconds=60)

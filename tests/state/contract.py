@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from controller.model.capacity import GroupReport, IdleInstance
 from controller.model.identity import client_token
 from controller.model.manifest import Kind, RunKey
 from controller.model.run import (
@@ -165,6 +166,21 @@ def busy_pass_summary() -> PassSummary:
         cron_jobs=(
             CronSchedule("nightly", "30 3 * * *", "Asia/Tokyo", False, "Forbid", 3, 1),
             CronSchedule("hourly", "@hourly", "UTC", True, "Replace", 0, 50),
+        ),
+        capacity_groups=(
+            GroupReport(
+                name="batch-asg",
+                min_size=1,
+                max_size=10,
+                desired=4,
+                instances=4,
+                idle=("i-0aaa", "i-0bbb"),
+                draining=("i-0aaa",),
+                next_release="i-0aaa",
+                next_release_at=at(40.5),
+                message="terminate i-0aaa (drained, still empty)",
+            ),
+            GroupReport("other-asg", 0, 3, 0, 0, message="at MinSize 0: nothing to release"),
         ),
     )
 
@@ -528,6 +544,56 @@ class LedgerContract:
 
         assert reopen().pass_summary() == busy_pass_summary()
 
+    # -- scale-in: idle clocks and scale-outs ---------------------------------
+
+    def test_idle_instances_are_put_replaced_and_forgotten(self, ledger: Ledger) -> None:
+        idle = IdleInstance("i-0aaa", "batch-asg", "batch", at(10.000001))
+        other = IdleInstance("i-0bbb", "other-asg", "etl", at(20))
+        ledger.put_idle_instance(idle)
+        ledger.put_idle_instance(other)
+        assert ledger.view().idle_instances == {"i-0aaa": idle, "i-0bbb": other}
+
+        # The drain decision replaces the record; the idle clock is kept as given.
+        draining = replace(idle, draining_since=at(700))
+        ledger.put_idle_instance(draining)
+        assert ledger.view().idle_instances == {"i-0aaa": draining, "i-0bbb": other}
+
+        ledger.forget_idle_instance("i-0aaa")
+        ledger.forget_idle_instance("i-unknown")  # forgetting an unknown one does nothing
+        assert ledger.view().idle_instances == {"i-0bbb": other}
+        assert ledger.view().runs == {}  # and they are no runs
+
+    def test_idle_clock_times_keep_the_microsecond_and_come_back_utc(self, ledger: Ledger) -> None:
+        tokyo = timezone(timedelta(hours=9))
+        ledger.put_idle_instance(
+            IdleInstance("i-0aaa", "g", "c", at(1.5).astimezone(tokyo), at(2.000001))
+        )
+        stored = ledger.view().idle_instances["i-0aaa"]
+        assert stored.idle_since == at(1.5)
+        assert stored.idle_since.utcoffset() == timedelta(0)
+        assert stored.draining_since == at(2.000001)
+
+    def test_the_last_scale_out_of_each_group_is_kept(self, ledger: Ledger) -> None:
+        ledger.record_scale_out("batch-asg", at(5))
+        ledger.record_scale_out("other-asg", at(6))
+        ledger.record_scale_out("batch-asg", at(300))
+        assert ledger.view().scale_outs == {"batch-asg": at(300), "other-asg": at(6)}
+
+    def test_idle_clocks_and_scale_outs_survive_close_and_reopen(
+        self, reopen: Callable[[], Ledger]
+    ) -> None:
+        # A restart neither resets nor skips an idle clock.
+        before = reopen()
+        before.put_idle_instance(IdleInstance("i-0aaa", "batch-asg", "batch", at(10), at(620)))
+        before.record_scale_out("batch-asg", at(1))
+        before.close()
+
+        view = reopen().view()
+        assert view.idle_instances == {
+            "i-0aaa": IdleInstance("i-0aaa", "batch-asg", "batch", at(10), at(620))
+        }
+        assert view.scale_outs == {"batch-asg": at(1)}
+
     # -- durability ---------------------------------------------------------
 
     def test_everything_survives_close_and_reopen(self, reopen: Callable[[], Ledger]) -> None:
@@ -536,6 +602,8 @@ class LedgerContract:
         before.set_cron_last_scheduled("nightly", at(60))
         before.put_revision(RevisionRecord("arn:td/etl:7", "etl", 7, "a" * 64, "me"))
         before.append_event(Event(at(1), run.key, "Started", "attempt 1"))
+        before.put_idle_instance(IdleInstance("i-0aaa", "batch-asg", "batch", at(3)))
+        before.record_scale_out("batch-asg", at(2))
         view, events = before.view(), before.events()
         before.close()
         before.close()  # closing twice is harmless

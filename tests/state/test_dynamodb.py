@@ -135,7 +135,7 @@ def test_every_call_is_counted_by_the_session(aws: None) -> None:
     ledger.view()
 
     assert session.calls[("dynamodb", "PutItem")] == 1
-    assert session.calls[("dynamodb", "Query")] == 3  # runs, schedules, revisions
+    assert session.calls[("dynamodb", "Query")] == 4  # runs, schedules, revisions, capacity
 
 
 def test_a_closed_ledger_refuses_to_work(ledger: DynamoDbLedger) -> None:

@@ -38,7 +38,7 @@ from controller.model.run import (
 from controller.state import open_ledger
 from controller.state.ledger import Ledger, PassSummary
 from controller.state.sqlite import LedgerDamaged, SchemaVersionError, SqliteLedger
-from tests.state.contract import LedgerContract, full_run, intent, pending_run
+from tests.state.contract import T0, LedgerContract, full_run, intent, pending_run
 
 
 class TestSqliteLedger(LedgerContract):
@@ -211,7 +211,35 @@ def test_a_version_2_file_gains_origin_and_cancel_and_its_runs_read_as_manifest_
         assert current.get(run.key) == run
         saved = current.save(cancelled)
         assert current.get(run.key) == saved
-    assert user_version(db_path) == 3
+    assert user_version(db_path) == len(sqlite_module.MIGRATIONS)
+
+
+def test_a_version_2_file_is_read_before_and_after_it_gains_scale_in_tables(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
+    with SqliteLedger(db_path) as v2:
+        run = v2.save(pending_run(RunKey("once", "1")))
+    monkeypatch.undo()
+    with sqlite3.connect(db_path) as db:  # a summary as a version-2 controller wrote it
+        db.execute(
+            "INSERT INTO pass_summary (id, at, revision, invalid, warnings, cron_jobs)"
+            " VALUES (1, ?, 'abc', '[]', '[]', '[]')",
+            (T0.isoformat(timespec="microseconds"),),
+        )
+
+    # `status` (read-only) on the old file: no idle clocks, a summary without groups.
+    with SqliteLedger(db_path, read_only=True) as reader:
+        assert reader.view().idle_instances == {}
+        assert reader.view().runs == {run.key: run}
+        assert reader.pass_summary() == PassSummary(at=T0, revision="abc")
+    assert user_version(db_path) == 2
+
+    with SqliteLedger(db_path) as current:
+        current.record_scale_out("batch-asg", T0)
+        assert current.view().scale_outs == {"batch-asg": T0}
+        assert current.pass_summary() == PassSummary(at=T0, revision="abc")
+    assert user_version(db_path) == len(sqlite_module.MIGRATIONS)
 
 
 def test_a_newer_schema_is_refused_and_left_alone(db_path: Path) -> None:

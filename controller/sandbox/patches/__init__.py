@@ -26,7 +26,10 @@ One module per behaviour:
 * `tokens`: RunTask's clientToken idempotency and the rest of its response;
 * `wire`: DescribeTasks (MISSING failures) and ListTasks (filter, pages);
 * `lifecycle`: new tasks and StopTask handed to the simulated agent;
-* `autoscaling`: SetDesiredCapacity within MinSize..MaxSize;
+* `autoscaling`: SetDesiredCapacity within MinSize..MaxSize, and
+  TerminateInstanceInAutoScalingGroup's refusals (below MinSize, no member);
+* `draining`: UpdateContainerInstancesState's state-change events (what
+  moto already does right about DRAINING is pinned by its test);
 * `dynamodb`: conditional writes that are atomic.
 
 The task lifecycle itself (the simulated agent) lives in `agent.py`, Auto
@@ -34,7 +37,11 @@ Scaling instances joining ECS in `fleet.py`; this package wires them into
 moto. It exports what the rest of the sandbox installs and uses.
 """
 
-from controller.sandbox.patches.autoscaling import patch_desired_capacity_bounds
+from controller.sandbox.patches.autoscaling import (
+    patch_desired_capacity_bounds,
+    patch_terminate_instance,
+)
+from controller.sandbox.patches.draining import patch_container_instance_state
 from controller.sandbox.patches.dynamodb import patch_atomic_dynamodb_writes
 from controller.sandbox.patches.lifecycle import patch_task_lifecycle
 from controller.sandbox.patches.placement import patch_placement
@@ -48,6 +55,7 @@ __all__ = [
     "ClientTokens",
     "PatchStack",
     "patch_atomic_dynamodb_writes",
+    "patch_container_instance_state",
     "patch_describe_tasks",
     "patch_desired_capacity_bounds",
     "patch_list_tasks",
@@ -55,5 +63,6 @@ __all__ = [
     "patch_run_task_response",
     "patch_task_lifecycle",
     "patch_task_resources",
+    "patch_terminate_instance",
     "set_instance_resources",
 ]

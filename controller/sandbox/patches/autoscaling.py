@@ -1,8 +1,11 @@
-"""Auto Scaling's bounds on SetDesiredCapacity (fidelity patch e).
+"""Auto Scaling's bounds on SetDesiredCapacity and on TerminateInstanceInAutoScalingGroup (patch e).
 
 The capacity planner asks for a group's desired capacity; real AWS refuses
 a value outside MinSize..MaxSize, and an unknown group, with a
 ValidationError. moto accepts anything, so a planner bug would go unseen.
+Scale-in terminates single instances with a decrement of the desired
+capacity; AWS refuses that below MinSize and for an instance of no group,
+moto does neither (`patch_terminate_instance`).
 """
 
 from __future__ import annotations
@@ -44,3 +47,48 @@ def patch_desired_capacity_bounds(stack: PatchStack, autoscaling: Any) -> None:
         return set_desired_capacity
 
     stack.wrap(autoscaling, "set_desired_capacity", wrapper)
+
+
+def patch_terminate_instance(stack: PatchStack, autoscaling: Any) -> None:
+    """TerminateInstanceInAutoScalingGroup refuses what AWS refuses.
+
+    Real AWS: an instance that is no member of any group is a ValidationError
+    ("Instance Id not found - No managed instance found for instance ID
+    i-..."); with ShouldDecrementDesiredCapacity=true, a group whose desired
+    capacity already equals its MinSize is a ValidationError too (the call
+    would take it below MinSize). Instance scale-in protection does *not*
+    stop this call (AWS's user guide, "Use instance scale-in protection":
+    it covers the group's own scale-in only), so a protected instance is
+    terminated like any other and the caller must check protection itself.
+    moto: an unknown instance raises StopIteration (HTTP 500, which botocore
+    retries) and a decrement may take desired capacity below MinSize; it
+    terminates protected instances, as AWS does.
+    """
+
+    def wrapper(inner: Callable[[str, bool], Any]) -> Callable[[str, bool], Any]:
+        def terminate_instance(instance_id: str, should_decrement: bool) -> Any:
+            group = next(
+                (
+                    g
+                    for g in autoscaling.autoscaling_groups.values()
+                    if any(s.instance.id == instance_id for s in g.instance_states)
+                ),
+                None,
+            )
+            if group is None:
+                raise ValidationError(
+                    "Instance Id not found - No managed instance found for instance ID "
+                    f"{instance_id}"
+                )
+            if should_decrement and group.desired_capacity <= group.min_size:
+                raise ValidationError(
+                    f"Currently, desiredSize equals minSize ({group.min_size}). Terminating "
+                    "instance without replacement will violate group's min size constraint. "
+                    "Either set shouldDecrementDesiredCapacity flag to false or lower group's "
+                    "min size."
+                )
+            return inner(instance_id, should_decrement)
+
+        return terminate_instance
+
+    stack.wrap(autoscaling, "terminate_instance", wrapper)
