@@ -37,6 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from bench.figure_table import print_figure_table
 from controller.clock import SystemClock
 from controller.sandbox import Sandbox
 from tests.e2e.conftest import World, job
@@ -116,19 +117,6 @@ def row(name: str, values: list[float]) -> list[str]:
     ]
 
 
-def print_table(rows: list[list[str]]) -> None:
-    header = ["failover (s)", "n", "median", "max", "min"]
-    lines = [header, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for number, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)
-        ]
-        print("  ".join(cells))
-        if number == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=4)
@@ -152,7 +140,7 @@ def main() -> None:
                 row(f"{blow.value}: expiry -> first pass", [f.expiry_to_pass for f in mine])
             )
     print(f"lease duration {LEASE_SECONDS:g} s, retry period 2 s; 40 runs in flight")
-    print_table(rows)
+    print_figure_table(["failover (s)", "n", "median", "max", "min"], rows)
     print(f"total {time.monotonic() - started:.0f} s")
 
 

@@ -153,13 +153,21 @@ def print_rows(rows: list[Row]) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
 
 
+@dataclass
+class Timing:
+    """CPU and wall seconds of a block, filled in when it ends."""
+
+    cpu: float = 0.0
+    wall: float = 0.0
+
+
 @contextmanager
-def timed() -> Iterator[list[float]]:
-    """Measure a block's CPU and wall seconds into the yielded list."""
-    figures: list[float] = []
+def timed() -> Iterator[Timing]:
+    """Measure a block's CPU and wall seconds into the yielded Timing."""
+    timing = Timing()
     cpu, wall = time.process_time(), time.perf_counter()
-    yield figures
-    figures.extend([time.process_time() - cpu, time.perf_counter() - wall])
+    yield timing
+    timing.cpu, timing.wall = time.process_time() - cpu, time.perf_counter() - wall
 
 
 def peak_rss_mib() -> float:
@@ -189,8 +197,8 @@ def floor_rows(kind: str, paths: list[Path]) -> tuple[Row, Row]:
             list(yaml.load_all(text, Loader=yaml.CSafeLoader))
     size = len(paths)
     return (
-        Row(kind, size, "floor: read + SHA-256", *read, rss_mib=peak_rss_mib()),
-        Row(kind, size, "floor: C-YAML parse", *parse, rss_mib=peak_rss_mib()),
+        Row(kind, size, "floor: read + SHA-256", read.cpu, read.wall, rss_mib=peak_rss_mib()),
+        Row(kind, size, "floor: C-YAML parse", parse.cpu, parse.wall, rss_mib=peak_rss_mib()),
     )
 
 
@@ -224,7 +232,7 @@ def load(
         result = loader.load(snapshot.files, snapshot.errors)
     if result.errors or len(result.desired) != size:
         raise SystemExit(f"the generated manifests did not load: {result.errors[:3]}")
-    return Row(kind, size, label, *figures, floor=floor.cpu, rss_mib=peak_rss_mib())
+    return Row(kind, size, label, figures.cpu, figures.wall, floor.cpu, peak_rss_mib())
 
 
 def main() -> None:

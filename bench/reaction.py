@@ -66,6 +66,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from bench.figure_table import print_figure_table
 from bench.sandbox_world import job_manifest
 from controller.clock import SystemClock
 from controller.sandbox import Sandbox
@@ -495,19 +496,6 @@ def idle_row(figures: IdleFigures) -> list[str]:
     ]
 
 
-def print_table(rows: list[list[str]]) -> None:
-    header = ["figure", "n", "median", "p95", "max", "goal", "met"]
-    lines = [header, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for number, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)
-        ]
-        print("  ".join(cells))
-        if number == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def main() -> None:
     """Run (a)-(d) and print one table with the issue's goals."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -576,7 +564,7 @@ def main() -> None:
         f"controller run in real time on the sandbox: --resync-seconds 3600, "
         f"--active-poll-seconds {POLL_SECONDS:g}{' (--quick)' if args.quick else ''}"
     )
-    print_table(rows)
+    print_figure_table(["figure", "n", "median", "p95", "max", "goal", "met"], rows)
     print()
     print("(a) where the time goes: stoppedAt -> the recording pass starts (the look")
     print("    cadence or the event's way, the look, the sandbox's 0.1 s tick) + that pass")

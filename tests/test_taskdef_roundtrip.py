@@ -243,7 +243,7 @@ def as_manifest(task_definition: dict[str, Any]) -> dict[str, Any]:
 SCHEMA_ACCEPTS = [
     p
     for p in REAL_FILES
-    if not list(validators()[Kind.JOB_RUN].iter_errors(as_manifest(json.loads(p.read_text()))))
+    if not list(validators()[Kind.JOB_RUN].errors(as_manifest(json.loads(p.read_text()))))
 ]
 
 
