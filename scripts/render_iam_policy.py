@@ -9,7 +9,8 @@ does the same for anyone who attaches the policy by other means:
         AWS::AccountId=123456789012 LedgerTable=ejc-ledger SourceBucket=my-manifests \
         SourcePrefix=jobs/ ClusterArns=arn:aws:ecs:eu-west-1:123456789012:cluster/batch \
         PassRoleArns=arn:aws:iam::123456789012:role/task,arn:aws:iam::123456789012:role/exec \
-        AutoScalingGroupNamePrefix=batch- LogGroupNamePrefix=/ecs/ EventsQueueName=ejc-events
+        AutoScalingGroupNamePrefix=batch- Owner=prod LogGroupNamePrefix=/ecs/ \
+        EventsQueueName=ejc-events
 
 A value that is a whole placeholder of a list parameter (`LIST_PARAMETERS`,
 given comma-separated) becomes a JSON list, as `!Ref` of a

@@ -179,6 +179,7 @@ def policy_values(parameters: dict[str, str], table: str) -> dict[str, str | lis
         "ClusterArns": parameters["ClusterArns"].split(","),
         "PassRoleArns": parameters["PassRoleArns"].split(","),
         "AutoScalingGroupNamePrefix": parameters["AutoScalingGroupNamePrefix"],
+        "Owner": parameters["Owner"],
         "LogGroupNamePrefix": parameters["LogGroupNamePrefix"],
         "EventsQueueName": "ecs-job-controller-events",
     }

@@ -82,6 +82,7 @@ def values() -> dict[str, str | list[str]]:
         "ClusterArns": ["arn:aws:ecs:eu-west-1:123456789012:cluster/batch"],
         "PassRoleArns": ["arn:aws:iam::123456789012:role/a", "arn:aws:iam::123456789012:role/b"],
         "AutoScalingGroupNamePrefix": "batch-",
+        "Owner": "prod",
         "LogGroupNamePrefix": "/ecs/",
         "EventsQueueName": "events",
     }

@@ -5,7 +5,8 @@ control, `INITIAL_NO_AUTH_ACTION_COUNT` 0). The CLI signs its calls with
 the key of an IAM user whose one inline policy is deploy/iam-policy.json,
 rendered for the sandbox's account. One test walks the lifecycle: an S3
 source, the DynamoDB ledger and its lease, register, reuse, run, observe to
-completion, retry, scale out, prune, stop, logs, and `run --events-queue`.
+completion, retry, scale out, prune, stop, logs, scale in, and
+`run --events-queue`.
 
 Every statement is shown to be needed: just before the step that first
 needs it, the user's policy is replaced by the policy without that
@@ -38,6 +39,8 @@ from typing import Any
 import pytest
 
 from controller.clock import FakeClock
+from controller.model.identity import TAG_SCALE_IN
+from controller.plan.scale_in import DEFAULT_IDLE_SECONDS, DRAIN_SETTLE_SECONDS
 from controller.sandbox import Sandbox
 from controller.sandbox.patches import ACCOUNT_ID
 from scripts.render_iam_policy import load, render
@@ -49,6 +52,7 @@ pytestmark = pytest.mark.e2e
 
 REGION = "us-east-1"
 USER = "ejc-controller"
+OWNER = "iam"
 BUCKET = "ejc-manifests"
 PREFIX = "jobs/"
 TABLE = "ejc-ledger"
@@ -80,6 +84,7 @@ def policy_values() -> dict[str, str | list[str]]:
         "ClusterArns": [f"arn:aws:ecs:{REGION}:{ACCOUNT_ID}:cluster/{c}" for c in CLUSTERS],
         "PassRoleArns": [ROLE],
         "AutoScalingGroupNamePrefix": "batch-",
+        "Owner": OWNER,
         "LogGroupNamePrefix": "/ecs/",
         "EventsQueueName": QUEUE,
     }
@@ -201,7 +206,7 @@ def iam_world(module_sandbox: Sandbox, clock: FakeClock, tmp_path: Path) -> IamW
         sandbox=sandbox,
         clock=clock,
         root=tmp_path,
-        owner="iam",
+        owner=OWNER,
         extra_env=keys.env(),
         policy=policy,
     )
@@ -314,6 +319,34 @@ def test_the_lifecycle_needs_every_statement_of_the_policy_and_nothing_more(
     world.refused_without("RunLogs", "logs", lambda: world.cli("logs", "alpha"))
     logs = world.ok(world.cli("logs", "alpha"))
     assert "app exited with code 0 (sandbox)" in logs.stdout
+
+    # -- scale in: the group, now opted in, gives its idle second instance back --------
+    world.sandbox.client("autoscaling", counted=False).create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": "batch-asg",
+                "ResourceType": "auto-scaling-group",
+                "Key": TAG_SCALE_IN,
+                "Value": OWNER,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    clock.advance(600)  # wide-1 and wide-2 end
+    world.ok(world.reconcile())  # both instances are idle: their idle clocks start
+    assert {world.run(n)["phase"] for n in ("wide-1", "wide-2")} == {"Succeeded"}
+    clock.advance(DEFAULT_IDLE_SECONDS)
+    world.refused_without("DrainContainerInstances", "scale in", world.reconcile)
+    drains = world.calls("ecs", "UpdateContainerInstancesState")  # the refused one counts
+    world.ok(world.reconcile())
+    assert world.calls("ecs", "UpdateContainerInstancesState") == drains + 1
+    clock.advance(DRAIN_SETTLE_SECONDS)
+    world.refused_without("ScaleIn", "scale in", world.reconcile)
+    assert world.desired_capacity("batch-asg") == 2  # the refused pass terminated nothing
+    terminations = world.calls("autoscaling", "TerminateInstanceInAutoScalingGroup")
+    world.ok(world.reconcile())
+    assert world.calls("autoscaling", "TerminateInstanceInAutoScalingGroup") == terminations + 1
+    assert world.desired_capacity("batch-asg") == 1
 
     # -- run --events-queue: the loop reads the queue and deletes what it acted on ------
     url = world.sandbox.create_events_queue(QUEUE, ["batch"])
