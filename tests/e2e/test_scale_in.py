@@ -143,7 +143,8 @@ def test_a_group_without_the_tag_is_never_scaled_in(world: World) -> None:
     assert desired(world) == 4
     assert world.sandbox.calls[("autoscaling", "TerminateInstanceInAutoScalingGroup")] == 0
     assert world.sandbox.calls[("ecs", "DescribeContainerInstances")] == 0
-    assert world.status()["capacityGroups"] == []
+    # No group is opted in: status's document is DESIGN.md §8's, without capacityGroups.
+    assert "capacityGroups" not in world.status()
 
 
 def test_no_scale_in_releases_nothing(world: World) -> None:
