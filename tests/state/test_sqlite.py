@@ -218,9 +218,11 @@ def test_a_version_2_file_is_read_before_and_after_it_gains_scale_in_tables(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
-    with SqliteLedger(db_path) as v2:
-        run = v2.save(pending_run(RunKey("once", "1")))
+    with SqliteLedger(db_path):
+        pass
     monkeypatch.undo()
+    run = replace(pending_run(RunKey("once", "1")), version=1)
+    write_old_run(db_path, run)  # as a version-2 controller saved it
     with sqlite3.connect(db_path) as db:  # a summary as a version-2 controller wrote it
         db.execute(
             "INSERT INTO pass_summary (id, at, revision, invalid, warnings, cron_jobs)"
