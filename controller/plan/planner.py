@@ -390,7 +390,9 @@ def _revision_for(
     known = choices.get(digest)
     if known is not None:
         return digest, known
-    return digest, choose_revision(td, observed.families[family], owner, observed.revision_bodies)
+    return digest, choose_revision(
+        td, digest, observed.families[family], owner, observed.revision_bodies
+    )
 
 
 def _keep_choice(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.model.run import RevisionRecord
-from controller.model.taskdef import spec_hash, to_register_input
+from controller.model.taskdef import to_register_input
 from controller.model.taskdef_diff import FieldChange, field_changes, summarise_paths
 from controller.plan.actions import RegisterTaskDefinition
 
@@ -49,12 +49,16 @@ def find_revision(
 
 def choose_revision(
     task_definition: Mapping[str, Any],
+    desired_hash: str,
     revisions: Sequence[RevisionRecord],
     owner: str,
     bodies: Mapping[str, Mapping[str, Any]],
 ) -> TaskDefinitionChoice:
-    """Reuse a matching revision, or plan to register one (with the reason)."""
-    desired_hash = spec_hash(task_definition)
+    """Reuse a matching revision, or plan to register one (with the reason).
+
+    `desired_hash` is `spec_hash(task_definition)`, which the caller holds
+    already (`JobSpec.task_definition_hash`, computed once per loaded spec).
+    """
     match = find_revision(desired_hash, revisions, owner)
     if match is not None:
         return TaskDefinitionChoice(desired_hash, match.arn)
