@@ -126,13 +126,21 @@ class World:
         return self.tasks("RUNNING") + self.tasks("STOPPED")
 
 
+def fresh_world(sandbox: Sandbox, clock: FakeClock | None, root: Path, owner: str = "e2e") -> World:
+    """A reset sandbox with the cluster `batch` of two instances, and an empty source.
+
+    `clock` None: real time (the CLI and the sandbox's ticker share it).
+    """
+    sandbox.reset()
+    sandbox.create_cluster("batch")
+    sandbox.add_container_instances("batch", 2, cpu=2048, memory=4096)
+    (root / "manifests").mkdir()
+    return World(sandbox=sandbox, clock=clock, root=root, owner=owner)
+
+
 @pytest.fixture
 def world(module_sandbox: Sandbox, clock: FakeClock, tmp_path: Path) -> World:
-    module_sandbox.reset()
-    module_sandbox.create_cluster("batch")
-    module_sandbox.add_container_instances("batch", 2, cpu=2048, memory=4096)
-    (tmp_path / "manifests").mkdir()
-    return World(sandbox=module_sandbox, clock=clock, root=tmp_path)
+    return fresh_world(module_sandbox, clock, tmp_path)
 
 
 def job(

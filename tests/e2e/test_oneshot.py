@@ -21,7 +21,7 @@ import pytest
 from controller.clock import SystemClock
 from controller.sandbox import Sandbox
 from tests.e2e.child import Child
-from tests.e2e.conftest import World, job
+from tests.e2e.conftest import World, fresh_world, job
 
 pytestmark = pytest.mark.e2e
 
@@ -45,12 +45,9 @@ def module_sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def world(module_sandbox: Sandbox, tmp_path: Path) -> World:
-    module_sandbox.reset()
-    module_sandbox.create_cluster("batch")
-    module_sandbox.add_container_instances("batch", 2, cpu=2048, memory=4096)
+    world = fresh_world(module_sandbox, None, tmp_path, owner="os")
     module_sandbox.create_log_group("/ecs/batch")
-    (tmp_path / "manifests").mkdir()
-    return World(sandbox=module_sandbox, clock=None, root=tmp_path, owner="os")
+    return world
 
 
 @pytest.fixture

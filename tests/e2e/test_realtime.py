@@ -28,7 +28,7 @@ import pytest
 from controller.clock import SystemClock
 from controller.sandbox import Sandbox
 from tests.e2e.child import Child, Line
-from tests.e2e.conftest import World, cron_job, job
+from tests.e2e.conftest import World, cron_job, fresh_world, job
 
 pytestmark = pytest.mark.e2e
 
@@ -50,12 +50,8 @@ def module_sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def world(module_sandbox: Sandbox, tmp_path: Path) -> World:
-    module_sandbox.reset()
-    module_sandbox.create_cluster("batch")
-    module_sandbox.add_container_instances("batch", 2, cpu=2048, memory=4096)
-    (tmp_path / "manifests").mkdir()
     # No fake clock: the CLI and the sandbox share real time.
-    return World(sandbox=module_sandbox, clock=None, root=tmp_path, owner="rt")
+    return fresh_world(module_sandbox, None, tmp_path, owner="rt")
 
 
 @pytest.fixture
