@@ -385,6 +385,10 @@ def pass_through_properties(translator: ShapeTranslator) -> dict[str, Json]:
 # --------------------------------------------------------------------------
 
 NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: An indexed run's bounds: 10,000 indexes (Kubernetes' limit for
+#: backoffLimitPerIndex), 1,000 in flight at once.
+MAX_COMPLETIONS = 10_000
+MAX_PARALLELISM = 1_000
 RUN_ID_PATTERN = "^[A-Za-z0-9._-]{1,64}$"
 TASK_DEFINITION_REF_PATTERN = (
     "^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:task-definition/)?"
@@ -461,6 +465,33 @@ JOB_SPEC_FIELDS: Json = {
         "description": (
             "Tasks per attempt, 1..10 (RunTask's limit); the attempt succeeds when all of them "
             "succeed."
+        ),
+    },
+    "completions": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_COMPLETIONS,
+        "description": (
+            "An indexed run: indexes 0..completions-1 each run until it succeeds once, with "
+            "JOB_COMPLETION_INDEX set on every container; absent: a plain run."
+        ),
+    },
+    "parallelism": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_PARALLELISM,
+        "description": (
+            "At most this many indexes of an indexed run have an attempt in flight; "
+            "default: completions."
+        ),
+    },
+    "maxFailedIndexes": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_COMPLETIONS,
+        "description": (
+            "An indexed run fails as soon as more indexes than this failed; absent: the first "
+            "failed index fails the run. backoffLimit applies to each index."
         ),
     },
     "backoffLimit": {

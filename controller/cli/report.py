@@ -10,6 +10,10 @@
 "minSize", "maxSize", "desired", "instances", "idle": [instance id],
 "draining": [instance id], "nextRelease": {"instanceId", "at"} | null,
 "message"}]}`, times ISO 8601 UTC, null when there is none.
+An indexed run (`spec.completions`) adds `"indexCounts": {"completed",
+"failed", "running", "pending"}` and `"indexes": [{"index", "phase",
+"reason", "message", "tries", "attempts"}]` (the indexes created so far) to
+its run; index records are never listed as runs of their own.
 `capacityGroups` (added with scale-in, and present only when some group is
 opted in; the other keys are unchanged) lists the Auto Scaling groups opted
 in to scale-in as the last pass saw them.
@@ -56,6 +60,7 @@ from controller.model.manifest import CronJob, Kind, RunKey
 from controller.model.problems import ManifestError
 from controller.model.run import AttemptRecord, Event, EventKind, LedgerView, Reason, RunRecord
 from controller.plan.actions import as_json, describe, details
+from controller.plan.indexed import index_counts
 from controller.plan.schedule import history, next_occurrence, parse_occurrence_run_id
 from controller.runtime.reconcile_pass import PassResult
 from controller.state.ledger import (
@@ -116,9 +121,9 @@ def ran_attempts(record: RunRecord) -> int:
     return len(record.attempts) - placement_tries(record)
 
 
-def run_json(record: RunRecord) -> dict[str, Any]:
-    """One run in the status JSON shape."""
-    return {
+def run_json(record: RunRecord, indexes: Mapping[int, RunRecord] | None = None) -> dict[str, Any]:
+    """One run in the status JSON shape; an indexed run adds `indexCounts` and `indexes`."""
+    document: dict[str, Any] = {
         "kind": record.kind.value,
         "name": record.key.name,
         "runId": record.key.run_id,
@@ -130,6 +135,37 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "tries": placement_tries(record),
         "attempts": [attempt_json(a) for a in record.attempts],
     }
+    completions = run_completions(record, indexes or {})
+    if completions is not None:
+        counts = index_counts(completions, indexes or {})
+        document["indexCounts"] = {
+            "completed": counts.succeeded,
+            "failed": counts.failed,
+            "running": counts.running,
+            "pending": counts.pending,
+        }
+        document["indexes"] = [index_json(i, r) for i, r in sorted((indexes or {}).items())]
+    return document
+
+
+def index_json(index: int, record: RunRecord) -> dict[str, Any]:
+    """One index of an indexed run in the status JSON shape."""
+    return {
+        "index": index,
+        "phase": record.phase.value,
+        "reason": record.reason.value,
+        "message": record.message,
+        "tries": placement_tries(record),
+        "attempts": [attempt_json(a) for a in record.attempts],
+    }
+
+
+def run_completions(record: RunRecord, indexes: Mapping[int, RunRecord]) -> int | None:
+    """The completions of an indexed run (None for any other run)."""
+    completions = (record.frozen_spec or {}).get("completions")
+    if isinstance(completions, int):
+        return completions
+    return max(indexes) + 1 if indexes else None
 
 
 def last_schedule_time(view: LedgerView, name: str) -> datetime | None:
@@ -251,7 +287,7 @@ def status_json(status: Status) -> dict[str, Any]:
         # The same document as `<ledger>.sync.json` itself.
         sync = {**asdict(status.sync), "at": status.sync.at.astimezone(UTC).isoformat()}
     document: dict[str, Any] = {
-        "runs": [run_json(r) for r in status.runs],
+        "runs": [run_json(r, status.view.indexes_of(r.key)) for r in status.runs],
         "cronJobs": [
             cron_json(c, status.view, status.now)
             for c in sorted(status.cron_jobs.values(), key=lambda c: c.name)
@@ -276,6 +312,14 @@ def status_lines(status: Status) -> list[str]:
     lines.extend(group_line(g) for g in status.capacity_groups)
     # One run asked for by name: its messages whole, however long.
     lines.append(status_table(status.runs, status.now, whole_messages=status.name is not None))
+    if status.name is not None:
+        # One manifest asked for: each index of its indexed runs.
+        for record in status.runs:
+            indexes = status.view.indexes_of(record.key)
+            if indexes:
+                lines.append("")
+                lines.append(f"indexes of {record.key}:")
+                lines.append(index_table(indexes, status.now))
     if status.omitted:
         lines.append(omitted_note(status))
     if status.invalid:
@@ -313,7 +357,7 @@ def shown_runs(
     records = [
         r
         for r in view.runs.values()
-        if (name is None or r.key.name == name) and r.key not in hidden
+        if (name is None or r.key.name == name) and r.key not in hidden and r.key.index is None
     ]
     records.sort(key=lambda r: (r.key.name, r.created_at, r.key.run_id))
     return records
@@ -359,6 +403,24 @@ def _attempts_cell(record: RunRecord) -> str:
 _MESSAGE_WIDTH = 70
 
 
+def index_table(indexes: Mapping[int, RunRecord], now: datetime) -> str:
+    """A fixed-width table of an indexed run's indexes (those created so far)."""
+    header = ("INDEX", "PHASE", "REASON", "ATTEMPTS", "EXIT", "AGE", "MESSAGE")
+    rows = [
+        (
+            str(index),
+            r.phase.value,
+            r.reason.value,
+            _attempts_cell(r),
+            _exit_codes(r),
+            _age(r.created_at, now),
+            r.message,
+        )
+        for index, r in sorted(indexes.items())
+    ]
+    return _table(header, rows)
+
+
 def status_table(
     records: Sequence[RunRecord], now: datetime, *, whole_messages: bool = False
 ) -> str:
@@ -382,6 +444,11 @@ def status_table(
         )
         for r in records
     ]
+    return _table(header, rows)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell; the last one (a message) is not padded."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = []
     for row in [header, *rows]:

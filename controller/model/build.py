@@ -107,5 +107,12 @@ def job_spec_from_raw(spec: Mapping[str, Any]) -> JobSpec:
             ),
         ),
         suspend=bool(spec.get("suspend", False)),
+        completions=_optional_int(spec.get("completions")),
+        parallelism=_optional_int(spec.get("parallelism")),
+        max_failed_indexes=_optional_int(spec.get("maxFailedIndexes")),
         raw=raw,
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

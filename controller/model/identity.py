@@ -22,6 +22,13 @@ TAG_RUN = "ecs-job-controller/run"
 TAG_RUN_ID = "ecs-job-controller/run-id"
 TAG_ATTEMPT = "ecs-job-controller/attempt"
 TAG_SPEC_HASH = "ecs-job-controller/spec-hash"
+#: On the tasks of one index of an indexed run: the index in decimal.
+TAG_INDEX = "ecs-job-controller/index"
+
+#: The environment variable every container of an index's tasks gets (the
+#: name Kubernetes Indexed Jobs use), set by a containerOverride so that
+#: every index shares one task-definition revision.
+COMPLETION_INDEX_VARIABLE = "JOB_COMPLETION_INDEX"
 
 #: Tags a user puts on an Auto Scaling group (the controller only reads them).
 #: Scale-in is opt-in per group: the controller gives a group's idle
@@ -39,6 +46,10 @@ def started_by(owner: str) -> str:
 
 
 def client_token(owner: str, key: RunKey, attempt: int) -> str:
-    """The deterministic RunTask clientToken: sha256("<owner>/<name>/<runId>/<attempt>")."""
-    text = f"{owner}/{key.name}/{key.run_id}/{attempt}"
+    """The deterministic RunTask clientToken: sha256("<owner>/<name>/<runId>/<attempt>").
+
+    For one index of an indexed run it is sha256("<owner>/<name>/<runId>#<index>/<attempt>"):
+    each (run, index, attempt) has a token of its own.
+    """
+    text = f"{owner}/{key}/{attempt}"
     return hashlib.sha256(text.encode()).hexdigest()

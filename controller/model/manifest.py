@@ -55,21 +55,62 @@ class ConcurrencyPolicy(StrEnum):
     REPLACE = "Replace"
 
 
-@dataclass(frozen=True, order=True)
+#: Separates a run id from an index in `NAME/RUN_ID#INDEX`; a run id never
+#: contains it (the schema's runId pattern), so the text splits one way only.
+INDEX_SEPARATOR = "#"
+
+
+@dataclass(frozen=True)
 class RunKey:
-    """Identity of one desired run: `NAME/RUN_ID`."""
+    """Identity of one desired run, `NAME/RUN_ID`, or of one index of it, `NAME/RUN_ID#INDEX`.
+
+    An indexed run (`spec.completions`) is one run key (index None: the run
+    as a whole) and one key per index (0..completions-1), each with its own
+    attempts in the ledger.
+    """
 
     name: str
     run_id: str
+    index: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.name}/{self.run_id}"
+        base = f"{self.name}/{self.run_id}"
+        return base if self.index is None else f"{base}{INDEX_SEPARATOR}{self.index}"
+
+    def __lt__(self, other: RunKey) -> bool:
+        return self._order < other._order
+
+    def __le__(self, other: RunKey) -> bool:
+        return self._order <= other._order
+
+    def __gt__(self, other: RunKey) -> bool:
+        return self._order > other._order
+
+    def __ge__(self, other: RunKey) -> bool:
+        return self._order >= other._order
+
+    @property
+    def _order(self) -> tuple[str, str, int]:
+        # A run sorts before its indexes, which sort by number (not as text).
+        return (self.name, self.run_id, -1 if self.index is None else self.index)
+
+    @property
+    def run(self) -> RunKey:
+        """The key of the whole run (itself for a run that is not an index)."""
+        return self if self.index is None else RunKey(self.name, self.run_id)
+
+    def of_index(self, index: int) -> RunKey:
+        """The key of one index of this run."""
+        return RunKey(self.name, self.run_id, index)
 
     @classmethod
     def parse(cls, text: str) -> RunKey:
-        """Parse `NAME/RUN_ID` (the run id may itself contain no slash)."""
+        """Parse `NAME/RUN_ID` or `NAME/RUN_ID#INDEX` (the run id contains no slash)."""
         name, _, run_id = text.partition("/")
-        return cls(name, run_id)
+        run_id, sep, index = run_id.partition(INDEX_SEPARATOR)
+        if sep and index.isdigit():
+            return cls(name, run_id, int(index))
+        return cls(name, run_id + sep + index)
 
 
 @dataclass(frozen=True)
@@ -135,9 +176,28 @@ class JobSpec:
     success_containers: tuple[str, ...] = ()
     capacity: Capacity = field(default_factory=Capacity)
     suspend: bool = False
+    #: an indexed run: indexes 0..completions-1, each run to success once;
+    #: None is a plain run (one task set, no JOB_COMPLETION_INDEX)
+    completions: int | None = None
+    #: at most this many indexes have an attempt in flight (default: completions)
+    parallelism: int | None = None
+    #: the run fails as soon as more indexes than this failed (None: the
+    #: first failed index fails the run)
+    max_failed_indexes: int | None = None
     #: The spec exactly as written (minus runId/suspend): frozen into the ledger
     #: when the first attempt starts, and hashed to detect drift afterwards.
     raw: JsonObject = field(default_factory=dict, compare=False)
+
+    @property
+    def indexed(self) -> bool:
+        """True for an indexed run (`spec.completions` given)."""
+        return self.completions is not None
+
+    @property
+    def effective_parallelism(self) -> int:
+        """How many indexes may have an attempt in flight at once."""
+        completions = self.completions or 1
+        return min(self.parallelism or completions, completions)
 
     @property
     def family(self) -> str | None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.model.identity import TAG_ATTEMPT, TAG_OWNER, TAG_RUN, TAG_RUN_ID
+from controller.model.identity import TAG_ATTEMPT, TAG_INDEX, TAG_OWNER, TAG_RUN, TAG_RUN_ID
 from controller.model.manifest import RunKey
 from controller.model.run import RevisionRecord, TaskRecord
 
@@ -35,14 +35,17 @@ class ObservedTask:
         """(run key, attempt) from our tags, if this owner started the task."""
         if self.tags.get(TAG_OWNER) != owner:
             return None
-        name, run_id, attempt = (
+        name, run_id, attempt, index = (
             self.tags.get(TAG_RUN),
             self.tags.get(TAG_RUN_ID),
             self.tags.get(TAG_ATTEMPT),
+            self.tags.get(TAG_INDEX),
         )
         if name is None or run_id is None or attempt is None or not attempt.isdigit():
             return None
-        return RunKey(name, run_id), int(attempt)
+        if index is not None and not index.isdigit():
+            return None
+        return RunKey(name, run_id, None if index is None else int(index)), int(attempt)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class ResolvedRef:
     ref: str
     arn: str | None
     essential_containers: tuple[str, ...] = ()
+    #: every container of the revision (an index's JOB_COMPLETION_INDEX override names each)
+    containers: tuple[str, ...] = ()
     error: str | None = None
 
 

@@ -52,6 +52,9 @@ class Reason(StrEnum):
     ORPHANED = "Orphaned"
     MISSED = "Missed"
     CANCELLED = "Cancelled"
+    #: an indexed run with more failed indexes than maxFailedIndexes (or,
+    #: once every index ended, any failed index)
+    FAILED_INDEXES = "FailedIndexes"
     #: recorded as done by --adopt-history, never started by this ledger
     ADOPTED = "Adopted"
 
@@ -218,8 +221,12 @@ class RunRecord:
 
     @property
     def started(self) -> bool:
-        """True once an attempt intent was recorded (the spec is frozen)."""
-        return bool(self.attempts)
+        """True once the spec is frozen (an attempt intent was recorded, or the run is under way).
+
+        A new index of an indexed run already under way is created frozen
+        (its run's spec and revision) before its first attempt.
+        """
+        return bool(self.attempts) or self.frozen_spec is not None
 
     @property
     def current_attempt(self) -> AttemptRecord | None:
@@ -253,13 +260,19 @@ class LedgerView:
     scale_outs: Mapping[str, datetime] = field(default_factory=dict)
 
     def restricted_to(self, keys: frozenset[RunKey]) -> LedgerView:
-        """The view with only the runs of `keys` (a scoped pass plans those alone)."""
+        """The view with only the runs of `keys` and their indexes (a scoped pass plans those)."""
         runs = {key: self.runs[key] for key in sorted(keys) if key in self.runs}
+        for key in sorted(keys):
+            runs.update((k, r) for k, r in self._indexes.get(key, {}).items())
         return replace(self, runs=runs)
 
     def runs_of(self, name: str) -> list[RunRecord]:
-        """Every run of one manifest name, oldest first."""
+        """Every run of one manifest name, oldest first (runs as a whole: no index records)."""
         return list(self._by_name.get(name, ()))
+
+    def indexes_of(self, key: RunKey) -> dict[int, RunRecord]:
+        """The index records of an indexed run, by index (empty for any other run)."""
+        return {k.index: r for k, r in self._indexes.get(key, {}).items() if k.index is not None}
 
     @cached_property
     def _by_name(self) -> dict[str, list[RunRecord]]:
@@ -270,9 +283,19 @@ class LedgerView:
         """
         grouped: dict[str, list[RunRecord]] = {}
         for record in self.runs.values():
-            grouped.setdefault(record.key.name, []).append(record)
+            if record.key.index is None:
+                grouped.setdefault(record.key.name, []).append(record)
         for records in grouped.values():
             records.sort(key=lambda r: r.created_at)
+        return grouped
+
+    @cached_property
+    def _indexes(self) -> dict[RunKey, dict[RunKey, RunRecord]]:
+        """Index records grouped by their run's key: built once per view."""
+        grouped: dict[RunKey, dict[RunKey, RunRecord]] = {}
+        for key, record in self.runs.items():
+            if key.index is not None:
+                grouped.setdefault(key.run, {})[key] = record
         return grouped
 
 

@@ -481,3 +481,9 @@ def essential_containers(task_definition: Any) -> tuple[str, ...]:
         and c.get("essential", True) is not False
     ]
     return tuple(sorted(names))
+
+
+def container_names(task_definition: Any) -> tuple[str, ...]:
+    """Names of every container of a task definition, in its order."""
+    containers = task_definition.get("containerDefinitions") if task_definition else None
+    return tuple(str(c["name"]) for c in containers or [] if isinstance(c, dict) and c.get("name"))

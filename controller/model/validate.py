@@ -24,6 +24,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from jsonschema.protocols import Validator
 
 from controller.model.build import JOB_DEFAULTS, cron_expression
+from controller.model.identity import COMPLETION_INDEX_VARIABLE
 from controller.model.manifest import Kind
 from controller.model.problems import ManifestError
 from controller.model.taskdef import task_cpu_units, task_memory_mib
@@ -259,10 +260,33 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
                 found.append(
                     (("overrides", "containerOverrides", i, "name"), f"no container named {name!r}")
                 )
+    found.extend(_indexed_errors(job))
     backoff = job.get("backoff") or {}
     initial = backoff.get("initialSeconds", JOB_DEFAULTS.backoff.initial_seconds)
     if initial > backoff.get("maxSeconds", JOB_DEFAULTS.backoff.max_seconds):
         found.append((("backoff",), "initialSeconds is larger than maxSeconds"))
+    return found
+
+
+def _indexed_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Parallelism and maxFailedIndexes mean something only for an indexed run."""
+    completions = job.get("completions")
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for field in ("parallelism", "maxFailedIndexes"):
+        if job.get(field) is not None and completions is None:
+            found.append(((field,), f"{field} needs completions (an indexed run)"))
+    max_failed = job.get("maxFailedIndexes")
+    if completions is not None and max_failed is not None and max_failed >= completions:
+        message = f"maxFailedIndexes {max_failed} must be below completions {completions}"
+        found.append((("maxFailedIndexes",), message))
+    overrides = job.get("overrides") or {}
+    for i, override in enumerate(overrides.get("containerOverrides") or []):
+        environment = override.get("environment") if isinstance(override, dict) else None
+        for j, variable in enumerate(environment or []):
+            named = isinstance(variable, dict) and variable.get("name")
+            if completions is not None and named == COMPLETION_INDEX_VARIABLE:
+                path = ("overrides", "containerOverrides", i, "environment", j, "name")
+                found.append((path, f"{COMPLETION_INDEX_VARIABLE} is set by the controller"))
     return found
 
 

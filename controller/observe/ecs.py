@@ -23,7 +23,7 @@ from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.identity import started_by
 from controller.model.observed import Needs, ObservedState, ObservedTask, ResolvedRef
 from controller.model.run import LedgerView, RevisionRecord, RunRecord, TaskRecord
-from controller.model.taskdef import essential_containers
+from controller.model.taskdef import container_names, essential_containers
 from controller.state.ledger import RevisionCache
 from controller.workers import Workers
 
@@ -182,6 +182,7 @@ def observe(
             ref=ref,
             arn=described.arn,
             essential_containers=essential_containers(described.task_definition),
+            containers=container_names(described.task_definition),
         )
     return ObservedState(
         tasks=tasks,

@@ -36,7 +36,7 @@ from datetime import datetime
 from controller.model.manifest import ConcurrencyPolicy, CronJob, Kind, RunKey
 from controller.model.run import LedgerView, Phase, Reason, RunOrigin, RunRecord
 from controller.plan.actions import Action, RecordRun, RecordSchedule, planning_error
-from controller.plan.lifecycle import plan_run
+from controller.plan.indexed import plan_any_run
 from controller.plan.records import DesiredRun, RunContext
 from controller.plan.schedule import ScheduleDecision, decide
 
@@ -108,7 +108,7 @@ def settle_concurrency(
     """
     active: dict[str, list[str]] = {}
     for key, record in latest.items():
-        if record.kind is Kind.CRON_JOB and not record.phase.terminal:
+        if key.index is None and record.kind is Kind.CRON_JOB and not record.phase.terminal:
             active.setdefault(key.name, []).append(key.run_id)
     decisions: dict[str, ScheduleDecision] = {}
     errors: list[str] = []
@@ -160,12 +160,14 @@ def cron_job_actions(
     """Replace stops, Missed runs and the watermark of one CronJob's decision."""
     actions: list[Action] = []
     for run_id in decision.stop:
-        record = ledger.runs.get(RunKey(name, run_id))
+        key = RunKey(name, run_id)
+        record = ledger.runs.get(key)
         if record is not None and not record.phase.terminal:
             actions.extend(
-                plan_run(
+                plan_any_run(
                     None,
                     record,
+                    ledger.indexes_of(key),
                     ctx,
                     gone_reason=Reason.CANCELLED,
                     gone_message=decision.stop_reason,

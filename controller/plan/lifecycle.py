@@ -29,6 +29,7 @@ from controller.model.identity import TAG_OWNER, client_token
 from controller.model.manifest import JobSpec, Kind
 from controller.model.observed import ResolvedRef
 from controller.model.run import AttemptOutcome, AttemptRecord, Phase, Reason, RunRecord
+from controller.model.taskdef import container_names
 from controller.plan.actions import (
     Action,
     RecordRun,
@@ -38,6 +39,7 @@ from controller.plan.actions import (
 )
 from controller.plan.outcome import advance_attempt, short_arn
 from controller.plan.records import (
+    CONTAINERS_KEY,
     DRIFT_NOTE,
     ESSENTIAL_KEY,
     DesiredRun,
@@ -451,6 +453,8 @@ def _maybe_start(
     waiting = record.not_before is not None and ctx.now < record.not_before
     if waiting and record.key not in ctx.room:
         return record  # still in its backoff, and no new room says otherwise
+    if desired.hold is not None:
+        return with_status(record, Phase.PENDING, Reason.WAITING, desired.hold, ctx)
     if record.started:
         arn = record.task_definition_arn
         if arn is None:
@@ -470,8 +474,11 @@ def _maybe_start(
             message = resolved.error or f"cannot resolve {spec.task_definition_ref}"
             return finish(record, Phase.FAILED, Reason.TASK_DEFINITION_ERROR, message, ctx)
         frozen = {**spec.raw, ESSENTIAL_KEY: list(_ref_essentials(resolved))}
+        if spec.indexed:
+            frozen[CONTAINERS_KEY] = list(resolved.containers)
         return _start(record, spec, resolved.arn, None, frozen, desired.kind, ctx)
-    spec_hash = ctx.spec_hashes.get(desired.key)
+    # An index of an indexed run shares the hash (and revision) of its run.
+    spec_hash = ctx.spec_hashes.get(desired.key.run)
     choice = ctx.choices.get(spec_hash) if spec_hash is not None else None
     if choice is None:
         return with_status(
@@ -495,7 +502,12 @@ def _start(
     ctx: RunContext,
 ) -> StartAttempt:
     number = len(record.attempts) + 1
-    request = run_task_request(spec, arn, ctx.owner, record.key, kind, number)
+    containers = (
+        container_names(spec.task_definition)
+        if spec.task_definition is not None
+        else tuple(str(c) for c in (record.frozen_spec or frozen).get(CONTAINERS_KEY) or ())
+    )
+    request = run_task_request(spec, arn, ctx.owner, record.key, kind, number, containers)
     attempt = AttemptRecord(
         number=number,
         client_token=client_token(ctx.owner, record.key, number),

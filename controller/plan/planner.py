@@ -35,7 +35,7 @@ from controller.plan.cronjobs import (
     next_occurrence_due,
     settle_concurrency,
 )
-from controller.plan.lifecycle import plan_run
+from controller.plan.indexed import plan_any_run
 from controller.plan.prune import PruneInput, PruneSettings, prune_revisions
 from controller.plan.records import DesiredRun, RunContext, effective_spec
 from controller.plan.scale_in import PassContext as ScaleInContext
@@ -252,7 +252,10 @@ def make_plan(
         warnings.append(orphan_guard)
 
     run_actions: list[Action] = []
-    keys = sorted(set(desired.runs) | {k for k, r in ledger.runs.items() if not r.phase.terminal})
+    # An index is planned with its run, never on its own; a run whose index
+    # is unfinished is planned even if it ended (a crash between the writes).
+    open_runs = {k.run for k, r in ledger.runs.items() if not r.phase.terminal}
+    keys = sorted(set(desired.runs) | open_runs)
     for key in keys:
         if key in candidates or key in failed:
             continue
@@ -419,21 +422,23 @@ def _plan_known_run(
     """The actions for one run the source asks for or the ledger holds unfinished."""
     record = ledger.runs.get(key)
     wanted = desired.runs.get(key)
+    indexes = ledger.indexes_of(key)
     if wanted is not None:
-        return plan_run(wanted, record, ctx)
-    if record is None:
+        return plan_any_run(wanted, record, indexes, ctx)
+    if record is None and not indexes:
         return []
     verdict = gone.get(key)
-    if verdict is None or orphan_guard:
-        held = held_run(record)
-        if held is None and record.cancel is not None:
-            return plan_run(None, record, ctx)  # cancelling needs no spec
-        return plan_run(held, record, ctx) if held is not None else []
+    if record is None or verdict is None or orphan_guard:
+        held = _held(key, record, indexes)
+        if held is None and record is not None and record.cancel is not None:
+            return plan_any_run(None, record, indexes, ctx)  # cancelling needs no spec
+        return plan_any_run(held, record, indexes, ctx) if held is not None else []
     reason, message = verdict
     stop = stop_orphans and reason is Reason.ORPHANED
-    return plan_run(
+    return plan_any_run(
         None,
         record,
+        indexes,
         ctx,
         gone_reason=reason,
         gone_message=message,
@@ -468,7 +473,7 @@ def _cron_job_plan(
                 choices={**ctx.choices, found[0]: found[1]},
                 spec_hashes={**ctx.spec_hashes, key: found[0]},
             )
-        actions.extend(plan_run(run, None, start_ctx))
+        actions.extend(plan_any_run(run, None, {}, start_ctx))
     actions.extend(cron_job_actions(name, decision, ledger, ctx))
     if found is not None:
         _keep_choice(found, choices, registers)
@@ -663,13 +668,21 @@ def next_wakeup(ledger: LedgerView, actions: Sequence[Action], now: datetime) ->
     """When a run next needs a pass by itself: a backoff or capacity retry, or a deadline."""
     latest = latest_records(ledger, actions)
     times: list[datetime] = []
+    # An indexed run's deadline counts from its first index's start, even
+    # once that index ended.
+    index_starts: dict[RunKey, datetime] = {}
+    for key, record in latest.items():
+        started = record.first_started_at
+        if key.index is not None and started is not None:
+            known = index_starts.get(key.run)
+            index_starts[key.run] = started if known is None else min(known, started)
     for record in latest.values():
         if record.phase.terminal:
             continue
         if record.not_before is not None:
             times.append(record.not_before)
         deadline = (record.frozen_spec or {}).get("activeDeadlineSeconds")
-        first = record.first_started_at
+        first = record.first_started_at or index_starts.get(record.key)
         if isinstance(deadline, int) and first is not None:
             # Any other value: plan_run already names the run in Plan.errors.
             times.append(plus_seconds(first, deadline))
@@ -692,6 +705,8 @@ def _gone_runs(desired: DesiredInput, ledger: LedgerView) -> dict[RunKey, tuple[
     for key, record in ledger.runs.items():
         if record.phase.terminal or key in desired.runs or key.name in invalid:
             continue
+        if key.index is not None:
+            continue  # an index goes with its run
         if record.origin is RunOrigin.ONESHOT:
             continue
         if record.kind is Kind.CRON_JOB and key.name in desired.cron.decisions:
@@ -728,6 +743,19 @@ def _orphan_guard(
             f"{len(orphaned)} of {len(known)} known manifests would be orphaned "
             f"(> --max-orphan-fraction {max_fraction}): nothing orphaned this pass"
         )
+    return None
+
+
+def _held(
+    key: RunKey, record: RunRecord | None, indexes: Mapping[int, RunRecord]
+) -> DesiredRun | None:
+    """`held_run` of a run, or of an indexed run through its first started index."""
+    if record is not None and record.frozen_spec is not None:
+        return held_run(record)
+    for index in sorted(indexes):
+        held = held_run(indexes[index])
+        if held is not None:
+            return replace(held, key=key)
     return None
 
 

@@ -26,6 +26,9 @@ from controller.plan.taskdefs import TaskDefinitionChoice
 #: Key under which a frozen spec records the success containers of a
 #: referenced revision (an inline taskDefinition carries its own).
 ESSENTIAL_KEY = "x-essentialContainers"
+#: Key under which the frozen spec of an indexed run records every container
+#: of a referenced revision (each gets JOB_COMPLETION_INDEX).
+CONTAINERS_KEY = "x-containers"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class DesiredRun:
     digest: str
     #: what asks for the run (recorded on its first record)
     origin: RunOrigin = RunOrigin.MANIFEST
+    #: why no new attempt may start this pass although one is due (an index
+    #: of an indexed run waiting for a slot under `parallelism`), else None
+    hold: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,9 @@ def new_record(desired: DesiredRun, now: datetime) -> RunRecord:
 def effective_spec(desired: DesiredRun | None, record: RunRecord) -> JobSpec | None:
     """The frozen spec once started, else the desired one."""
     if record.frozen_spec is not None:
-        raw = {k: v for k, v in record.frozen_spec.items() if k != ESSENTIAL_KEY}
+        raw = {
+            k: v for k, v in record.frozen_spec.items() if k not in (ESSENTIAL_KEY, CONTAINERS_KEY)
+        }
         try:
             return job_spec_from_raw(raw)
         except (KeyError, TypeError, ValueError):

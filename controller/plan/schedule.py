@@ -358,7 +358,11 @@ def history(
     are oldest first, by scheduled time.
     """
     mine = sorted(
-        (r for r in runs if r.key.name == cron.name and r.kind is Kind.CRON_JOB),
+        (
+            r
+            for r in runs
+            if r.key.name == cron.name and r.key.index is None and r.kind is Kind.CRON_JOB
+        ),
         key=_run_order,
     )
     shown: set[str] = set()

@@ -290,7 +290,9 @@ class SyncService:
         except ControllerError as exc:  # a ledger gone bad: the pass reports it, in one line
             log.warning("runs by phase not updated: %s", exc)
         else:
-            self.metrics.runs_by_phase(Counter(r.phase.value for r in view.runs.values()))
+            self.metrics.runs_by_phase(
+                Counter(r.phase.value for k, r in view.runs.items() if k.index is None)
+            )
             capacity = result.capacity if result is not None else None
             self.activity.update(view, capacity.instance_counts if capacity else None)
         if result is not None:

@@ -34,7 +34,7 @@ from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.session import AwsSession
-from controller.cli.report import cron_lines, ran_attempts, status_table
+from controller.cli.report import cron_lines, index_table, ran_attempts, status_table
 from controller.clock import Clock, FakeClock, SystemClock
 from controller.model.loader import ManifestLoader
 from controller.model.manifest import DesiredSet
@@ -184,7 +184,7 @@ def _passes(
                 echo(f"  {error}")
             expectations = _expectations(result.loaded.desired)
             view = ledger.view()
-            runs = {key.name: record for key, record in view.runs.items()}
+            runs = {key.name: record for key, record in view.runs.items() if key.index is None}
             pending = [
                 name
                 for name, (expected, _) in expectations.items()
@@ -194,7 +194,13 @@ def _passes(
                 break
             clock.sleep(PASS_INTERVAL_SECONDS)
         echo("")
-        echo(status_table(sorted(view.runs.values(), key=lambda r: r.key), clock.now()))
+        whole_runs = [r for k, r in sorted(view.runs.items()) if k.index is None]
+        echo(status_table(whole_runs, clock.now()))
+        for record in whole_runs:
+            indexes = view.indexes_of(record.key)
+            if indexes:
+                echo(f"indexes of {record.key}:")
+                echo(index_table(indexes, clock.now()))
         for line in cron_lines(result.loaded.desired.cron_jobs, clock.now(), None):
             echo(line)
         echo("")
