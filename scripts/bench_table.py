@@ -45,6 +45,7 @@ BENCHES = (
     "latency",
     "oneshot",
     "failover",
+    "indexed",
 )
 
 

@@ -161,7 +161,7 @@ def plan_indexed_run(
     if desired is None:
         reason = gone_reason or Reason.ORPHANED
         plan.end_all(reason, gone_message, stop_message=stop_message)
-        if plan.all_ended(completions):
+        if not plan.open_after():  # indexes not created yet never will be
             message = gone_message or "manifest removed before the run finished"
             record = _ended(record, plan, reason, message, ctx, completions)
         else:
@@ -249,6 +249,9 @@ class _IndexPlan:
         same; one whose attempt runs on without a stop message is left to
         finish, never retried.
         """
+        for index in [i for i in self._actions if i not in self.before]:
+            # Created this pass: it never starts now.
+            del self._actions[index], self._latest[index]
         for index in self.open_indexes():
             if self.latest(index).phase.terminal and index in self._actions:
                 continue  # it ended this pass on its own: keep that
@@ -337,6 +340,12 @@ class _IndexPlan:
     def reasons(self) -> set[Reason]:
         """The reasons of the unfinished indexes as the plan leaves them."""
         return {r.reason for r in self._latest.values() if not r.phase.terminal}
+
+    def first_started(self) -> RunRecord | None:
+        """The lowest index with an attempt, as the plan leaves it."""
+        return next(
+            (self._latest[i] for i in sorted(self._latest) if self._latest[i].attempts), None
+        )
 
     def frozen(self, run: RunRecord) -> RunRecord | None:
         """The index whose spec and revision the run shares, once one started."""
@@ -452,15 +461,17 @@ def _in_progress(
             reason = next((r for r in ordered if r in reasons), Reason.WAITING)
     text = f"{counts.summary()} (parallelism {spec.effective_parallelism})"
     updated = with_status(record, phase, reason, f"{message}: {text}" if message else text, ctx)
-    frozen = plan.frozen(record)
-    if frozen is not None and frozen is not record and record.frozen_spec is None:
-        # The first index started: the run's spec and revision are now
-        # fixed, and the observer stops listing its family for it.
-        updated = replace(
-            updated,
-            frozen_spec=frozen.frozen_spec,
-            task_definition_arn=frozen.task_definition_arn,
-        )
+    if record.frozen_spec is None:
+        # The first index started: the run's spec is fixed from now on.
+        first = plan.first_started()
+        if first is not None:
+            updated = replace(updated, frozen_spec=first.frozen_spec)
+    if not updated.task_definition_arn:
+        # Known once the first index's RunTask named it (a revision this
+        # pass registers is known next pass).
+        frozen = plan.frozen(record)
+        if frozen is not None:
+            updated = replace(updated, task_definition_arn=frozen.task_definition_arn)
     return replace(updated, not_before=None, pending_since=None)
 
 

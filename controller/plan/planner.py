@@ -91,9 +91,16 @@ def desired_runs(desired: DesiredSet) -> dict[RunKey, DesiredRun]:
 
 
 def _about_to_start(run: DesiredRun, record: RunRecord | None) -> bool:
-    return not run.suspend and (
-        record is None or (not record.started and not record.phase.terminal)
-    )
+    """True when the run still needs its revision chosen: not started, or indexed with none yet."""
+    if run.suspend:
+        return False
+    if record is None:
+        return True
+    if record.phase.terminal:
+        return False
+    # An indexed run is frozen with its first index, its revision known a
+    # RunTask later: until then new indexes still need the family listed.
+    return not record.started or (run.spec.indexed and not record.task_definition_arn)
 
 
 def needs(desired: DesiredInput, ledger: LedgerView) -> Needs:

@@ -297,6 +297,26 @@ class LedgerContract:
             assert loaded.key == key
             assert loaded.attempts[0].client_token == client_token(OWNER, key, 1)
 
+    def test_an_indexed_run_and_its_indexes_are_kept_apart_and_read_back_by_key(
+        self, ledger: Ledger
+    ) -> None:
+        run = RunKey("backfill", "2025")
+        keys = [run, run.of_index(0), run.of_index(1), run.of_index(10), RunKey("backfill", "2026")]
+        for key in keys:
+            ledger.save(pending_run(key).with_attempt(intent(key)))
+        view = ledger.view()
+        assert sorted(view.runs) == sorted(keys)
+        for key in keys:
+            loaded = ledger.get(key)
+            assert loaded is not None
+            assert loaded.key == key
+            assert loaded.attempts[0].client_token == client_token(OWNER, key, 1)
+        assert sorted(view.indexes_of(run)) == [0, 1, 10]
+        assert sorted(r.key for r in view.runs_of("backfill")) == [run, RunKey("backfill", "2026")]
+        ledger.append_event(Event(at(1), run.of_index(10), "Started", "index 10"))
+        assert [e.run for e in ledger.events(run.of_index(10))] == [run.of_index(10)]
+        assert ledger.events(run) == []
+
     # -- runs: optimistic concurrency ---------------------------------------
 
     def test_versions_count_saves(self, ledger: Ledger) -> None:
