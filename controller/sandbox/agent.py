@@ -149,7 +149,7 @@ def _exit_code(environment: Mapping[str, str], attempt: int) -> float:
 
 
 def _stop_code(environment: Mapping[str, str], attempt: int) -> str | None:
-    """This attempt's SANDBOX_STOP_CODE entry: None for an empty one (the task runs)."""
+    """The SANDBOX_STOP_CODE entry of `attempt`: None for an empty one (the task runs)."""
     value = environment.get(STOP_CODE_VARIABLE)
     if value is None or "," not in value:
         return value
