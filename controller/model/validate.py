@@ -242,6 +242,7 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
         found.append(
             (("launchType",), "launchType and capacityProviderStrategy exclude each other")
         )
+    containers: set[Any] = set()
     if td is not None:
         found.extend(_task_definition_errors(td, runs_on_fargate or _fargate_required(td)))
         containers = {
@@ -259,12 +260,7 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
                 found.append(
                     (("overrides", "containerOverrides", i, "name"), f"no container named {name!r}")
                 )
-    inline = (
-        {c.get("name") for c in td.get("containerDefinitions") or [] if isinstance(c, dict)}
-        if td is not None
-        else None
-    )
-    found.extend(_retry_rule_errors(job, inline))
+    found.extend(_retry_rule_errors(job, containers if td is not None else None))
     backoff = job.get("backoff") or {}
     initial = backoff.get("initialSeconds", JOB_DEFAULTS.backoff.initial_seconds)
     if initial > backoff.get("maxSeconds", JOB_DEFAULTS.backoff.max_seconds):

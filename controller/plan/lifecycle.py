@@ -385,7 +385,9 @@ def _after_failure(
     """A failed attempt: the retry rules, else its budget, decide retry, back off or give up.
 
     Every decision is recomputed from the record and the frozen spec's rules
-    (`retry_rules`), so nothing about a rule match is stored.
+    (`retry_rules`), so nothing about a rule match is stored. Each budget's
+    backoff delay grows with its own count (an ignored attempt's with the
+    ignored ones), as the two budgets' delays did before rules.
     """
     finished_at = attempt.finished_at or ctx.now
     success = success_containers(record)
@@ -406,6 +408,7 @@ def _after_failure(
         message = f"{attempt.message}{ruled}"
         return wait(record, Reason.BACKOFF, plus_seconds(finished_at, delay), message, ctx)
     if match is not None or attempt.outcome is AttemptOutcome.APPLICATION_FAILURE:
+        # A Retry match, or an application failure no rule matched: backoffLimit.
         failures = counts.backoff_limit
         if failures > spec.backoff_limit:
             limit = spec.backoff_limit
