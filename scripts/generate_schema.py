@@ -403,6 +403,21 @@ MAX_DURATION_SECONDS = 365 * 24 * 3600
 MAX_BACKOFF_LIMIT = 1000
 #: Finished runs `status` keeps showing per CronJob.
 MAX_HISTORY_LIMIT = 1000
+#: Kubernetes' limits for podFailurePolicy: 20 rules, 255 exit codes per rule.
+MAX_RETRY_RULES = 20
+MAX_RULE_EXIT_CODES = 255
+#: ECS reports a container's exit code as a 32-bit integer (Windows uses the range).
+MAX_EXIT_CODE = 2**31 - 1
+#: ECS's task stopCodes. Kept equal to controller.model.manifest.ECS_STOP_CODES
+#: (tests/test_schema.py checks); not imported, as RUN_TASK_PASS_THROUGH.
+ECS_STOP_CODES = (
+    "TaskFailedToStart",
+    "EssentialContainerExited",
+    "UserInitiated",
+    "ServiceSchedulerInitiated",
+    "SpotInterruption",
+    "TerminationNotice",
+)
 
 
 def duration(description: str, **schema: Any) -> Json:
@@ -524,6 +539,98 @@ JOB_SPEC_FIELDS: Json = {
         "description": (
             "Containers whose exit codes decide success; default: every essential container."
         ),
+    },
+    "retryPolicy": {
+        "type": "object",
+        "description": (
+            "Retry decided by how an attempt failed (as Kubernetes podFailurePolicy and AWS "
+            "Batch evaluateOnExit); without rules, backoffLimit and the infrastructure budget."
+        ),
+        "properties": {
+            "rules": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_RETRY_RULES,
+                "description": (
+                    "Judged in order for an attempt that ended as an application or "
+                    "infrastructure failure; the first rule whose conditions all match "
+                    f"decides. At most {MAX_RETRY_RULES} rules."
+                ),
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "action": {
+                            "enum": ["Retry", "FailRun", "Ignore"],
+                            "description": (
+                                "Retry: retried, counted against backoffLimit. FailRun: the "
+                                "run fails at once (FailedByRetryRule). Ignore: retried, "
+                                "counted against no budget (activeDeadlineSeconds bounds it)."
+                            ),
+                        },
+                        "onExitCodes": {
+                            "type": "object",
+                            "description": (
+                                "Non-zero exit codes of the success containers (or of "
+                                "`container`); containers that exited 0 are not checked."
+                            ),
+                            "properties": {
+                                "container": {
+                                    "type": "string",
+                                    "pattern": ECS_NAME_PATTERN,
+                                    "description": "Only this container's exit code is checked.",
+                                },
+                                "operator": {
+                                    "enum": ["In", "NotIn"],
+                                    "description": (
+                                        "In: a code is one of values (0 not allowed). NotIn: a "
+                                        "non-zero code is none of values."
+                                    ),
+                                },
+                                "values": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "integer",
+                                        "minimum": -MAX_EXIT_CODE - 1,
+                                        "maximum": MAX_EXIT_CODE,
+                                        "description": (
+                                            f"An exit code, a 32-bit integer: at most "
+                                            f"{MAX_EXIT_CODE}."
+                                        ),
+                                    },
+                                    "minItems": 1,
+                                    "maxItems": MAX_RULE_EXIT_CODES,
+                                    "uniqueItems": True,
+                                    "description": (
+                                        f"Exit codes, 1..{MAX_RULE_EXIT_CODES} of them."
+                                    ),
+                                },
+                            },
+                            "required": ["operator", "values"],
+                            "additionalProperties": False,
+                        },
+                        "onStopCodes": {
+                            "type": "array",
+                            "items": {"enum": list(ECS_STOP_CODES)},
+                            "minItems": 1,
+                            "uniqueItems": True,
+                            "description": "One of the attempt's tasks stopped with one of these.",
+                        },
+                        "onStoppedReason": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": (
+                                "An fnmatch glob (*, ?, [...]; case-sensitive) one task's "
+                                "stoppedReason matches whole."
+                            ),
+                        },
+                    },
+                    "required": ["action"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": ["rules"],
+        "additionalProperties": False,
     },
     "capacity": {
         "type": "object",

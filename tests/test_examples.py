@@ -26,7 +26,7 @@ def test_example_validates_and_states_its_expected_outcome(path: Path) -> None:
     assert "demo.ecs-job-controller/expect" in manifest.metadata.annotations
 
 
-def test_the_examples_cover_ec2_fargate_retries_deadline_and_a_time_zone() -> None:
+def test_the_examples_cover_ec2_fargate_retries_deadline_retry_rules_and_a_time_zone() -> None:
     snapshot = DirectorySource(EXAMPLES).snapshot()
     desired = ManifestLoader(validators()).load(snapshot.files).desired
     specs = [j.spec for j in desired.job_runs.values()]
@@ -35,4 +35,5 @@ def test_the_examples_cover_ec2_fargate_retries_deadline_and_a_time_zone() -> No
     )
     assert any(s.run_task.get("launchType") == "FARGATE" for s in specs)
     assert any(s.backoff_limit > 0 and s.active_deadline_seconds for s in specs)
+    assert any({r.action for r in s.retry_rules} >= {"Ignore", "FailRun"} for s in specs)
     assert any(c.time_zone != "UTC" for c in desired.cron_jobs.values())

@@ -351,6 +351,10 @@ def test_script_and_model_agree_on_the_pass_through_fields() -> None:
     assert generator().RUN_TASK_PASS_THROUGH == manifest.RUN_TASK_PASS_THROUGH
 
 
+def test_script_and_model_agree_on_the_ecs_stop_codes() -> None:
+    assert generator().ECS_STOP_CODES == manifest.ECS_STOP_CODES
+
+
 def _defaults(
     schema: Json, node: Json, path: tuple[str, ...]
 ) -> Iterator[tuple[tuple[str, ...], Any]]:

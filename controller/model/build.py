@@ -10,7 +10,7 @@ without the loader.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from controller.model.manifest import (
@@ -19,11 +19,15 @@ from controller.model.manifest import (
     Capacity,
     ConcurrencyPolicy,
     CronJob,
+    ExitCodeCondition,
+    ExitCodeOperator,
     JobRun,
     JobSpec,
     Kind,
     Manifest,
     Metadata,
+    RetryAction,
+    RetryRule,
     SourceLocation,
 )
 
@@ -110,9 +114,35 @@ def job_spec_from_raw(spec: Mapping[str, Any]) -> JobSpec:
         completions=_optional_int(spec.get("completions")),
         parallelism=_optional_int(spec.get("parallelism")),
         max_failed_indexes=_optional_int(spec.get("maxFailedIndexes")),
+        retry_rules=retry_rules_from_raw((spec.get("retryPolicy") or {}).get("rules") or ()),
         raw=raw,
     )
 
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def retry_rules_from_raw(rules: Iterable[Mapping[str, Any]]) -> tuple[RetryRule, ...]:
+    """The `retryPolicy.rules` of a schema-valid spec (or a frozen one), in order."""
+    built: list[RetryRule] = []
+    for rule in rules:
+        exit_codes = rule.get("onExitCodes")
+        condition = (
+            None
+            if exit_codes is None
+            else ExitCodeCondition(
+                operator=ExitCodeOperator(exit_codes["operator"]),
+                values=frozenset(int(v) for v in exit_codes["values"]),
+                container=exit_codes.get("container"),
+            )
+        )
+        built.append(
+            RetryRule(
+                action=RetryAction(rule["action"]),
+                on_exit_codes=condition,
+                on_stop_codes=frozenset(rule.get("onStopCodes") or ()),
+                on_stopped_reason=rule.get("onStoppedReason"),
+            )
+        )
+    return tuple(built)

@@ -161,6 +161,60 @@ class Capacity:
     max_pending_seconds: int = 900
 
 
+class RetryAction(StrEnum):
+    """What a matching retry rule does with a failed attempt (`spec.retryPolicy.rules`)."""
+
+    #: retried, and counted against backoffLimit (even an infrastructure failure)
+    RETRY = "Retry"
+    #: the run ends Failed at once (FailedByRetryRule)
+    FAIL_RUN = "FailRun"
+    #: retried without counting against backoffLimit or the infrastructure budget
+    IGNORE = "Ignore"
+
+
+class ExitCodeOperator(StrEnum):
+    """How `onExitCodes.values` are read, as in Kubernetes podFailurePolicy."""
+
+    IN = "In"
+    NOT_IN = "NotIn"
+
+
+#: ECS's task stopCodes (the Task API reference), which `onStopCodes` may name.
+ECS_STOP_CODES = (
+    "TaskFailedToStart",
+    "EssentialContainerExited",
+    "UserInitiated",
+    "ServiceSchedulerInitiated",
+    "SpotInterruption",
+    "TerminationNotice",
+)
+
+
+@dataclass(frozen=True)
+class ExitCodeCondition:
+    """`onExitCodes`: the non-zero exit codes a rule matches (podFailurePolicy's onExitCodes)."""
+
+    operator: ExitCodeOperator
+    values: frozenset[int]
+    #: only this container is considered; None: every success container
+    container: str | None = None
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    """One rule of `spec.retryPolicy.rules`: an action and the conditions that must all match.
+
+    Matching is `controller.plan.retry_rules`; validation guarantees at least
+    one condition, so a rule with none never matches.
+    """
+
+    action: RetryAction
+    on_exit_codes: ExitCodeCondition | None = None
+    on_stop_codes: frozenset[str] = frozenset()
+    #: an fnmatch glob against any task's stoppedReason
+    on_stopped_reason: str | None = None
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What one run executes: a JobRun's spec, or a CronJob's jobTemplate."""
@@ -184,6 +238,8 @@ class JobSpec:
     #: the run fails as soon as more indexes than this failed (None: the
     #: first failed index fails the run)
     max_failed_indexes: int | None = None
+    #: `retryPolicy.rules`, in order: the first that matches a failed attempt decides
+    retry_rules: tuple[RetryRule, ...] = ()
     #: The spec exactly as written (minus runId/suspend): frozen into the ledger
     #: when the first attempt starts, and hashed to detect drift afterwards.
     raw: JsonObject = field(default_factory=dict, compare=False)

@@ -46,6 +46,8 @@ class Reason(StrEnum):
     COMPLETED = "Completed"
     BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
     INFRASTRUCTURE_FAILURES = "InfrastructureFailures"
+    #: a `retryPolicy` rule with action FailRun matched a failed attempt
+    FAILED_BY_RETRY_RULE = "FailedByRetryRule"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     TASK_DEFINITION_ERROR = "TaskDefinitionError"
     RUN_TASK_ERROR = "RunTaskError"

@@ -243,6 +243,7 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
         found.append(
             (("launchType",), "launchType and capacityProviderStrategy exclude each other")
         )
+    containers: set[Any] = set()
     if td is not None:
         found.extend(_task_definition_errors(td, runs_on_fargate or _fargate_required(td)))
         containers = {
@@ -261,6 +262,7 @@ def _job_spec_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...]
                     (("overrides", "containerOverrides", i, "name"), f"no container named {name!r}")
                 )
     found.extend(_indexed_errors(job))
+    found.extend(_retry_rule_errors(job, containers if td is not None else None))
     backoff = job.get("backoff") or {}
     initial = backoff.get("initialSeconds", JOB_DEFAULTS.backoff.initial_seconds)
     if initial > backoff.get("maxSeconds", JOB_DEFAULTS.backoff.max_seconds):
@@ -287,6 +289,43 @@ def _indexed_errors(job: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...],
             if completions is not None and named == COMPLETION_INDEX_VARIABLE:
                 path = ("overrides", "containerOverrides", i, "environment", j, "name")
                 found.append((path, f"{COMPLETION_INDEX_VARIABLE} is set by the controller"))
+    return found
+
+
+def _retry_rule_errors(
+    job: Mapping[str, Any], containers: set[Any] | None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """`retryPolicy.rules` that could never match a failed attempt.
+
+    The schema already refuses an empty `values`, an empty glob and a stop
+    code ECS does not have; this adds what it cannot say: a rule states at
+    least one condition, `In` never lists 0 (an attempt whose code is 0 did
+    not fail by it, and 0 is never checked), and `container` names a
+    container of the inline task definition (`containers`; None with a
+    taskDefinitionRef, which `validate` cannot read). A rule shadowed by an
+    earlier one is allowed: it is harmless, and telling takes more than a
+    syntactic check.
+    """
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    rules = (job.get("retryPolicy") or {}).get("rules") or []
+    for i, rule in enumerate(rules):
+        at: tuple[str | int, ...] = ("retryPolicy", "rules", i)
+        conditions = ("onExitCodes", "onStopCodes", "onStoppedReason")
+        if not any(rule.get(c) is not None for c in conditions):
+            found.append(
+                (at, "a rule needs a condition: onExitCodes, onStopCodes or onStoppedReason")
+            )
+            continue
+        exit_codes = rule.get("onExitCodes")
+        if exit_codes is None:
+            continue
+        values = exit_codes.get("values") or []
+        if exit_codes.get("operator") == "In" and 0 in values:
+            message = "operator In cannot list 0: a container that exited 0 is never checked"
+            found.append(((*at, "onExitCodes", "values", values.index(0)), message))
+        name = exit_codes.get("container")
+        if name is not None and containers is not None and name not in containers:
+            found.append(((*at, "onExitCodes", "container"), f"no container named {name!r}"))
     return found
 
 

@@ -8,9 +8,13 @@ token, stop tasks past the deadline, or just record the new state).
 Attempts: every RunTask is one attempt with its own client token. Outcomes
 are budgeted separately: application failures against `backoffLimit`,
 infrastructure failures against a fixed budget of 3, capacity shortfalls
-against `capacity.maxPendingSeconds`. An attempt starts only once the one
-before it has an outcome, and a run past its deadline never starts another
-(an attempt whose tasks all succeeded by the deadline still counts).
+against `capacity.maxPendingSeconds`. A failed attempt that a
+`retryPolicy` rule matches (`retry_rules`) goes by the rule instead: Retry
+counts against `backoffLimit`, Ignore against nothing (activeDeadlineSeconds
+bounds it, and `MAX_IGNORED_ATTEMPTS`), FailRun ends the run at once. An
+attempt starts only once the one before it has an outcome, and a run past
+its deadline never starts another (an attempt whose tasks all succeeded by
+the deadline still counts).
 
 This module holds the decisions (start, resume, retry, back off, stop at the
 deadline or after maxPendingSeconds, finish); how an attempt's tasks become
@@ -26,7 +30,7 @@ from typing import Any
 
 from controller.model.durations import plus_seconds
 from controller.model.identity import TAG_OWNER, client_token
-from controller.model.manifest import JobSpec, Kind
+from controller.model.manifest import JobSpec, Kind, RetryAction
 from controller.model.observed import ResolvedRef
 from controller.model.run import AttemptOutcome, AttemptRecord, Phase, Reason, RunRecord
 from controller.model.taskdef import container_names
@@ -37,7 +41,7 @@ from controller.plan.actions import (
     StartAttempt,
     StopTasks,
 )
-from controller.plan.outcome import advance_attempt, short_arn
+from controller.plan.outcome import advance_attempt, short_arn, success_containers
 from controller.plan.records import (
     CONTAINERS_KEY,
     DRIFT_NOTE,
@@ -53,9 +57,16 @@ from controller.plan.records import (
     with_status,
 )
 from controller.plan.request import run_task_request
+from controller.plan.retry_rules import failure_counts, first_match
 
 #: Infrastructure failures retried on their own budget.
 MAX_INFRASTRUCTURE_RETRIES = 3
+#: Attempts an `Ignore` retry rule may retry. Ignore is meant to be bounded by
+#: activeDeadlineSeconds (as Kubernetes' Ignore is); this hard cap, the
+#: schema's maximum backoffLimit, only keeps a run without a deadline whose
+#: Ignore rule matches every failure from retrying (and growing its ledger
+#: record) for ever.
+MAX_IGNORED_ATTEMPTS = 1000
 
 
 def plan_run(
@@ -339,10 +350,6 @@ def _succeeded_by(attempt: AttemptRecord | None, deadline: datetime) -> bool:
     )
 
 
-def _count(record: RunRecord, outcome: AttemptOutcome) -> int:
-    return sum(1 for a in record.attempts if a.outcome is outcome)
-
-
 def _after_attempt(
     record: RunRecord, spec: JobSpec, ctx: RunContext, *, gone: bool = False
 ) -> RunRecord:
@@ -359,25 +366,8 @@ def _after_attempt(
             return record  # the run is finished below, with the reason it is gone
         case AttemptOutcome.STOPPED:
             return finish(record, Phase.FAILED, Reason.DEADLINE_EXCEEDED, attempt.message, ctx)
-        case AttemptOutcome.APPLICATION_FAILURE:
-            failures = _count(record, AttemptOutcome.APPLICATION_FAILURE)
-            if failures > spec.backoff_limit:
-                limit = spec.backoff_limit
-                message = f"{attempt.message}; {failures} failed attempt(s), backoffLimit {limit}"
-                return finish(record, Phase.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED, message, ctx)
-            delay = spec.backoff.delay(failures)
-            return wait(
-                record, Reason.BACKOFF, plus_seconds(finished_at, delay), attempt.message, ctx
-            )
-        case AttemptOutcome.INFRASTRUCTURE_FAILURE:
-            failures = _count(record, AttemptOutcome.INFRASTRUCTURE_FAILURE)
-            if failures > MAX_INFRASTRUCTURE_RETRIES:
-                message = f"{attempt.message}; {failures} infrastructure failures"
-                return finish(record, Phase.FAILED, Reason.INFRASTRUCTURE_FAILURES, message, ctx)
-            delay = spec.backoff.delay(failures)
-            return wait(
-                record, Reason.BACKOFF, plus_seconds(finished_at, delay), attempt.message, ctx
-            )
+        case AttemptOutcome.APPLICATION_FAILURE | AttemptOutcome.INFRASTRUCTURE_FAILURE:
+            return _after_failure(record, attempt, spec, ctx)
         case AttemptOutcome.UNPLACEABLE:
             since = record.pending_since or attempt.intent_at
             give_up_at = plus_seconds(since, spec.capacity.max_pending_seconds)
@@ -389,6 +379,54 @@ def _after_attempt(
             waiting = wait(record, Reason.UNSCHEDULABLE, retry_at, attempt.message, ctx)
             return replace(waiting, pending_since=since)
     return record
+
+
+def _after_failure(
+    record: RunRecord, attempt: AttemptRecord, spec: JobSpec, ctx: RunContext
+) -> RunRecord:
+    """A failed attempt: the retry rules, else its budget, decide retry, back off or give up.
+
+    Every decision is recomputed from the record and the frozen spec's rules
+    (`retry_rules`), so nothing about a rule match is stored. Each budget's
+    backoff delay grows with its own count (an ignored attempt's with the
+    ignored ones), as the two budgets' delays did before rules.
+    """
+    finished_at = attempt.finished_at or ctx.now
+    success = success_containers(record)
+    match = first_match(spec.retry_rules, attempt, success)
+    counts = failure_counts(record.attempts, spec.retry_rules, success)
+    ruled = f" ({match.describe()})" if match is not None else ""
+    if match is not None and match.action is RetryAction.FAIL_RUN:
+        message = f"{match.describe()}: {attempt.message}"
+        return finish(record, Phase.FAILED, Reason.FAILED_BY_RETRY_RULE, message, ctx)
+    if match is not None and match.action is RetryAction.IGNORE:
+        if counts.ignored > MAX_IGNORED_ATTEMPTS:
+            message = (
+                f"{attempt.message}{ruled}; {counts.ignored} ignored attempts, more than "
+                f"the {MAX_IGNORED_ATTEMPTS} an Ignore rule may retry"
+            )
+            return finish(record, Phase.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED, message, ctx)
+        delay = spec.backoff.delay(counts.ignored)
+        message = f"{attempt.message}{ruled}"
+        return wait(record, Reason.BACKOFF, plus_seconds(finished_at, delay), message, ctx)
+    if match is not None or attempt.outcome is AttemptOutcome.APPLICATION_FAILURE:
+        # A Retry match, or an application failure no rule matched: backoffLimit.
+        failures = counts.backoff_limit
+        if failures > spec.backoff_limit:
+            limit = spec.backoff_limit
+            message = (
+                f"{attempt.message}{ruled}; {failures} failed attempt(s), backoffLimit {limit}"
+            )
+            return finish(record, Phase.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED, message, ctx)
+        delay = spec.backoff.delay(failures)
+        message = f"{attempt.message}{ruled}"
+        return wait(record, Reason.BACKOFF, plus_seconds(finished_at, delay), message, ctx)
+    failures = counts.infrastructure
+    if failures > MAX_INFRASTRUCTURE_RETRIES:
+        message = f"{attempt.message}; {failures} infrastructure failures"
+        return finish(record, Phase.FAILED, Reason.INFRASTRUCTURE_FAILURES, message, ctx)
+    delay = spec.backoff.delay(failures)
+    return wait(record, Reason.BACKOFF, plus_seconds(finished_at, delay), attempt.message, ctx)
 
 
 def _trailing_unplaceable(record: RunRecord) -> int:

@@ -26,7 +26,9 @@ container would simply see them in its environment.
 ``SANDBOX_STOP_CODE``
     Optional: stop the task for an infrastructure reason instead, e.g.
     ``TaskFailedToStart`` (never runs) or ``SpotInterruption``; then no
-    container has an exit code.
+    container has an exit code. A comma list is one entry per attempt, as
+    for the exit code, an empty entry meaning a normal run:
+    ``"SpotInterruption,"`` interrupts the first attempt only.
 
 A task's life here: PENDING in the RunTask response; RUNNING from the next
 tick on (`startedAt` = `createdAt`: pulling images takes no time); STOPPED
@@ -146,6 +148,15 @@ def _exit_code(environment: Mapping[str, str], attempt: int) -> float:
     return _number({EXIT_CODE_VARIABLE: chosen}, EXIT_CODE_VARIABLE, 0)
 
 
+def _stop_code(environment: Mapping[str, str], attempt: int) -> str | None:
+    """The SANDBOX_STOP_CODE entry of `attempt`: None for an empty one (the task runs)."""
+    value = environment.get(STOP_CODE_VARIABLE)
+    if value is None or "," not in value:
+        return value
+    codes = [code.strip() for code in value.split(",")]
+    return codes[min(attempt, len(codes)) - 1] or None
+
+
 def script_for(
     container_definitions: list[dict[str, Any]],
     overrides: Mapping[str, Any] | None,
@@ -162,7 +173,7 @@ def script_for(
             raise InvalidParameterException(
                 f"sandbox: {DURATION_VARIABLE} must be >= 0 and {EXIT_CODE_VARIABLE} an integer"
             )
-        code = environment.get(STOP_CODE_VARIABLE)
+        code = _stop_code(environment, attempt)
         if code is not None:
             if code not in INFRASTRUCTURE_STOPS:
                 raise InvalidParameterException(

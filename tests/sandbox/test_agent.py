@@ -322,3 +322,26 @@ def test_a_list_of_exit_codes_gives_one_per_attempt(
     task = run(ecs, cluster, tags=tags)
     clock.advance(2)
     assert describe(ecs, cluster, task["taskArn"])["containers"][0]["exitCode"] == want
+
+
+@pytest.mark.parametrize(
+    ("attempt", "stop_code", "exit_code"),
+    [
+        ("1", "SpotInterruption", None),
+        ("2", "EssentialContainerExited", 2),
+        ("3", "EssentialContainerExited", 2),
+    ],
+)
+def test_a_list_of_stop_codes_gives_one_per_attempt_and_empty_runs_normally(
+    ecs: Any, cluster: str, clock: FakeClock, attempt: str, stop_code: str, exit_code: int | None
+) -> None:
+    register(
+        ecs,
+        containerDefinitions=containers(SANDBOX_STOP_CODE="SpotInterruption,", SANDBOX_EXIT_CODE=2),
+    )
+    tags = [{"key": "ecs-job-controller/attempt", "value": attempt}]
+    task = run(ecs, cluster, tags=tags)
+    clock.advance(2)
+    task = describe(ecs, cluster, task["taskArn"])
+    assert (task["lastStatus"], task["stopCode"]) == ("STOPPED", stop_code)
+    assert task["containers"][0].get("exitCode") == exit_code
