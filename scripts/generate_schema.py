@@ -488,7 +488,8 @@ JOB_SPEC_FIELDS: Json = {
         "maximum": MAX_COMPLETIONS,
         "description": (
             "An indexed run: indexes 0..completions-1 each run until it succeeds once, with "
-            "JOB_COMPLETION_INDEX set on every container; absent: a plain run."
+            f"JOB_COMPLETION_INDEX set on every container; at most {MAX_COMPLETIONS}; absent: "
+            "a plain run."
         ),
     },
     "parallelism": {
@@ -497,7 +498,7 @@ JOB_SPEC_FIELDS: Json = {
         "maximum": MAX_PARALLELISM,
         "description": (
             "At most this many indexes of an indexed run have an attempt in flight; "
-            "default: completions."
+            f"default: completions; at most {MAX_PARALLELISM}."
         ),
     },
     "maxFailedIndexes": {
@@ -506,7 +507,8 @@ JOB_SPEC_FIELDS: Json = {
         "maximum": MAX_COMPLETIONS,
         "description": (
             "An indexed run fails as soon as more indexes than this failed; absent: the first "
-            "failed index fails the run. backoffLimit applies to each index."
+            f"failed index fails the run (at most {MAX_COMPLETIONS}). backoffLimit applies to "
+            "each index."
         ),
     },
     "backoffLimit": {
