@@ -526,10 +526,21 @@ def _known(name: str, view: LedgerView, shown: Status) -> bool:
 @click.option(
     "--attempt", type=click.IntRange(1), default=None, help="Which attempt (default: the last)."
 )
+@click.option(
+    "--index",
+    type=click.IntRange(0),
+    default=None,
+    help="Which index of an indexed run (default: its lowest failed index, else its last).",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the tasks have stopped.")
 @click.pass_obj
 def logs(
-    settings: Settings, name: str, run_id: str | None, attempt: int | None, follow: bool
+    settings: Settings,
+    name: str,
+    run_id: str | None,
+    attempt: int | None,
+    index: int | None,
+    follow: bool,
 ) -> None:
     """A run's CloudWatch Logs (awslogs driver), found through the ledger."""
     with _setup_errors():
@@ -540,7 +551,7 @@ def logs(
         view = ledger.view()
     finally:
         ledger.close()
-    request = LogRequest(name=name, run_id=run_id, attempt=attempt, follow=follow)
+    request = LogRequest(name=name, run_id=run_id, attempt=attempt, index=index, follow=follow)
     # An unknown run or attempt is a NotFoundError (exit 1), AWS trouble exits 2.
     show_logs(
         EcsGateway(session), LogsGateway(session), view, request, click.echo, make_clock(hooks)

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -140,10 +140,20 @@ def oneshot_target(
     return desired, loaded
 
 
-def exit_status(record: RunRecord) -> tuple[int, str]:
-    """The exit status a finished run means, and why (see the module docstring)."""
+def exit_status(
+    record: RunRecord, indexes: Mapping[int, RunRecord] | None = None
+) -> tuple[int, str]:
+    """The exit status a finished run means, and why (see the module docstring).
+
+    An indexed run that failed exits as its lowest failed index does (1 when
+    no index failed: a deadline, a cancel request), with the run's reason.
+    """
     if record.phase is Phase.SUCCEEDED:
         return 0, record.message
+    failed = [r for _, r in sorted((indexes or {}).items()) if r.phase is Phase.FAILED]
+    if failed and record.attempts == ():
+        status, _ = exit_status(failed[0])
+        return status, record.message
     attempt = record.current_attempt
     if attempt is None:
         return 1, record.message
@@ -215,6 +225,8 @@ class Oneshot:
         self._shown: tuple[str, str] | None = None
         self._warned: set[str] = set()
         self._requeue_at: datetime | None = None
+        #: an indexed run's indexes as the last pass left them
+        self._indexes: Mapping[int, RunRecord] = {}
         self._logs = logs if options.logs else None
         self._tail: LogTail | None = None
         # Under -o json|yaml stdout is the one document: log lines go to stderr.
@@ -290,7 +302,8 @@ class Oneshot:
         requeue = self._requeue_at
         if requeue is not None and self._ctx.clock.now() >= requeue:
             return True
-        watch: Watch = watch_of(LedgerView(runs={record.key: record}))
+        runs = {record.key: record, **{r.key: r for r in self._indexes.values()}}
+        watch: Watch = watch_of(LedgerView(runs=runs))
         if watch.empty:
             return True  # a backoff or a capacity wait: the pass decides if it is over
         try:
@@ -311,6 +324,7 @@ class Oneshot:
         for problem in result.problems:
             self._warn(problem)
         self._requeue_at = result.plan.requeue_at
+        self._indexes = result.indexes
         if result.record is not None:
             self._show(result.record)
         return result.record
@@ -387,12 +401,12 @@ class Oneshot:
         if record is None:
             self._err(f"error: {self._key} was not recorded")
             return 1
-        status, why = exit_status(record)
+        status, why = exit_status(record, self._indexes)
         if stopping is not None and record.phase is Phase.FAILED:
             status = stopping
         if status != 0:
             self._err(f"{record.key} {record.phase.value} ({record.reason.value}): {why}")
         if self._options.output != "text":
-            document = {**run_json(record), "exitCode": status}
+            document = {**run_json(record, self._indexes), "exitCode": status}
             self._out(render_document(document, self._options.output))
         return status

@@ -10,14 +10,14 @@ stopped and nothing new arrived.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from controller.aws.cloudwatch_logs import LogLine, LogsGateway
 from controller.aws.ecs import EcsGateway
 from controller.clock import Clock
 from controller.errors import NotFoundError
-from controller.model.run import AttemptRecord, LedgerView, RunRecord
+from controller.model.run import AttemptRecord, LedgerView, Phase, RunRecord
 
 FOLLOW_INTERVAL_SECONDS = 2.0
 
@@ -39,6 +39,8 @@ class LogRequest:
     name: str
     run_id: str | None = None
     attempt: int | None = None
+    #: which index of an indexed run (None: its lowest failed index, else its last)
+    index: int | None = None
     follow: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -50,10 +52,23 @@ def pick_attempt(view: LedgerView, request: LogRequest) -> tuple[RunRecord, Atte
         wanted = request.name + (f"/{request.run_id}" if request.run_id else "")
         raise NotFoundError(f"no run {wanted} in the ledger")
     record = runs[-1]
+    indexes = view.indexes_of(record.key)
+    if indexes or request.index is not None:
+        record = _pick_index(record, indexes, request.index)
     attempts = [a for a in record.attempts if request.attempt in (None, a.number)]
     if not attempts:
         raise NotFoundError(f"run {record.key} has no attempt {request.attempt or ''}".rstrip())
     return record, attempts[-1]
+
+
+def _pick_index(run: RunRecord, indexes: Mapping[int, RunRecord], index: int | None) -> RunRecord:
+    """The index of an indexed run whose logs are shown: the one asked for, else a telling one."""
+    if index is not None:
+        if index not in indexes:
+            raise NotFoundError(f"run {run.key} has no index {index} in the ledger")
+        return indexes[index]
+    failed = [i for i in sorted(indexes) if indexes[i].phase is Phase.FAILED]
+    return indexes[failed[0] if failed else max(indexes)]
 
 
 def streams_of(ecs: EcsGateway, attempt: AttemptRecord, notes: list[str]) -> list[StreamRef]:

@@ -40,6 +40,7 @@ recording is finished by the next pass of anyone, or by running it again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from controller.apply.executor import ApplyResult
@@ -71,6 +72,8 @@ class RunPassResult:
     plan: Plan
     applied: ApplyResult
     observe_errors: list[str] = field(default_factory=list)
+    #: an indexed run's indexes after the pass, by index (empty for any other run)
+    indexes: Mapping[int, RunRecord] = field(default_factory=dict)
 
     @property
     def conflicted(self) -> bool:
@@ -103,8 +106,10 @@ def reconcile_run(
     report = ObserveReport()
     plan, _ = observe_and_plan(ctx, inputs, view, now, report, scoped=True)
     applied = ctx.executor.apply(plan)
-    after = ctx.ledger.view().runs.get(key)
-    return RunPassResult(key, after, plan, applied, report.errors)
+    after = ctx.ledger.view()
+    return RunPassResult(
+        key, after.runs.get(key), plan, applied, report.errors, after.indexes_of(key)
+    )
 
 
 def newest_unfinished(records: list[RunRecord]) -> RunRecord | None:

@@ -55,3 +55,22 @@ def test_follow_ends_once_the_tasks_have_stopped(world: World) -> None:
     followed = world.cli("logs", "brief", "--follow")
     assert followed.returncode == 0, followed.stderr
     assert followed.stdout.count("app exited with code 0 (sandbox)") == 1
+
+
+def test_logs_of_an_indexed_run_pick_one_index(world: World) -> None:
+    world.sandbox.create_log_group("/ecs/batch")
+    world.write("a.yaml", job("shards", duration=1, extra="  completions: 2\n") + AWSLOGS)
+    world.reconcile()
+    world.clock.advance(3)
+    world.reconcile()
+    assert world.run("shards")["phase"] == "Succeeded"
+
+    chosen = world.cli("logs", "shards", "--index", "0")
+    assert chosen.returncode == 0, chosen.stderr
+    assert "# shards/1#0 attempt 1: 1 task(s)" in chosen.stdout
+    assert "app exited with code 0 (sandbox)" in chosen.stdout
+    latest = world.cli("logs", "shards")
+    assert "# shards/1#1 attempt 1" in latest.stdout
+    missing = world.cli("logs", "shards", "--index", "5")
+    assert missing.returncode == 1
+    assert "has no index 5" in missing.stderr

@@ -227,3 +227,27 @@ def test_a_name_not_in_the_source_is_one_line_and_exit_1(world: World) -> None:
     assert done.stderr.strip().splitlines() == [
         f"error: no JobRun or CronJob nope in {world.manifests}"
     ]
+
+
+def test_an_indexed_run_waits_for_every_index_and_exits_0(world: World) -> None:
+    extra = "  completions: 3\n  parallelism: 2\n"
+    path = manifest_file(world, "shards", job("shards", duration=1, extra=extra))
+
+    done = world.cli("oneshot", str(path), "--no-logs", "-o", "json", *POLL)
+
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert (document["phase"], document["exitCode"]) == ("Succeeded", 0)
+    assert document["indexCounts"] == {"completed": 3, "failed": 0, "running": 0, "pending": 0}
+    calls = world.sandbox.calls
+    assert (calls[("ecs", "RegisterTaskDefinition")], calls[("ecs", "RunTask")]) == (1, 3)
+
+
+def test_an_indexed_run_whose_index_fails_exits_with_its_code(world: World) -> None:
+    extra = "  completions: 2\n"
+    path = manifest_file(world, "bad", job("bad", exit_code="4", duration=1, extra=extra))
+
+    done = world.cli("oneshot", str(path), "--no-logs", *POLL)
+
+    assert done.returncode == 4, done.stderr
+    assert "FailedIndexes" in done.stderr
