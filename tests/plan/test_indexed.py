@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from controller.model.identity import COMPLETION_INDEX_VARIABLE, TAG_INDEX, client_token
@@ -285,3 +285,42 @@ def test_the_full_planner_never_orphans_or_supersedes_an_index_on_its_own() -> N
         for a in plan.actions
         if isinstance(a, RecordRun)
     )
+
+
+def test_a_cron_job_template_may_be_indexed_and_replace_stops_every_index() -> None:
+    from controller.model.manifest import ConcurrencyPolicy, Kind
+    from controller.plan.cronjobs import schedule_cron_jobs
+    from tests.plan.test_cronjobs import DUE, NAME, PASS, PREVIOUS, STARTED, cron_job
+
+    template = {"completions": 3, "parallelism": 2}
+    previous = World(desired_run(NAME, PREVIOUS, kind=Kind.CRON_JOB, **template))
+    # The previous occurrence, started by the 18:29 pass: indexes 0 and 1 run.
+    key = RunKey(NAME, PREVIOUS)
+    indexes = {k.index: r for k, r in previous.ledger.items() if k.index is not None}
+    obs = observed(*(observed_task(t, k, a) for k, a, t in previous.tasks.values()))
+    assert previous.desired is not None
+    ctx = context(previous.desired, obs=obs, now=STARTED)
+    for action in plan_indexed_run(previous.desired, None, indexes, ctx):
+        previous.apply(action, STARTED)
+    assert previous.ledger[key].phase is Phase.PENDING
+    assert previous.live() == [0, 1]
+
+    cron = cron_job(ConcurrencyPolicy.REPLACE, **template)
+    view = LedgerView(
+        runs=dict(previous.ledger),
+        cron_last_scheduled={NAME: datetime(2026, 12, 1, 18, 29, tzinfo=UTC)},
+    )
+    scheduled = schedule_cron_jobs({NAME: cron}, view, PASS)
+    desired = DesiredInput(runs=scheduled.runs, names=frozenset({NAME}), cron=scheduled)
+    obs = observed(
+        *(observed_task(t, k, a) for k, a, t in previous.tasks.values()),
+        families={"backfill": ()},
+    )
+    plan = make_plan(desired, obs, view, PASS, OWNER)
+    assert plan.errors == ()
+    stopped = sorted(a.run.index for a in plan.actions if isinstance(a, StopTasks))
+    assert stopped == [0, 1]
+    ended = [a.record for a in plan.actions if isinstance(a, RecordRun) and a.run == key]
+    assert [(r.phase, r.reason) for r in ended] == [(Phase.FAILED, Reason.CANCELLED)]
+    starts = [a.run for a in plan.actions if isinstance(a, StartAttempt)]
+    assert starts == [RunKey(NAME, DUE, 0), RunKey(NAME, DUE, 1)]
