@@ -89,3 +89,27 @@ def test_stop_cancels_every_index_of_an_indexed_run(world: World) -> None:
     assert (run["phase"], run["reason"]) == ("Failed", "Cancelled"), run
     assert world.tasks("RUNNING") == []
     assert len(world.all_tasks()) == 2  # no index started after the stop
+
+
+@pytest.mark.parametrize(
+    "step", ["after-register", "after-intent", "after-run-task", "after-record"]
+)
+def test_a_crash_at_any_step_never_yields_two_tasks_for_one_index(world: World, step: str) -> None:
+    world.write("shards.yaml", job("shards", duration=300, extra="  completions: 3\n"))
+    crashed = world.reconcile(CONTROLLER_TEST_CRASH_AT=step)
+    assert crashed.returncode == -9, (step, crashed.stderr)
+    for _ in range(3):
+        again = world.reconcile()
+        assert again.returncode == 0, again.stderr
+        world.clock.advance(1)
+    tasks = described(world)
+    indexes = sorted(
+        int(t["value"])
+        for task in tasks
+        for t in task["tags"]
+        if t["key"] == "ecs-job-controller/index"
+    )
+    assert indexes == [0, 1, 2]
+    run = world.run("shards")
+    assert run["phase"] == "Running"
+    assert [len(i["attempts"]) for i in run["indexes"]] == [1, 1, 1]
