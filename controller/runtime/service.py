@@ -23,19 +23,29 @@ fail stops running passes at its renew deadline, until it holds the lease again.
 The loop runs on a worker thread while the main thread waits for it: Python
 runs signal handlers on the main thread only, and a handler that merely sets
 a flag and wakes the loop can never deadlock against a lock the interrupted
-code holds.
+code holds. The kernel, though, may hand a process's SIGTERM to any of its
+threads (on a busy machine, one that forks `git` or starts a pool thread can
+take it before the sleeping main thread runs); the main thread then sees no
+EINTR, and blocked in `Thread.join()` it never ran the handler: the loop
+never stopped.
+So the main thread waits on a socket instead (`MainThreadWakeup`): the
+signal's C-level handler writes to it from whichever thread took the signal
+(`signal.set_wakeup_fd`), as the worker does when the loop ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
 import signal
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
+from types import FrameType, TracebackType
 
 from controller.apply.executor import Outcome
 from controller.aws.session import AwsSession
@@ -101,6 +111,54 @@ def _run_of(action: Action) -> str | None:
     """The run key an action is about (registrations and prunes are about none)."""
     run = getattr(action, "run", None)
     return None if run is None else str(run)
+
+
+class MainThreadWakeup:
+    """Wakes the main thread for a signal, whichever thread the kernel delivered it to.
+
+    Python runs a signal's handler on the main thread, at its next bytecode;
+    a main thread blocked in a lock (`Thread.join()`) only gets there if the
+    signal interrupts *its* system call. `signal.set_wakeup_fd` makes the
+    C-level handler, on any thread, write the signal's number to a socket the
+    main thread waits on. Entered on the main thread only.
+    """
+
+    def __init__(self) -> None:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._previous = -1
+
+    def __enter__(self) -> MainThreadWakeup:
+        # A full buffer only means a wake-up is already pending: no warning.
+        self._previous = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        signal.set_wakeup_fd(self._previous)
+        self._reader.close()
+        self._writer.close()
+
+    def wake(self) -> None:
+        """End the main thread's current (or next) `wait`; from any thread."""
+        # A full buffer holds wake-ups the main thread has not read yet: enough.
+        with contextlib.suppress(BlockingIOError):
+            self._writer.send(b"\0")
+
+    def wait(self) -> None:
+        """Block until a signal arrives (its handler runs as this returns) or `wake` is called."""
+        # select() retries after EINTR itself, once the handlers have run; a
+        # signal taken by another thread arrives as a byte, and its handler
+        # runs at the main thread's next bytecode, before this returns.
+        select.select([self._reader], [], [])
+        with contextlib.suppress(BlockingIOError):  # raised once drained
+            while self._reader.recv(4096):
+                pass
 
 
 class SyncService:
@@ -359,13 +417,18 @@ class SyncService:
             signum: signal.signal(signum, self._on_signal)
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
-        # Only now may anyone rely on SIGTERM finishing the pass in flight.
-        log.info("%s", self._ready_line)
-        worker = threading.Thread(target=self._run_loop, name="loop")
         try:
-            worker.start()
-            while worker.is_alive():
-                worker.join()  # interrupted by signals: their handler runs, then we wait on
+            with MainThreadWakeup() as wakeup:
+                # Only now may anyone rely on SIGTERM finishing the pass in flight.
+                log.info("%s", self._ready_line)
+                ended = threading.Event()
+                worker = threading.Thread(target=self._run_loop, args=(ended, wakeup), name="loop")
+                worker.start()
+                # Not `worker.is_alive()`: the thread is still alive just after
+                # its wake-up, which this wait may already have read.
+                while not ended.is_set():
+                    wakeup.wait()  # a signal (its handler runs) or the loop's end
+                worker.join()
         finally:
             self.close()  # still under our handlers: a second signal cannot abort the close
             for signum, handler in previous.items():
@@ -373,7 +436,7 @@ class SyncService:
         log.info("stopped after %d pass(es)", self.loop.passes)
         return 1 if self._broken else 0
 
-    def _run_loop(self) -> None:
+    def _run_loop(self, ended: threading.Event, wakeup: MainThreadWakeup) -> None:
         try:
             if self._keeper is None:
                 self.loop.run()
@@ -383,6 +446,9 @@ class SyncService:
             # Passes cannot raise into the loop; this is a bug in the loop itself.
             self._broken = True
             log.exception("the loop stopped unexpectedly")
+        finally:
+            ended.set()  # before the wake-up: the main thread reads it after waking
+            wakeup.wake()
 
     def _run_loop_while_leading(self, keeper: LeaseKeeper) -> None:
         """Run passes only while we hold the lease; stand by otherwise, until stopped."""
