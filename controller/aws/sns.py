@@ -22,8 +22,12 @@ from controller.errors import TerminalError
 from controller.model.notify import is_fifo
 
 
-class _SnsClient(Protocol):
-    """The part of boto3's SNS client used here (no stub package types it)."""
+class SNSClient(Protocol):
+    """The part of boto3's SNS client used here (no stub package is installed to type it).
+
+    Named as the stub package names it, so the IAM derivation (tests/deploy)
+    recognises the calls made through it.
+    """
 
     def publish(self, **kwargs: Any) -> Mapping[str, object]:
         """SNS Publish."""
@@ -51,8 +55,8 @@ class SnsGateway:
         self._session = session
 
     @property
-    def _sns(self) -> _SnsClient:
-        return cast("_SnsClient", self._session.client("sns"))
+    def _sns(self) -> SNSClient:
+        return cast("SNSClient", self._session.client("sns"))
 
     def publish(self, message: SnsMessage) -> str:
         """Publish one message; returns the MessageId SNS assigned."""

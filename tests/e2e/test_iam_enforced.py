@@ -87,6 +87,7 @@ def policy_values() -> dict[str, str | list[str]]:
         "Owner": OWNER,
         "LogGroupNamePrefix": "/ecs/",
         "EventsQueueName": QUEUE,
+        "NotifyTopicNamePrefix": "ejc-",
     }
 
 
