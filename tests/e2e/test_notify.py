@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import World, job
+from controller.model.manifest import RunKey
+from controller.state.sqlite import SqliteLedger
+from tests.e2e.conftest import World, cron_job, job
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +76,13 @@ def test_a_failed_run_is_published_once_with_its_body_and_attributes(world: Worl
         "owner": "e2e",
         "notificationId": body["notificationId"],
     }
-    assert "published to" in done.stdout + done.stderr or world.status("etl")
+    # The ledger recorded the publish with SNS's MessageId, and the run's event.
+    with SqliteLedger(world.root / "state.db", read_only=True) as ledger:
+        [record] = ledger.notifications().values()
+        events = ledger.events(RunKey("etl", "1"))
+    assert record.notification_id == body["notificationId"]
+    assert record.message_id == envelope["MessageId"]
+    assert [e.reason for e in events].count("Notified") == 1
 
     # Passes after it publish nothing more.
     for _ in range(2):
@@ -172,3 +180,29 @@ def test_a_fifo_topic_dedupes_the_repeat_itself(world: World) -> None:
     assert world.reconcile(CONTROLLER_NOTIFY_SNS=topic).returncode == 0
 
     assert len(world.sandbox.received(queue)) == 1
+
+
+def at_minute(world: World, seconds_past: int) -> None:
+    """Move the clock to `seconds_past` seconds after the next whole minute."""
+    now = world.clock.now()
+    world.clock.advance(60 - now.second - now.microsecond / 1e6 + seconds_past)
+
+
+def test_a_missed_occurrence_goes_to_a_cron_job_that_asks_for_missed_only(world: World) -> None:
+    wide, wide_queue = world.sandbox.create_notify_topic("ejc-ops")
+    own, own_queue = world.sandbox.create_notify_topic("ejc-team")
+    text = cron_job("long", duration=3600).replace(
+        "  jobTemplate:\n", f"  jobTemplate:\n    notify: {{snsTopicArn: '{own}', on: [Missed]}}\n"
+    )
+    world.write("c.yaml", text)
+    for seconds_past in (30, 2, 2):  # one occurrence runs, the next is Missed (Forbid)
+        at_minute(world, seconds_past)
+        assert world.reconcile(CONTROLLER_NOTIFY_SNS=wide).returncode == 0
+
+    [body] = bodies(world.sandbox.received(own_queue))
+    assert (body["kind"], body["name"], body["phase"]) == ("CronJob", "long", "Failed")
+    assert body["reason"] == "Missed"
+    assert body["attempts"] == []
+    assert body["cluster"] == "batch"
+    # The controller-wide topic does not take Missed occurrences.
+    assert world.sandbox.received(wide_queue) == []
