@@ -40,6 +40,8 @@ from typing import Any
 from controller.model.manifest import RunKey
 from controller.model.run import Phase, Reason, RunRecord
 
+#: An SNS topic ARN (the schema's `snsTopicArn` pattern, and --notify-sns's check).
+TOPIC_ARN_PATTERN = r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
 #: The scope of the controller-wide topic's watermark (manifest scopes are names).
 CONTROLLER_SCOPE = "*"
 #: SNS limits a Subject to 100 characters.

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import signal
 import sys
 import urllib.parse
@@ -49,6 +50,7 @@ from controller.aws.sns import SnsGateway
 from controller.clock import Clock, SystemClock
 from controller.errors import ControllerError, UsageError
 from controller.model.loader import LoadResult, ManifestLoader
+from controller.model.notify import TOPIC_ARN_PATTERN
 from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
 from controller.plan.prune import PruneSettings
 from controller.plan.scale_in import DEFAULT_MAX_PER_PASS, ScaleInSettings
@@ -342,6 +344,8 @@ def _build_pass(
     warn: Callable[[str], None],
     closers: list[Callable[[], None]],
 ) -> PassWiring:
+    if options.notify_sns is not None and not re.match(TOPIC_ARN_PATTERN, options.notify_sns):
+        raise UsageError(f"--notify-sns: {options.notify_sns!r} is not an SNS topic ARN")
     session = AwsSession(settings.region, pacer=Pacer(options.rates()))
     workers = Workers(options.max_concurrency)
     closers.append(workers.close)

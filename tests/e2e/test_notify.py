@@ -206,3 +206,10 @@ def test_a_missed_occurrence_goes_to_a_cron_job_that_asks_for_missed_only(world:
     assert body["cluster"] == "batch"
     # The controller-wide topic does not take Missed occurrences.
     assert world.sandbox.received(wide_queue) == []
+
+
+def test_a_notify_sns_that_is_no_topic_arn_is_a_usage_error(world: World) -> None:
+    done = world.reconcile(CONTROLLER_NOTIFY_SNS="ops-topic")
+    assert done.returncode == 2
+    assert "--notify-sns: 'ops-topic' is not an SNS topic ARN" in done.stderr
+    assert "Traceback" not in done.stderr

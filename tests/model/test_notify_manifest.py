@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from controller.model.loader import LoadResult, ManifestLoader
-from controller.model.notify import NotifyOn, rule_of_spec
+from controller.model.notify import TOPIC_ARN_PATTERN, NotifyOn, rule_of_spec
 from controller.schemas import validators
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ejc-team"
@@ -51,3 +54,10 @@ def test_unknown_outcomes_bad_arns_and_a_missing_topic_are_refused() -> None:
         result = load(notify)
         assert result.errors, notify
         assert "notify" in str(result.errors[0]), result.errors
+
+
+def test_the_schema_and_the_cli_check_topic_arns_alike() -> None:
+    root = Path(__file__).resolve().parents[2]
+    schema = json.loads((root / "schema" / "jobrun.schema.json").read_text())
+    found = json.dumps(schema)
+    assert json.dumps(TOPIC_ARN_PATTERN) in found
