@@ -458,6 +458,11 @@ METADATA: Json = {
 
 #: Fields of a JobRun spec that a CronJob jobTemplate shares, except the
 #: taskDefinition and pass-through fields generated from botocore.
+#: A topic ARN: partition, region, account, name (a FIFO topic's ends .fifo).
+SNS_TOPIC_ARN_PATTERN = (
+    r"^arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
+)
+
 JOB_SPEC_FIELDS: Json = {
     "cluster": {
         "type": "string",
@@ -632,6 +637,33 @@ JOB_SPEC_FIELDS: Json = {
             },
         },
         "required": ["rules"],
+        "additionalProperties": False,
+    },
+    "notify": {
+        "type": "object",
+        "description": (
+            "Publish the run to an SNS topic once when it ends in one of `on`"
+            " (README: Notifications)."
+        ),
+        "properties": {
+            "snsTopicArn": {
+                "type": "string",
+                "pattern": SNS_TOPIC_ARN_PATTERN,
+                "description": "The SNS topic (a FIFO topic's ARN ends .fifo).",
+            },
+            "on": {
+                "type": "array",
+                "items": {"enum": ["Failed", "Succeeded", "Missed"]},
+                "minItems": 1,
+                "uniqueItems": True,
+                "default": ["Failed"],
+                "description": (
+                    "Failed: ended Failed for any reason but Missed; Missed: a CronJob"
+                    " occurrence recorded as Missed; Succeeded: ended Succeeded."
+                ),
+            },
+        },
+        "required": ["snsTopicArn"],
         "additionalProperties": False,
     },
     "capacity": {

@@ -10,7 +10,7 @@ does the same for anyone who attaches the policy by other means:
         SourcePrefix=jobs/ ClusterArns=arn:aws:ecs:eu-west-1:123456789012:cluster/batch \
         PassRoleArns=arn:aws:iam::123456789012:role/task,arn:aws:iam::123456789012:role/exec \
         AutoScalingGroupNamePrefix=batch- Owner=prod LogGroupNamePrefix=/ecs/ \
-        EventsQueueName=ejc-events
+        EventsQueueName=ejc-events NotifyTopicNamePrefix=ejc-
 
 A value that is a whole placeholder of a list parameter (`LIST_PARAMETERS`,
 given comma-separated) becomes a JSON list, as `!Ref` of a

@@ -30,6 +30,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import best_match
 
 from controller.model import manifest
+from controller.model.notify import DEFAULT_ON
 from tests.corpora import REAL, REAL_FILES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -385,6 +386,8 @@ def _job_spec_defaults(prefix: tuple[str, ...], spec: Any) -> dict[tuple[str, ..
         (*prefix, "backoff", "initialSeconds"): spec.backoff.initial_seconds,
         (*prefix, "backoff", "maxSeconds"): spec.backoff.max_seconds,
         (*prefix, "capacity", "maxPendingSeconds"): spec.capacity.max_pending_seconds,
+        # A notify without `on` is read as DEFAULT_ON (controller.model.notify).
+        (*prefix, "notify", "on"): sorted(DEFAULT_ON),
     }
 
 

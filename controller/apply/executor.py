@@ -577,6 +577,9 @@ class Executor:
     def _save(self, record: RunRecord, why: str) -> RunRecord:
         saved = self._ledger.save(record)
         self._ledger.append_event(Event(self._clock.now(), record.key, str(record.reason), why))
+        if record.phase.terminal:
+            # Between a run's terminal record and its notification (controller.apply.notify).
+            self._checkpoint("after-terminal")
         return saved
 
 

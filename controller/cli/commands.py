@@ -316,6 +316,16 @@ def _pass_options(fn: Callable[..., None]) -> Callable[..., None]:
             help="Pace one ECS throttling category differently (repeatable; see the README).",
         ),
         click.option(
+            "--notify-sns",
+            envvar="CONTROLLER_NOTIFY_SNS",
+            default=None,
+            metavar="TOPIC_ARN",
+            help=(
+                "Publish every run that ends Failed (not Missed) to this SNS topic, once;"
+                " manifests add their own with spec.notify (see the README)."
+            ),
+        ),
+        click.option(
             "--adopt-history",
             is_flag=True,
             help=(

@@ -318,6 +318,8 @@ class EventKind(StrEnum):
     REACTIVATED = "Reactivated"
     CAPACITY_CAPPED = "CapacityCapped"
     MISSED_SCHEDULES = "MissedSchedules"
+    #: a run's notification was published to an SNS topic (logged on the run)
+    NOTIFIED = "Notified"
 
 
 @dataclass(frozen=True)

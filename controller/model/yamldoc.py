@@ -137,6 +137,32 @@ def _shape(root: yaml.Node) -> _Shape:
     return _Shape(len(seen), shared, None)
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _string_keys(root: yaml.Node) -> None:
+    """Read every boolean-looking mapping key as the string it was written as.
+
+    YAML 1.1 reads an unquoted `on:` (or yes/no/off) key as True; no
+    manifest field is a boolean key, and `notify.on` must stay `on`.
+    """
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag == _BOOL_TAG:
+                    key.tag = _STR_TAG
+                stack.extend((key, value))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
 def parse_yaml_documents(path: str, text: str) -> Iterator[YamlDocument | ManifestError]:
     """Yield each document of a YAML stream, or an error where one cannot be read.
 
@@ -181,6 +207,7 @@ def parse_yaml_documents(path: str, text: str) -> Iterator[YamlDocument | Manife
                     f"duplicate key {duplicate.value!r} in a mapping",
                 )
                 continue
+            _string_keys(node)
             try:
                 value = loader.construct_document(node)
             except yaml.YAMLError as exc:

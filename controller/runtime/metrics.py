@@ -18,6 +18,7 @@ exactly these names:
 * `controller_scale_outs_total`
 * `controller_scale_ins_total{group}` (instances terminated by scale-in)
 * `controller_missed_schedules_total`
+* `controller_notifications_total{result="published"|"failed"}` (SNS Publish of run notifications)
 
 Counters start at 0 and appear in the first scrape, before any event, so a
 dashboard's `rate()` and an alert's `absent()` work from the start. A
@@ -40,6 +41,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Gauge, Histogram, make_wsgi_app
 from prometheus_client import Counter as PromCounter
 
+from controller.apply.notify import FAILED as NOTIFY_FAILED
+from controller.apply.notify import PUBLISHED as NOTIFY_PUBLISHED
 from controller.clock import Clock
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
@@ -59,6 +62,7 @@ KNOWN_OPERATIONS = (
 )
 S3_OPERATIONS = (("s3", "ListObjectsV2"), ("s3", "GetObject"))
 SQS_OPERATIONS = (("sqs", "ReceiveMessage"), ("sqs", "DeleteMessageBatch"))
+SNS_OPERATIONS = (("sns", "Publish"),)
 
 #: Passes take from milliseconds (nothing to do) to minutes (thousands of runs).
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -126,8 +130,16 @@ class Metrics:
             "CronJob occurrences recorded as Missed.",
             registry=registry,
         )
+        self.notifications = PromCounter(
+            "controller_notifications_total",
+            "Run notifications published to SNS (or failed to be), by result.",
+            ["result"],
+            registry=registry,
+        )
         for result in ("success", "error"):
             self.reconciles.labels(result=result)
+        for result in ("published", "failed"):
+            self.notifications.labels(result=result)
         for service, operation in operations:
             self.aws_calls.labels(service=service, operation=operation)
         for phase in PHASES:
@@ -158,6 +170,8 @@ class Metrics:
         for group, count in (scale_ins or {}).items():
             self.scale_ins.labels(group=group).inc(count)
         self.missed.inc(action_counts.get("MissedSchedules", 0))
+        self.notifications.labels(result="published").inc(action_counts.get(NOTIFY_PUBLISHED, 0))
+        self.notifications.labels(result="failed").inc(action_counts.get(NOTIFY_FAILED, 0))
         with self._lock:
             self._last_progress = self._clock.now()
             self._ready = True

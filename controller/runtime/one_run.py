@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from controller.apply.executor import ApplyResult
-from controller.errors import NotFoundError, TransientError
+from controller.errors import ControllerError, NotFoundError, TransientError
 from controller.model.manifest import RunKey
 from controller.model.run import CancelRequest, Event, Reason, RunRecord
 from controller.observe.ecs import ObserveReport
@@ -105,7 +105,17 @@ def reconcile_run(
     inputs = DesiredInput(runs={key: desired} if desired is not None else {}, complete=False)
     report = ObserveReport()
     plan, _ = observe_and_plan(ctx, inputs, view, now, report, scoped=True)
+    # The run's manifest spec (oneshot, trigger) says where it is announced;
+    # a run carried on (stop) is announced under its frozen spec.
+    specs = {key.name: desired.spec.raw} if desired is not None else {}
+    if ctx.notifier is not None:
+        try:
+            ctx.notifier.prepare(specs, now)
+        except ControllerError as exc:
+            report.errors.append(f"notifications: {exc}")
     applied = ctx.executor.apply(plan)
+    if ctx.notifier is not None:
+        ctx.notifier.sweep(specs, applied, only=key)
     after = ctx.ledger.view()
     return RunPassResult(
         key, after.runs.get(key), plan, applied, report.errors, after.indexes_of(key)

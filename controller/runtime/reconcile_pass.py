@@ -8,7 +8,8 @@
 `reconcile --once`, `diff` and the `run` loop all call `reconcile_once`;
 they differ only in the executor they pass (real or dry-run). The real one
 also records the pass's summary (invalid manifests, guards, CronJob
-schedules) in the ledger, which is what `status` shows besides the runs.
+schedules) in the ledger, which is what `status` shows besides the runs,
+and publishes the run notifications due (`controller.apply.notify`).
 
 On a ledger with no runs and no revisions the pass first runs the
 lost-ledger guard (`controller.runtime.history`): this owner's history in
@@ -23,6 +24,7 @@ from datetime import datetime
 from typing import Protocol
 
 from controller.apply.executor import ApplyResult
+from controller.apply.notify import Notifier
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
@@ -35,6 +37,7 @@ from controller.observe.ecs import ObserveReport, observe
 from controller.plan.actions import Plan
 from controller.plan.adopt import adopt_history
 from controller.plan.cronjobs import schedule_cron_jobs
+from controller.plan.notify import manifest_specs
 from controller.plan.planner import (
     DEFAULT_MAX_ORPHAN_FRACTION,
     DesiredInput,
@@ -97,6 +100,8 @@ class PassContext:
     ledger_name: str = "(unnamed)"
     #: the pass's bounded pool: observe's reads overlap on it (apply has its own reference)
     workers: Workers = field(default_factory=lambda: Workers(1))
+    #: publishes run notifications after the actions (None: a dry run, which publishes nothing)
+    notifier: Notifier | None = None
 
 
 @dataclass
@@ -166,7 +171,16 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         cron_jobs=tuple(CronSchedule.of(c) for _, c in sorted(loaded.desired.cron_jobs.items())),
         capacity_groups=plan.capacity_groups,
     )
+    if ctx.notifier is not None:
+        # Before anything is applied, so a run ending in this pass is announced.
+        try:
+            ctx.notifier.prepare(manifest_specs(loaded.desired), now)
+        except ControllerError as exc:
+            report.errors.append(f"notifications: {exc}")
     applied = ctx.executor.apply(plan, summary)
+    if ctx.notifier is not None:
+        # After the actions: every run this pass ended, and any a crash left unannounced.
+        ctx.notifier.sweep(manifest_specs(loaded.desired), applied)
     return PassResult(snapshot, loaded, plan, applied, report.errors, capacity)
 
 

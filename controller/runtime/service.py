@@ -62,6 +62,7 @@ from controller.runtime.loop import EventWaiter, Loop, LoopSettings, PassReport
 from controller.runtime.metrics import (
     KNOWN_OPERATIONS,
     S3_OPERATIONS,
+    SNS_OPERATIONS,
     SQS_OPERATIONS,
     Metrics,
     MetricsServer,
@@ -213,6 +214,7 @@ class SyncService:
             KNOWN_OPERATIONS
             + (S3_OPERATIONS if polled else ())
             + (SQS_OPERATIONS if options.events_queue else ())
+            + (SNS_OPERATIONS if options.pass_options.notify_sns else ())
         )
         self.metrics = Metrics(clock, options.resync_seconds, operations)
         server = MetricsServer(self.metrics, host, port).start()

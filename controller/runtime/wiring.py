@@ -9,7 +9,9 @@ CLI, documented here because they are part of how the product is proven:
 * `CONTROLLER_TEST_CRASH_AT` (`after-intent`, `after-run-task`,
   `after-record`, `after-register`): the process SIGKILLs itself at that
   step boundary of the start protocol, to prove a crash never yields a second
-  task for one attempt.
+  task for one attempt; and (`after-terminal`, `after-notify-intent`,
+  `after-publish`) at the notification protocol's, between a run's terminal
+  record and its SNS Publish (`controller.apply.notify`).
 
 A stray hook in production must never freeze the clock or kill the
 process, so they are honoured only against a sandbox: when every AWS
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import signal
 import sys
 import urllib.parse
@@ -36,15 +39,18 @@ from typing import Any
 
 from controller.apply.dry_run import DryRunExecutor
 from controller.apply.executor import Checkpoint, Executor, no_checkpoint
+from controller.apply.notify import Notifier
 from controller.aws.autoscaling import AutoScalingGateway
 from controller.aws.ecs import EcsGateway
 from controller.aws.ecs_instances import EcsInstanceGateway
 from controller.aws.pacing import Pacer, Rate, parse_rate
 from controller.aws.s3 import S3Gateway
 from controller.aws.session import AwsSession
+from controller.aws.sns import SnsGateway
 from controller.clock import Clock, SystemClock
 from controller.errors import ControllerError, UsageError
 from controller.model.loader import LoadResult, ManifestLoader
+from controller.model.notify import TOPIC_ARN_PATTERN
 from controller.plan.planner import DEFAULT_MAX_ORPHAN_FRACTION
 from controller.plan.prune import PruneSettings
 from controller.plan.scale_in import DEFAULT_MAX_PER_PASS, ScaleInSettings
@@ -93,8 +99,8 @@ class FixedClock:
 #: The environment variables of the test hooks.
 NOW_HOOK = "CONTROLLER_TEST_NOW"
 CRASH_HOOK = "CONTROLLER_TEST_CRASH_AT"
-#: The services every pass talks to (ECS, and Auto Scaling with EC2 for capacity).
-PASS_SERVICES = ("ecs", "autoscaling", "ec2")
+#: The services every pass talks to (ECS, Auto Scaling with EC2 for capacity, SNS to notify).
+PASS_SERVICES = ("ecs", "autoscaling", "ec2", "sns")
 
 
 def _stderr_warning(message: str) -> None:
@@ -267,6 +273,8 @@ class PassOptions:
     #: --no-scale-in: no idle instance is released (drains begun are undone)
     no_scale_in: bool = False
     max_scale_in_per_pass: int = DEFAULT_MAX_PER_PASS
+    #: --notify-sns: the controller-wide topic every Failed run is published to
+    notify_sns: str | None = None
 
     def rates(self) -> dict[str, Rate]:
         """The pacing overrides, parsed (UsageError names a bad one)."""
@@ -336,6 +344,8 @@ def _build_pass(
     warn: Callable[[str], None],
     closers: list[Callable[[], None]],
 ) -> PassWiring:
+    if options.notify_sns is not None and not re.match(TOPIC_ARN_PATTERN, options.notify_sns):
+        raise UsageError(f"--notify-sns: {options.notify_sns!r} is not an SNS topic ARN")
     session = AwsSession(settings.region, pacer=Pacer(options.rates()))
     workers = Workers(options.max_concurrency)
     closers.append(workers.close)
@@ -361,17 +371,27 @@ def _build_pass(
     clock = make_clock(hooks)
     executor: Executor | DryRunExecutor
     cache: RevisionCache
+    notifier: Notifier | None = None
     if dry_run:
         # The ledger is only read (opened read-only); the executor prints.
         executor = DryRunExecutor(echo or (lambda _line: None))
         cache = RevisionMemory()
     else:
+        checkpoint = make_checkpoint(hooks)
+        notifier = Notifier(
+            SnsGateway(session),
+            ledger,
+            settings.owner,
+            clock,
+            controller_topic=options.notify_sns,
+            checkpoint=checkpoint,
+        )
         executor = Executor(
             ecs,
             ledger,
             settings.owner,
             clock,
-            make_checkpoint(hooks),
+            checkpoint,
             autoscaling=autoscaling,
             ecs_instances=ecs_instances,
             workers=workers,
@@ -403,5 +423,6 @@ def _build_pass(
         adopt_history=options.adopt_history,
         ledger_name=settings.state if path is None else str(path),
         workers=workers,
+        notifier=notifier,
     )
     return PassWiring(context=context, ledger=ledger, session=session, closers=closers)

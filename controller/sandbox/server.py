@@ -733,6 +733,38 @@ class Sandbox:
         events.put_targets(Rule=name, Targets=[{"Id": "controller", "Arn": arn}])
         return url
 
+    def create_notify_topic(self, name: str) -> tuple[str, str]:
+        """An SNS topic subscribed by an SQS queue of the same name: (topic ARN, queue URL).
+
+        What a run notification's consumer looks like: `received(queue_url)`
+        reads what the controller published (`--notify-sns`, `spec.notify`).
+        A name ending .fifo makes both FIFO.
+        """
+        fifo = name.endswith(".fifo")
+        sns, sqs = self._internal("sns"), self._internal("sqs")
+        topic_attributes = {"FifoTopic": "true"} if fifo else {}
+        topic = str(sns.create_topic(Name=name, Attributes=topic_attributes)["TopicArn"])
+        queue_attributes = {"FifoQueue": "true"} if fifo else {}
+        url = str(sqs.create_queue(QueueName=name, Attributes=queue_attributes)["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        return topic, url
+
+    def received(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every SNS envelope waiting in a notification queue (deleted once read), oldest first."""
+        sqs = self._internal("sqs")
+        envelopes: list[dict[str, Any]] = []
+        while True:
+            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+            messages = answer.get("Messages") or []
+            if not messages:
+                return envelopes
+            for message in messages:
+                envelopes.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
     @property
     def retired_instances(self) -> list[RetiredInstance]:
         """Every EC2 instance that left a group and ECS so far, with the tasks it still ran."""

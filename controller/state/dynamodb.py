@@ -22,6 +22,9 @@ leader election (`controller.state.leader_lease`). Why these choices:
   | `CAPACITY` | `idle#<EC2 instance id>`     | group, cluster, idle_since,            |
   |            |                              | draining_since?                        |
   | `CAPACITY` | `scaleout#<group>`           | at (this controller's last scale-out)  |
+  | `NOTIFY`   | `watermark#["<scope>","<topic>"]` | since (first seen configured)     |
+  | `NOTIFY`   | `id#<notification id>`       | name, run_id, topic_arn, phase,        |
+  |            |                              | intent_at, message_id?, published_at?  |
 
   A global secondary index `events_by_run` (hash `run_key`, range `sk`) holds
   only the events of runs, for `status NAME`; it is the one read that is
@@ -71,6 +74,7 @@ from controller.aws.session import AwsSession
 from controller.errors import TerminalError
 from controller.model.capacity import IdleInstance
 from controller.model.manifest import Kind, RunKey
+from controller.model.notify import NotificationRecord
 from controller.model.run import (
     AttemptOutcome,
     AttemptRecord,
@@ -105,6 +109,9 @@ _EVENT: Final = "EVENT"
 _LEASE: Final = "LEASE"
 _SUMMARY: Final = "SUMMARY"
 _CAPACITY: Final = "CAPACITY"
+_NOTIFY: Final = "NOTIFY"
+_WATERMARK_PREFIX: Final = "watermark#"
+_NOTIFICATION_PREFIX: Final = "id#"
 _IDLE_PREFIX: Final = "idle#"
 _SCALE_OUT_PREFIX: Final = "scaleout#"
 #: The one pass-summary item: each pass replaces it.
@@ -310,6 +317,61 @@ class DynamoDbLedger:
         item: Item = {"pk": _CAPACITY, "sk": _SCALE_OUT_PREFIX + group, "at": to_text(at)}
         self._gateway.put_item(self.table, item)
 
+    def notify_watermarks(self) -> dict[tuple[str, str], datetime]:
+        """Return when each notification rule (scope, topic) was first seen configured."""
+        self._check_open()
+        found: dict[tuple[str, str], datetime] = {}
+        for item in self._partition(_NOTIFY):
+            sk = str(item["sk"])
+            if sk.startswith(_WATERMARK_PREFIX):
+                scope, topic = json.loads(sk.removeprefix(_WATERMARK_PREFIX))
+                found[(str(scope), str(topic))] = from_text(str(item["since"]))
+        return found
+
+    def set_notify_watermark(self, scope: str, topic_arn: str, at: datetime) -> None:
+        """Remember when a rule was first seen configured; a known rule keeps its instant."""
+        self._check_writable()
+        sk = _WATERMARK_PREFIX + json.dumps([scope, topic_arn], separators=(",", ":"))
+        item: Item = {"pk": _NOTIFY, "sk": sk, "since": to_text(at)}
+        # False when it exists: the first instant stays.
+        self._gateway.put_item(self.table, item, Condition("attribute_not_exists(pk)", {}, {}))
+
+    def notifications(self) -> dict[str, NotificationRecord]:
+        """Return every notification record, by notification id (strongly consistent)."""
+        self._check_open()
+        records: dict[str, NotificationRecord] = {}
+        for item in self._partition(_NOTIFY):
+            if str(item["sk"]).startswith(_NOTIFICATION_PREFIX):
+                record = _notification(item)
+                records[record.notification_id] = record
+        return records
+
+    def record_notification_intent(self, record: NotificationRecord) -> None:
+        """Record a notification about to be published; an existing record is kept as it is."""
+        self._check_writable()
+        item: Item = {
+            "pk": _NOTIFY,
+            "sk": _NOTIFICATION_PREFIX + record.notification_id,
+            "name": record.run.name,
+            "run_id": record.run.run_id,
+            "topic_arn": record.topic_arn,
+            "phase": record.phase.value,
+            "intent_at": to_text(record.intent_at),
+        }
+        self._gateway.put_item(self.table, item, Condition("attribute_not_exists(pk)", {}, {}))
+
+    def record_notification_published(
+        self, notification_id: str, message_id: str, at: datetime
+    ) -> None:
+        """Record that SNS accepted a notification whose intent is recorded."""
+        self._check_writable()
+        key = {"pk": _NOTIFY, "sk": _NOTIFICATION_PREFIX + notification_id}
+        item = self._gateway.get_item(self.table, key)
+        if item is None:
+            return  # no intent: nothing to complete (the contract records intents first)
+        updated: Item = {**item, "message_id": message_id, "published_at": to_text(at)}
+        self._gateway.put_item(self.table, updated)
+
     def close(self) -> None:
         """Stop using the table (there is no connection to close); closing twice is harmless."""
         self._closed = True
@@ -447,6 +509,21 @@ def item_size(item: Mapping[str, ItemValue]) -> int:
 
 
 # -- encoding ------------------------------------------------------------------
+
+
+def _notification(item: Mapping[str, ItemValue]) -> NotificationRecord:
+    """Decode a notification item."""
+    message_id = item.get("message_id")
+    published_at = item.get("published_at")
+    return NotificationRecord(
+        notification_id=str(item["sk"]).removeprefix(_NOTIFICATION_PREFIX),
+        run=RunKey(str(item["name"]), str(item["run_id"])),
+        topic_arn=str(item["topic_arn"]),
+        phase=Phase(str(item["phase"])),
+        intent_at=from_text(str(item["intent_at"])),
+        message_id=None if message_id is None else str(message_id),
+        published_at=None if published_at is None else from_text(str(published_at)),
+    )
 
 
 def _run_sk(key: RunKey) -> str:

@@ -19,6 +19,11 @@ that no run holds (the manifests it could not load, the guards that held
 deletions back, the CronJobs' schedules). Each pass replaces it whole, so
 `controller status` tells the whole state from the ledger alone, without
 reading the source.
+
+Run notifications (`controller.plan.notify`) keep two things: each rule's
+watermark (when a pass first saw a topic configured, so older runs are
+never announced) and one `NotificationRecord` per (run, topic), written
+before SNS Publish and completed with the MessageId after it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from controller.model.manifest import (
     RunKey,
     SourceLocation,
 )
+from controller.model.notify import NotificationRecord
 from controller.model.problems import ManifestError
 from controller.model.run import Event, LedgerView, RevisionRecord, RunRecord
 from controller.state.encoding import from_text, optional_datetime, optional_text, to_text
@@ -327,6 +333,28 @@ class Ledger(Protocol):
 
     def close(self) -> None:
         """Release the store."""
+        ...
+
+    def notify_watermarks(self) -> dict[tuple[str, str], datetime]:
+        """When each notification rule (scope, topic ARN) was first seen configured."""
+        ...
+
+    def set_notify_watermark(self, scope: str, topic_arn: str, at: datetime) -> None:
+        """Remember when a rule was first seen configured; a known rule keeps its first instant."""
+        ...
+
+    def notifications(self) -> dict[str, NotificationRecord]:
+        """Every notification record (intent, and MessageId once published), by id."""
+        ...
+
+    def record_notification_intent(self, record: NotificationRecord) -> None:
+        """Step 1 of a notification: record it before Publish; an existing record is kept."""
+        ...
+
+    def record_notification_published(
+        self, notification_id: str, message_id: str, at: datetime
+    ) -> None:
+        """Step 3 of a notification: record the MessageId SNS answered."""
         ...
 
     def record_pass_summary(self, summary: PassSummary) -> None:

@@ -79,6 +79,7 @@ from typing import Any, Final
 from controller.errors import ControllerError, TerminalError, TransientError
 from controller.model.capacity import IdleInstance
 from controller.model.manifest import Kind, RunKey
+from controller.model.notify import NotificationRecord
 from controller.model.run import (
     AttemptOutcome,
     AttemptRecord,
@@ -269,11 +270,45 @@ def _schema_v4(db: sqlite3.Connection) -> None:
     )
 
 
+def _schema_v5(db: sqlite3.Connection) -> None:
+    """Add run notifications: each rule's watermark, and each notification's intent and publish."""
+    db.execute(
+        """
+        CREATE TABLE notify_watermarks (
+            scope     TEXT NOT NULL,           -- a manifest name, or '*' for --notify-sns
+            topic_arn TEXT NOT NULL,
+            since     TEXT NOT NULL,           -- runs finished before are never announced
+            PRIMARY KEY (scope, topic_arn)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE notifications (
+            id           TEXT PRIMARY KEY,     -- sha256 of owner/name/runId/phase/topic
+            name         TEXT NOT NULL,
+            run_id       TEXT NOT NULL,
+            topic_arn    TEXT NOT NULL,
+            phase        TEXT NOT NULL,
+            intent_at    TEXT NOT NULL,
+            message_id   TEXT,                 -- NULL: intent recorded, not known published
+            published_at TEXT
+        )
+        """
+    )
+
+
 #: Schema steps in order: entry i takes a file from version i to i+1. Append
 #: new steps; never edit a released one (files in the field already ran it).
 #: A step runs inside the migration transaction, so it must not commit (no
 #: executescript): all pending steps and the new user_version land together.
-MIGRATIONS: tuple[Migration, ...] = (_schema_v1, _schema_v2, _schema_v3, _schema_v4)
+MIGRATIONS: tuple[Migration, ...] = (
+    _schema_v1,
+    _schema_v2,
+    _schema_v3,
+    _schema_v4,
+    _schema_v5,
+)
 
 #: The columns `_schema_v3` added, and what a read-only open of an older file
 #: reads in their place (the defaults the step gives old rows).
@@ -789,6 +824,68 @@ class SqliteLedger:
                 "capacityGroups": _from_json(groups[0]) if groups else [],
             }
         )
+
+    def notify_watermarks(self) -> dict[tuple[str, str], datetime]:
+        """Return when each notification rule (scope, topic) was first seen configured."""
+        with self._transaction("BEGIN") as db:
+            rows = db.execute("SELECT scope, topic_arn, since FROM notify_watermarks").fetchall()
+        return {(scope, topic): from_text(since) for scope, topic, since in rows}
+
+    def set_notify_watermark(self, scope: str, topic_arn: str, at: datetime) -> None:
+        """Remember when a rule was first seen configured; a known rule keeps its instant."""
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT OR IGNORE INTO notify_watermarks (scope, topic_arn, since)"
+                " VALUES (?, ?, ?)",
+                (scope, topic_arn, to_text(at)),
+            )
+
+    def notifications(self) -> dict[str, NotificationRecord]:
+        """Return every notification record, by notification id."""
+        with self._transaction("BEGIN") as db:
+            rows = db.execute(
+                "SELECT id, name, run_id, topic_arn, phase, intent_at, message_id, published_at"
+                " FROM notifications"
+            ).fetchall()
+        return {
+            row[0]: NotificationRecord(
+                notification_id=row[0],
+                run=RunKey(row[1], row[2]),
+                topic_arn=row[3],
+                phase=Phase(row[4]),
+                intent_at=from_text(row[5]),
+                message_id=row[6],
+                published_at=optional_datetime(row[7]),
+            )
+            for row in rows
+        }
+
+    def record_notification_intent(self, record: NotificationRecord) -> None:
+        """Record a notification about to be published; an existing record is kept as it is."""
+        row = (
+            record.notification_id,
+            record.run.name,
+            record.run.run_id,
+            record.topic_arn,
+            record.phase.value,
+            to_text(record.intent_at),
+        )
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT OR IGNORE INTO notifications"
+                " (id, name, run_id, topic_arn, phase, intent_at) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+    def record_notification_published(
+        self, notification_id: str, message_id: str, at: datetime
+    ) -> None:
+        """Record that SNS accepted a notification whose intent is recorded."""
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            db.execute(
+                "UPDATE notifications SET message_id = ?, published_at = ? WHERE id = ?",
+                (message_id, to_text(at), notification_id),
+            )
 
     def close(self) -> None:
         """Close the file; closing twice is harmless."""

@@ -182,6 +182,7 @@ def policy_values(parameters: dict[str, str], table: str) -> dict[str, str | lis
         "Owner": parameters["Owner"],
         "LogGroupNamePrefix": parameters["LogGroupNamePrefix"],
         "EventsQueueName": "ecs-job-controller-events",
+        "NotifyTopicNamePrefix": "ecs-job-controller-",
     }
 
 

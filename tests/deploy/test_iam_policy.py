@@ -85,6 +85,7 @@ def values() -> dict[str, str | list[str]]:
         "Owner": "prod",
         "LogGroupNamePrefix": "/ecs/",
         "EventsQueueName": "events",
+        "NotifyTopicNamePrefix": "ejc-",
     }
 
 

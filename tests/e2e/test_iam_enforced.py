@@ -30,6 +30,7 @@ the enforced list.
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ def policy_values() -> dict[str, str | list[str]]:
         "Owner": OWNER,
         "LogGroupNamePrefix": "/ecs/",
         "EventsQueueName": QUEUE,
+        "NotifyTopicNamePrefix": "ejc-",
     }
 
 
@@ -245,7 +247,11 @@ def test_the_lifecycle_needs_every_statement_of_the_policy_and_nothing_more(
 
     # -- register: S3 source, DynamoDB ledger + lease, ECS register and run -------------
     world.write("alpha.yaml", with_roles(job("alpha", duration=30)) + AWSLOGS)
-    world.write("late.yaml", job("late", duration=3600, extra="  activeDeadlineSeconds: 300\n"))
+    topic, queue = world.sandbox.create_notify_topic("ejc-ops")
+    notify = f"  notify: {{snsTopicArn: '{topic}'}}\n"
+    world.write(
+        "late.yaml", job("late", duration=3600, extra=notify + "  activeDeadlineSeconds: 300\n")
+    )
     # Refused before anything is decided: the pass stops at reading.
     for sid in ("LedgerAndLease", "SourceList", "SourceRead", "TaskDefinitionsRead"):
         world.refused_without(sid, "register", world.reconcile)
@@ -309,11 +315,16 @@ def test_the_lifecycle_needs_every_statement_of_the_policy_and_nothing_more(
     assert world.calls("ecs", "DeregisterTaskDefinition") >= 1
     assert world.calls("ecs", "DeleteTaskDefinitions") >= 1
 
-    # -- stop: past its deadline, late's task is stopped ---------------------------------
+    # -- stop: past its deadline, late's task is stopped; its notification is published --
     clock.advance(300)
-    world.ok(world.reconcile())
+    # The refused Publish leaves the notification to the next pass.
+    world.refused_without("Notify", "notify", world.reconcile)
     late = world.run("late")
     assert (late["phase"], late["reason"]) == ("Failed", "DeadlineExceeded")
+    assert world.sandbox.received(queue) == []
+    world.ok(world.reconcile())
+    [envelope] = world.sandbox.received(queue)
+    assert json.loads(envelope["Message"])["reason"] == "DeadlineExceeded"
 
     # -- logs ----------------------------------------------------------------------------
     world.refused_without("RunLogs", "logs", lambda: world.cli("logs", "alpha"))

@@ -251,3 +251,17 @@ def test_an_indexed_run_whose_index_fails_exits_with_its_code(world: World) -> N
 
     assert done.returncode == 4, done.stderr
     assert "FailedIndexes" in done.stderr
+
+
+def test_a_oneshot_run_is_announced_under_the_manifests_spec_notify(world: World) -> None:
+    topic, queue = world.sandbox.create_notify_topic("ejc-team")
+    notify = f"  notify: {{snsTopicArn: '{topic}'}}\n"
+    path = manifest_file(world, "etl", job("etl", exit_code="3", duration=1, extra=notify))
+    done = world.cli("oneshot", str(path), "--no-logs", *POLL)
+    assert done.returncode == 3, done.stderr
+
+    [envelope] = world.sandbox.received(queue)
+    body = json.loads(envelope["Message"])
+    assert (body["name"], body["phase"]) == ("etl", "Failed")
+    assert body["reason"] == "BackoffLimitExceeded"
+    assert body["runId"] == only_run(world, "etl")["runId"]

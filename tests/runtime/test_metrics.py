@@ -51,6 +51,8 @@ def test_every_metric_is_present_at_zero_before_any_pass() -> None:
         ("controller_taskdef_registrations_total", ()),
         ("controller_scale_outs_total", ()),
         ("controller_missed_schedules_total", ()),
+        ("controller_notifications_total", (("result", "published"),)),
+        ("controller_notifications_total", (("result", "failed"),)),
         *[
             ("controller_runs", (("phase", p),))
             for p in ("Pending", "Running", "Succeeded", "Failed")
@@ -78,6 +80,15 @@ def test_passes_calls_and_runs_are_counted() -> None:
     assert found[("controller_runs", (("phase", "Running"),))] == 4
     assert found[("controller_runs", (("phase", "Pending"),))] == 0
     assert found[("controller_missed_schedules_total", ())] == 1
+
+
+def test_notifications_are_counted_by_result() -> None:
+    metrics = Metrics(FakeClock(), 60)
+    counts = Counter(NotificationPublished=2, NotificationFailed=1)
+    metrics.pass_finished(ok=False, seconds=0.1, action_counts=counts)
+    found = samples(metrics)
+    assert found[("controller_notifications_total", (("result", "published"),))] == 2
+    assert found[("controller_notifications_total", (("result", "failed"),))] == 1
 
 
 def test_scale_ins_are_counted_by_group_from_zero() -> None:

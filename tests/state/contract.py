@@ -26,6 +26,7 @@ import pytest
 from controller.model.capacity import GroupReport, IdleInstance
 from controller.model.identity import client_token
 from controller.model.manifest import Kind, RunKey
+from controller.model.notify import NotificationRecord
 from controller.model.run import (
     AttemptOutcome,
     AttemptRecord,
@@ -50,6 +51,7 @@ from controller.state.ledger import (
 
 T0 = datetime(2026, 3, 1, 2, 3, 4, 567890, tzinfo=UTC)
 OWNER = "contract"
+TOPIC = "arn:aws:sns:eu-west-1:1:ops"
 
 
 def at(seconds: float) -> datetime:
@@ -635,3 +637,54 @@ class LedgerContract:
         assert after.get(run.key) == run
         # ...and the restarted controller carries on from the stored version.
         assert after.save(replace(run, message="after restart")).version == 2
+
+    # -- notifications ------------------------------------------------------
+
+    def test_a_notification_goes_from_intent_to_published(self, ledger: Ledger) -> None:
+        key = RunKey("nightly", "1")
+        record = NotificationRecord("n" * 64, key, TOPIC, Phase.FAILED, at(5))
+        assert ledger.notifications() == {}
+
+        ledger.record_notification_intent(record)
+        assert ledger.notifications() == {record.notification_id: record}
+        assert not ledger.notifications()[record.notification_id].published
+
+        ledger.record_notification_published(record.notification_id, "msg-1", at(6))
+        stored = ledger.notifications()[record.notification_id]
+        assert stored == replace(record, message_id="msg-1", published_at=at(6))
+        assert stored.published
+
+    def test_a_second_intent_keeps_the_first_record(self, ledger: Ledger) -> None:
+        key = RunKey("nightly", "1")
+        first = NotificationRecord("a" * 64, key, TOPIC, Phase.FAILED, at(5))
+        ledger.record_notification_intent(first)
+        ledger.record_notification_published(first.notification_id, "msg-1", at(6))
+
+        # A sweep that raced (or repeated) step 1 must not undo step 3.
+        ledger.record_notification_intent(replace(first, intent_at=at(9)))
+
+        assert ledger.notifications()[first.notification_id].message_id == "msg-1"
+        assert ledger.notifications()[first.notification_id].intent_at == at(5)
+
+    def test_a_watermark_keeps_its_first_instant(self, ledger: Ledger) -> None:
+        ledger.set_notify_watermark("*", TOPIC, at(1))
+        ledger.set_notify_watermark("*", TOPIC, at(50))
+        ledger.set_notify_watermark("nightly", TOPIC, at(2))
+
+        assert ledger.notify_watermarks() == {
+            ("*", TOPIC): at(1),
+            ("nightly", TOPIC): at(2),
+        }
+
+    def test_notifications_survive_close_and_reopen(self, reopen: Callable[[], Ledger]) -> None:
+        before = reopen()
+        key = RunKey("nightly", "1")
+        record = NotificationRecord("b" * 64, key, TOPIC, Phase.FAILED, at(5))
+        before.record_notification_intent(record)
+        before.set_notify_watermark("*", TOPIC, at(1))
+        before.close()
+
+        after = reopen()
+
+        assert after.notifications() == {record.notification_id: record}
+        assert after.notify_watermarks() == {("*", TOPIC): at(1)}

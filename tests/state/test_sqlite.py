@@ -754,3 +754,25 @@ def test_any_event_round_trips_unchanged(ledger: SqliteLedger, event: Event) -> 
     assert ledger.events(limit=1) == [event]
     if event.run is not None:
         assert ledger.events(event.run, limit=1) == [event]
+
+
+def test_a_version_4_file_reads_no_notifications_until_it_gains_their_tables(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:4])
+    with SqliteLedger(db_path) as v4:
+        v4.save(pending_run(RunKey("once", "1")))
+    monkeypatch.undo()
+
+    # `status` (read-only) on the old file: empty stand-ins, nothing migrated.
+    with SqliteLedger(db_path, read_only=True) as reader:
+        assert reader.notifications() == {}
+        assert reader.notify_watermarks() == {}
+        assert len(reader.view().runs) == 1
+    assert user_version(db_path) == 4
+
+    with SqliteLedger(db_path) as current:
+        current.set_notify_watermark("*", "arn:aws:sns:eu-west-1:123456789012:ops", T0)
+        assert current.notify_watermarks() == {("*", "arn:aws:sns:eu-west-1:123456789012:ops"): T0}
+        assert len(current.view().runs) == 1
+    assert user_version(db_path) == len(sqlite_module.MIGRATIONS) == 5
