@@ -210,3 +210,9 @@ def test_a_spec_without_on_defaults_to_failed() -> None:
     assert rule.on == frozenset({NotifyOn.FAILED})
     assert rule_of_spec("etl", {"cluster": "batch"}) is None
     assert rule_of_spec("etl", None) is None
+
+
+def test_an_indexed_run_is_announced_once_as_a_whole_never_per_index() -> None:
+    run = replace(ended("shards"), attempts=(), reason=Reason.FAILED_INDEXES)
+    index = replace(ended("shards"), key=RunKey("shards", "1", 3))
+    assert plan([run, index]) == [("shards", OPS)]
