@@ -72,9 +72,9 @@ class IndexCounts:
         return self.completions - self.succeeded - self.failed - self.running
 
     def summary(self) -> str:
-        """`S/N succeeded, F failed, R running, P pending`."""
+        """`S/N completed, F failed, R running, P pending`."""
         return (
-            f"{self.succeeded}/{self.completions} succeeded, {self.failed} failed, "
+            f"{self.succeeded}/{self.completions} completed, {self.failed} failed, "
             f"{self.running} running, {self.pending} pending"
         )
 
