@@ -10,7 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from controller.apply.executor import ApplyResult, Outcome
 from controller.apply.notify import FAILED, PUBLISHED, Notifier
@@ -20,6 +19,7 @@ from controller.clock import FakeClock
 from controller.model.manifest import Kind, RunKey
 from controller.model.run import Phase, Reason, RunRecord
 from controller.state.sqlite import SqliteLedger
+from tests.moto_aws import in_process_aws
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ops"
@@ -27,14 +27,7 @@ TOPIC = "arn:aws:sns:us-east-1:123456789012:ops"
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    with in_process_aws(monkeypatch):
         yield
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from controller.apply.executor import ApplyResult, Executor
 from controller.aws.ecs import EcsGateway
@@ -30,6 +29,7 @@ from controller.schemas import validators
 from controller.sources.snapshot import Snapshot
 from controller.state.ledger import PassSummary
 from controller.state.sqlite import SqliteLedger
+from tests.moto_aws import in_process_aws
 
 OWNER = "team-a"
 
@@ -68,15 +68,7 @@ def job(name: str, family: str, image: str = "busybox:1", run_id: str = "1") -> 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Through monkeypatch: the variables are put back after the test.
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    with in_process_aws(monkeypatch):
         boto3.client("ecs").create_cluster(clusterName="batch")
         # Plain moto places EC2 tasks on registered container instances only.
         ec2: Any = boto3.client("ec2")

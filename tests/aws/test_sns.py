@@ -8,23 +8,16 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from controller.aws.session import AwsSession
 from controller.aws.sns import SnsGateway, SnsMessage
 from controller.errors import TerminalError
+from tests.moto_aws import in_process_aws
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    with in_process_aws(monkeypatch):
         yield
 
 
