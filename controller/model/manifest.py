@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, total_ordering
 from typing import Any
 
 from controller.model.taskdef import spec_hash
@@ -60,13 +60,16 @@ class ConcurrencyPolicy(StrEnum):
 INDEX_SEPARATOR = "#"
 
 
+@total_ordering
 @dataclass(frozen=True)
 class RunKey:
     """Identity of one desired run, `NAME/RUN_ID`, or of one index of it, `NAME/RUN_ID#INDEX`.
 
     An indexed run (`spec.completions`) is one run key (index None: the run
     as a whole) and one key per index (0..completions-1), each with its own
-    attempts in the ledger.
+    attempts in the ledger. The ledgers store a key as (name, `id_text`), so
+    every table keyed by (name, run id) holds an index's rows as it holds a
+    run's; a run id never contains `#`, so the text splits back one way only.
     """
 
     name: str
@@ -74,25 +77,20 @@ class RunKey:
     index: int | None = None
 
     def __str__(self) -> str:
-        base = f"{self.name}/{self.run_id}"
-        return base if self.index is None else f"{base}{INDEX_SEPARATOR}{self.index}"
+        return f"{self.name}/{self.id_text}"
 
     def __lt__(self, other: RunKey) -> bool:
         return self._order < other._order
-
-    def __le__(self, other: RunKey) -> bool:
-        return self._order <= other._order
-
-    def __gt__(self, other: RunKey) -> bool:
-        return self._order > other._order
-
-    def __ge__(self, other: RunKey) -> bool:
-        return self._order >= other._order
 
     @property
     def _order(self) -> tuple[str, str, int]:
         # A run sorts before its indexes, which sort by number (not as text).
         return (self.name, self.run_id, -1 if self.index is None else self.index)
+
+    @property
+    def id_text(self) -> str:
+        """`RUN_ID`, or `RUN_ID#INDEX` for one index of a run."""
+        return self.run_id if self.index is None else f"{self.run_id}{INDEX_SEPARATOR}{self.index}"
 
     @property
     def run(self) -> RunKey:
@@ -104,13 +102,18 @@ class RunKey:
         return RunKey(self.name, self.run_id, index)
 
     @classmethod
+    def from_id_text(cls, name: str, text: str) -> RunKey:
+        """The key of `name` and `id_text` (`RUN_ID` or `RUN_ID#INDEX`)."""
+        run_id, separator, index = text.partition(INDEX_SEPARATOR)
+        if separator and index.isdigit():
+            return cls(name, run_id, int(index))
+        return cls(name, text)
+
+    @classmethod
     def parse(cls, text: str) -> RunKey:
         """Parse `NAME/RUN_ID` or `NAME/RUN_ID#INDEX` (the run id contains no slash)."""
-        name, _, run_id = text.partition("/")
-        run_id, sep, index = run_id.partition(INDEX_SEPARATOR)
-        if sep and index.isdigit():
-            return cls(name, run_id, int(index))
-        return cls(name, run_id + sep + index)
+        name, _, id_text = text.partition("/")
+        return cls.from_id_text(name, id_text)
 
 
 @dataclass(frozen=True)

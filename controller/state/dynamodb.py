@@ -91,8 +91,6 @@ from controller.state.encoding import (
     from_text,
     optional_datetime,
     optional_text,
-    stored_run_id,
-    stored_run_key,
     to_json,
     to_text,
 )
@@ -202,7 +200,7 @@ class DynamoDbLedger:
             "pk": _RUN,
             "sk": _run_sk(run.key),
             "name": run.key.name,
-            "run_id": stored_run_id(run.key),
+            "run_id": run.key.id_text,
             "phase": run.phase.value,
             "version": new_version,
             "body": to_json(_encode_run(run)),
@@ -234,9 +232,7 @@ class DynamoDbLedger:
             "message": event.message,
         }
         if event.run is not None:
-            item.update(
-                run_key=_run_sk(event.run), name=event.run.name, run_id=stored_run_id(event.run)
-            )
+            item.update(run_key=_run_sk(event.run), name=event.run.name, run_id=event.run.id_text)
         self._gateway.put_item(self.table, item)
 
     def events(self, key: RunKey | None = None, limit: int = 100) -> list[Event]:
@@ -528,7 +524,7 @@ def _notification(item: Mapping[str, ItemValue]) -> NotificationRecord:
 
 def _run_sk(key: RunKey) -> str:
     """The sort key of a run: JSON, so any name and run id stay apart and non-empty."""
-    return json.dumps([key.name, stored_run_id(key)], separators=(",", ":"))
+    return json.dumps([key.name, key.id_text], separators=(",", ":"))
 
 
 def _encode_run(run: RunRecord) -> dict[str, Any]:
@@ -587,7 +583,7 @@ def _decode_run(item: Mapping[str, ItemValue]) -> RunRecord:
     """Decode a run item written by `save`."""
     body = json.loads(str(item["body"]))
     return RunRecord(
-        key=stored_run_key(str(item["name"]), str(item["run_id"])),
+        key=RunKey.from_id_text(str(item["name"]), str(item["run_id"])),
         kind=Kind(body["kind"]),
         phase=Phase(body["phase"]),
         reason=Reason(body["reason"]),
@@ -669,7 +665,11 @@ def _decode_revision(item: Mapping[str, ItemValue]) -> RevisionRecord:
 
 
 def _decode_event(item: Mapping[str, ItemValue]) -> Event:
-    run = None if "run_key" not in item else stored_run_key(str(item["name"]), str(item["run_id"]))
+    run = (
+        None
+        if "run_key" not in item
+        else RunKey.from_id_text(str(item["name"]), str(item["run_id"]))
+    )
     return Event(
         at=from_text(str(item["at"])),
         run=run,

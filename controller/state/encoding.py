@@ -1,9 +1,8 @@
 """How ledgers write times and JSON: one encoding for every store.
 
-A run key is stored as (name, run id); one index of an indexed run as
-(name, `RUN_ID#INDEX`): a run id never contains `#`, so the stored text
-splits back one way only, and every table keyed by (name, run id) holds
-an index's rows as it holds a run's.
+A run key is stored as (name, `RunKey.id_text`): `RUN_ID`, or
+`RUN_ID#INDEX` for one index of an indexed run (`RunKey.from_id_text`
+reads it back).
 
 Times are fixed-width ISO 8601 UTC text with microseconds (they sort in time
 order and round-trip exactly); naive datetimes are refused. JSON is compact
@@ -14,8 +13,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-
-from controller.model.manifest import INDEX_SEPARATOR, RunKey
 
 
 def to_text(at: datetime) -> str:
@@ -45,16 +42,3 @@ def optional_datetime(text: str | None) -> datetime | None:
 def to_json(value: object) -> str:
     """Encode compact JSON; NaN and infinities are refused."""
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
-
-
-def stored_run_id(key: RunKey) -> str:
-    """The run-id column of a run key: `RUN_ID`, or `RUN_ID#INDEX` for one index of a run."""
-    return key.run_id if key.index is None else f"{key.run_id}{INDEX_SEPARATOR}{key.index}"
-
-
-def stored_run_key(name: str, run_id: str) -> RunKey:
-    """The run key stored as (name, `stored_run_id`)."""
-    base, separator, index = run_id.partition(INDEX_SEPARATOR)
-    if separator and index.isdigit():
-        return RunKey(name, base, int(index))
-    return RunKey(name, run_id)

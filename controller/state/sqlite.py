@@ -96,8 +96,6 @@ from controller.state.encoding import (
     from_text,
     optional_datetime,
     optional_text,
-    stored_run_id,
-    stored_run_key,
     to_json,
     to_text,
 )
@@ -631,7 +629,7 @@ class SqliteLedger:
         are only ever cached as read back, never as passed to save().
         """
         versions = {
-            stored_run_key(name, run_id): version
+            RunKey.from_id_text(name, run_id): version
             for name, run_id, version in db.execute("SELECT name, run_id, version FROM runs")
         }
         decoded = self._decoded
@@ -656,7 +654,7 @@ class SqliteLedger:
         """Store `run` whole if the stored version is `run.version`; return it with version + 1."""
         # Encode first: a value the ledger cannot store (a naive datetime, a
         # request that is not JSON) fails before the write lock is taken.
-        key = (run.key.name, stored_run_id(run.key))
+        key = (run.key.name, run.key.id_text)
         new_version = run.version + 1
         values = _run_values(run)
         extras = _run_extras(run)
@@ -686,7 +684,7 @@ class SqliteLedger:
 
     def append_event(self, event: Event) -> None:
         """Add one event to the end of the log."""
-        name, run_id = (event.run.name, stored_run_id(event.run)) if event.run else (None, None)
+        name, run_id = (event.run.name, event.run.id_text) if event.run else (None, None)
         row = (to_text(event.at), name, run_id, event.reason, event.message)
         with self._transaction("BEGIN IMMEDIATE") as db:
             db.execute(
@@ -702,13 +700,11 @@ class SqliteLedger:
             if key is None:
                 rows = db.execute(_NEWEST_EVENTS, (limit,)).fetchall()
             else:
-                rows = db.execute(
-                    _NEWEST_EVENTS_OF_RUN, (key.name, stored_run_id(key), limit)
-                ).fetchall()
+                rows = db.execute(_NEWEST_EVENTS_OF_RUN, (key.name, key.id_text, limit)).fetchall()
         return [
             Event(
                 at=from_text(at),
-                run=None if name is None else stored_run_key(name, run_id),
+                run=None if name is None else RunKey.from_id_text(name, run_id),
                 reason=reason,
                 message=message,
             )
@@ -1038,7 +1034,7 @@ def _load_runs(
     `select_runs` reads the `runs` columns (an older file opened read-only
     reads stand-ins for the columns it lacks).
     """
-    where, params = ("", ()) if key is None else (_ONE_RUN, (key.name, stored_run_id(key)))
+    where, params = ("", ()) if key is None else (_ONE_RUN, (key.name, key.id_text))
 
     # Three flat queries grouped in Python beat a join here: a join would
     # repeat every run's large JSON columns once per task.
@@ -1095,7 +1091,7 @@ def _attempt(row: Sequence[Any], tasks: tuple[TaskRecord, ...]) -> AttemptRecord
 def _run(row: Sequence[Any], attempts: tuple[AttemptRecord, ...]) -> RunRecord:
     """Decode a RunRecord from a `runs` row and its attempts."""
     return RunRecord(
-        key=stored_run_key(row[0], row[1]),
+        key=RunKey.from_id_text(row[0], row[1]),
         kind=Kind(row[2]),
         phase=Phase(row[3]),
         reason=Reason(row[4]),
