@@ -265,16 +265,16 @@ class LedgerView:
         """The view with only the runs of `keys` and their indexes (a scoped pass plans those)."""
         runs = {key: self.runs[key] for key in sorted(keys) if key in self.runs}
         for key in sorted(keys):
-            runs.update((k, r) for k, r in self._indexes.get(key, {}).items())
+            runs.update((r.key, r) for r in self._indexes.get(key, {}).values())
         return replace(self, runs=runs)
 
     def runs_of(self, name: str) -> list[RunRecord]:
         """Every run of one manifest name, oldest first (runs as a whole: no index records)."""
         return list(self._by_name.get(name, ()))
 
-    def indexes_of(self, key: RunKey) -> dict[int, RunRecord]:
+    def indexes_of(self, key: RunKey) -> Mapping[int, RunRecord]:
         """The index records of an indexed run, by index (empty for any other run)."""
-        return {k.index: r for k, r in self._indexes.get(key, {}).items() if k.index is not None}
+        return self._indexes.get(key, {})
 
     @cached_property
     def _by_name(self) -> dict[str, list[RunRecord]]:
@@ -292,12 +292,12 @@ class LedgerView:
         return grouped
 
     @cached_property
-    def _indexes(self) -> dict[RunKey, dict[RunKey, RunRecord]]:
-        """Index records grouped by their run's key: built once per view."""
-        grouped: dict[RunKey, dict[RunKey, RunRecord]] = {}
+    def _indexes(self) -> dict[RunKey, dict[int, RunRecord]]:
+        """Index records grouped by their run's key, by index: built once per view."""
+        grouped: dict[RunKey, dict[int, RunRecord]] = {}
         for key, record in self.runs.items():
             if key.index is not None:
-                grouped.setdefault(key.run, {})[key] = record
+                grouped.setdefault(key.run, {})[key.index] = record
         return grouped
 
 
