@@ -41,7 +41,7 @@ from controller.model.durations import plus_seconds
 from controller.model.manifest import JobSpec, RunKey
 from controller.model.run import Phase, Reason, RunRecord
 from controller.plan.actions import Action, RecordRun
-from controller.plan.lifecycle import plan_run
+from controller.plan.lifecycle import drift_note, plan_run
 from controller.plan.records import (
     DesiredRun,
     RunContext,
@@ -123,7 +123,7 @@ def plan_indexed_run(
         # Indexes still live after their run ended (a crash between the two
         # writes): they end as their run did.
         plan.end_all(record.reason, record.message, stop_message=record.message)
-        return [*_drift_note(desired, record, ctx), *plan.actions()]
+        return [*drift_note(desired, record, ctx), *plan.actions()]
     before = record
     spec = _run_spec(desired, record, indexes)
     if spec is None or spec.completions is None:
@@ -371,9 +371,9 @@ def _due(record: RunRecord, ctx: RunContext) -> bool:
 def _frozen_from(run: RunRecord, indexes: Mapping[int, RunRecord]) -> RunRecord | None:
     """The record whose spec and revision new indexes take: the run's, else the first index's.
 
-    Only a record with a revision ARN counts: an index whose revision is
-    being registered this very pass gets it from the executor, and new
-    indexes wait a pass for it rather than start without one.
+    Only a record with a revision ARN counts: until one index's RunTask
+    named it (a revision registered this very pass is known the next), new
+    indexes resolve the revision as any new run does.
     """
     if run.frozen_spec is not None and run.task_definition_arn:
         return run
@@ -473,13 +473,6 @@ def _in_progress(
         if frozen is not None:
             updated = replace(updated, task_definition_arn=frozen.task_definition_arn)
     return replace(updated, not_before=None, pending_since=None)
-
-
-def _drift_note(desired: DesiredRun | None, record: RunRecord, ctx: RunContext) -> list[Action]:
-    updated = with_drift(desired, record)
-    if updated is record:
-        return []
-    return [RecordRun(record.key, replace(updated, updated_at=ctx.now), updated.message)]
 
 
 def _with_run(

@@ -91,7 +91,7 @@ def plan_run(
     else:
         fresh = False
     if record.phase.terminal:
-        return _drift_note(desired, record, ctx)
+        return drift_note(desired, record, ctx)
     before = record
     actions: list[Action] = []
     attempt = record.current_attempt
@@ -399,34 +399,30 @@ def _after_failure(
     if match is not None and match.action is RetryAction.FAIL_RUN:
         message = f"{match.describe()}: {attempt.message}"
         return finish(record, Phase.FAILED, Reason.FAILED_BY_RETRY_RULE, message, ctx)
-    if match is not None and match.action is RetryAction.IGNORE:
-        if counts.ignored > MAX_IGNORED_ATTEMPTS:
-            message = (
-                f"{attempt.message}{ruled}; {counts.ignored} ignored attempts, more than "
-                f"the {MAX_IGNORED_ATTEMPTS} an Ignore rule may retry"
-            )
-            return finish(record, Phase.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED, message, ctx)
-        delay = spec.backoff.delay(counts.ignored)
-        message = f"{attempt.message}{ruled}"
+    message = f"{attempt.message}{ruled}"
+
+    def within(spent: int, limit: int, reason: Reason, why: str) -> RunRecord:
+        # One rule for every budget: back off after the spent-th failure, or
+        # give up once more than `limit` failed.
+        if spent > limit:
+            return finish(record, Phase.FAILED, reason, f"{message}; {why}", ctx)
+        delay = spec.backoff.delay(spent)
         return wait(record, Reason.BACKOFF, plus_seconds(finished_at, delay), message, ctx)
+
+    if match is not None and match.action is RetryAction.IGNORE:
+        ignored = counts.ignored
+        why = f"{ignored} ignored attempts, more than the {MAX_IGNORED_ATTEMPTS} an Ignore rule"
+        return within(
+            ignored, MAX_IGNORED_ATTEMPTS, Reason.BACKOFF_LIMIT_EXCEEDED, f"{why} may retry"
+        )
     if match is not None or attempt.outcome is AttemptOutcome.APPLICATION_FAILURE:
         # A Retry match, or an application failure no rule matched: backoffLimit.
-        failures = counts.backoff_limit
-        if failures > spec.backoff_limit:
-            limit = spec.backoff_limit
-            message = (
-                f"{attempt.message}{ruled}; {failures} failed attempt(s), backoffLimit {limit}"
-            )
-            return finish(record, Phase.FAILED, Reason.BACKOFF_LIMIT_EXCEEDED, message, ctx)
-        delay = spec.backoff.delay(failures)
-        message = f"{attempt.message}{ruled}"
-        return wait(record, Reason.BACKOFF, plus_seconds(finished_at, delay), message, ctx)
+        failures, limit = counts.backoff_limit, spec.backoff_limit
+        why = f"{failures} failed attempt(s), backoffLimit {limit}"
+        return within(failures, limit, Reason.BACKOFF_LIMIT_EXCEEDED, why)
     failures = counts.infrastructure
-    if failures > MAX_INFRASTRUCTURE_RETRIES:
-        message = f"{attempt.message}; {failures} infrastructure failures"
-        return finish(record, Phase.FAILED, Reason.INFRASTRUCTURE_FAILURES, message, ctx)
-    delay = spec.backoff.delay(failures)
-    return wait(record, Reason.BACKOFF, plus_seconds(finished_at, delay), attempt.message, ctx)
+    why = f"{failures} infrastructure failures"
+    return within(failures, MAX_INFRASTRUCTURE_RETRIES, Reason.INFRASTRUCTURE_FAILURES, why)
 
 
 def _trailing_unplaceable(record: RunRecord) -> int:
@@ -467,7 +463,7 @@ def _running(record: RunRecord, attempt: AttemptRecord, ctx: RunContext) -> RunR
     )
 
 
-def _drift_note(desired: DesiredRun | None, record: RunRecord, ctx: RunContext) -> list[Action]:
+def drift_note(desired: DesiredRun | None, record: RunRecord, ctx: RunContext) -> list[Action]:
     """A finished run whose manifest changed: say how to run it again, once."""
     updated = with_drift(desired, record)
     if updated is record:
