@@ -151,7 +151,7 @@ def exit_status(
     if record.phase is Phase.SUCCEEDED:
         return 0, record.message
     failed = [r for _, r in sorted((indexes or {}).items()) if r.phase is Phase.FAILED]
-    if failed and record.attempts == ():
+    if failed and not record.attempts:
         status, _ = exit_status(failed[0])
         return status, record.message
     attempt = record.current_attempt

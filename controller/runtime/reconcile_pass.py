@@ -171,16 +171,17 @@ def reconcile_once(ctx: PassContext) -> PassResult:
         cron_jobs=tuple(CronSchedule.of(c) for _, c in sorted(loaded.desired.cron_jobs.items())),
         capacity_groups=plan.capacity_groups,
     )
+    specs = manifest_specs(loaded.desired) if ctx.notifier is not None else {}
     if ctx.notifier is not None:
         # Before anything is applied, so a run ending in this pass is announced.
         try:
-            ctx.notifier.prepare(manifest_specs(loaded.desired), now)
+            ctx.notifier.prepare(specs, now)
         except ControllerError as exc:
             report.errors.append(f"notifications: {exc}")
     applied = ctx.executor.apply(plan, summary)
     if ctx.notifier is not None:
         # After the actions: every run this pass ended, and any a crash left unannounced.
-        ctx.notifier.sweep(manifest_specs(loaded.desired), applied)
+        ctx.notifier.sweep(specs, applied)
     return PassResult(snapshot, loaded, plan, applied, report.errors, capacity)
 
 
